@@ -1,0 +1,53 @@
+# ldmscale — every task a make target; each depends on the virtual environment, so a fresh clone
+# needs no manual step. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+STUDY ?= runs/smoke
+SWEEP ?= smoke
+
+.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample check-k8s render images clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# torch first and pinned: later requirements then never pull another (multi-GB) build
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv with the package and its tools
+
+lint: $(STAMP) ## ruff, mypy on src/, yamllint
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/yamllint -s configs workflows .yamllint
+
+format: $(STAMP) ## apply ruff's formatting and fixes
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## the fast tier only
+	$(BIN)/pytest -q -m "not slow"
+
+smoke: $(STAMP) ## a complete small study on this machine, with a report
+	$(BIN)/ldmscale sweep sweep=$(SWEEP) study=$(STUDY)
+
+demo: ## the embedded domain done properly (about an hour on a 2-core CPU)
+	$(MAKE) smoke SWEEP=demo STUDY=runs/demo
+
+clean: ## remove the virtual environment and local runs
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Thin command-line entrypoints: compose the config, call the library, print the result."""

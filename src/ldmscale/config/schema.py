@@ -1,0 +1,270 @@
+"""Structured config schemas: one dataclass per config group, plus the study root.
+
+YAML files under `configs/<group>/` extend these; Hydra checks types and unknown keys, and each
+dataclass checks its own invariants in `__post_init__`, so library code only ever receives valid,
+typed objects. Defaults follow the paper (Mei et al., 2024) and the SD v1.5 card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ldmscale.models.presets import PRESETS
+from ldmscale.sample.registry import SAMPLERS
+
+
+def _check_choice(what: str, value: str, choices: list[str] | tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{what}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def _check_positive(what: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{what}={value!r} must be > 0")
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "debug"
+    """Name in the preset registry (`ldmscale models` lists them)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("model.preset", self.preset, list(PRESETS))
+
+
+@dataclass
+class DataConfig:
+    name: str = "shapes"
+    """`shapes` (the embedded domain, rendered on the fly) or `webdataset` (image-text shards)."""
+    resolution: int = 32
+    """Image side in pixels."""
+    text_encoder: str = "minilm"
+    """`minilm` (bundled with the package) or a path / hub id of a CLIP text model."""
+    max_text_tokens: int = 16
+    """Tokens per caption given to the text encoder (77 for CLIP)."""
+    autoencoder: str = "domain"
+    """`domain` (trained on the embedded domain by `prepare`) or a path / hub id of an AutoencoderKL."""
+    shards: str = ""
+    """webdataset only: brace-expanded URL of the training shards."""
+    num_workers: int = 0
+    """DataLoader worker processes per rank."""
+
+    def __post_init__(self) -> None:
+        _check_choice("data.name", self.name, ("shapes", "webdataset"))
+        _check_positive("data.resolution", self.resolution)
+        _check_positive("data.max_text_tokens", self.max_text_tokens)
+        if self.name == "webdataset" and not self.shards:
+            raise ValueError("data.shards must name the training shards when data.name=webdataset")
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 500_000
+    """Optimizer steps."""
+    global_batch: int = 2048
+    """Samples per optimizer step across all ranks (= micro_batch x accumulation x world size)."""
+    micro_batch: int = 8
+    """Samples per rank per forward pass."""
+    lr: float = 1e-4
+    warmup_steps: int = 10_000
+    """Linear learning-rate warmup, in optimizer steps."""
+    weight_decay: float = 0.01
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0
+    """Max global gradient norm; 0 disables clipping."""
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage, 0-3."""
+    precision: str = "auto"
+    """`auto` = bf16 on a GPU, fp32 on a CPU."""
+    caption_dropout: float = 0.1
+    """Fraction of captions replaced by the empty caption (for classifier-free guidance)."""
+    ema: bool = False
+    ema_decay: float = 0.9999
+    checkpoint_every: int = 5_000
+    """Commit a checkpoint every N steps (and always at the last step)."""
+    keep_last: int = 2
+    """Keep the newest K checkpoints ..."""
+    keep_every: int = 50_000
+    """... plus every checkpoint whose step is a multiple of M (0: none)."""
+    log_every: int = 10
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "scaled_linear"
+    prediction_type: str = "epsilon"
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "global_batch", "micro_batch", "lr", "checkpoint_every"):
+            _check_positive(f"train.{name}", getattr(self, name))
+        if self.global_batch % self.micro_batch:
+            raise ValueError(
+                f"train.global_batch={self.global_batch} is not a multiple of "
+                f"train.micro_batch={self.micro_batch}"
+            )
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"train.zero_stage={self.zero_stage!r} is not valid; choose 0, 1, 2 or 3")
+        _check_choice("train.precision", self.precision, PRECISIONS)
+        _check_choice("train.prediction_type", self.prediction_type, ("epsilon", "v_prediction"))
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError(f"train.caption_dropout={self.caption_dropout!r} must be in [0, 1)")
+        if self.keep_last < 1:
+            raise ValueError(f"train.keep_last={self.keep_last!r} must be >= 1")
+
+    def accumulation(self, world_size: int) -> int:
+        """Gradient-accumulation steps for `world_size` ranks; the batch must divide evenly."""
+        per_step = self.micro_batch * world_size
+        if self.global_batch % per_step:
+            raise ValueError(
+                f"train.global_batch={self.global_batch} is not divisible by "
+                f"train.micro_batch={self.micro_batch} x world size {world_size}"
+            )
+        return self.global_batch // per_step
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "ddim"
+    """Registry name of a diffusers scheduler (`ldmscale samplers` lists them)."""
+    steps: int = 50
+    guidance: float = 7.5
+    """Classifier-free guidance scale; 1.0 runs the conditional pass only."""
+
+    def __post_init__(self) -> None:
+        _check_choice("sampler.name", self.name, list(SAMPLERS))
+        _check_positive("sampler.steps", self.steps)
+        if self.guidance < 1.0:
+            raise ValueError(f"sampler.guidance={self.guidance!r} must be >= 1.0")
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str = "latest"
+    """`latest` or `step-<N>`."""
+    shard: str = "0/1"
+    """`i/n`: this job evaluates the i-th of n equal slices of the prompt set."""
+    num_samples: int = 30_000
+    """Images generated (and prompts used) per configuration, over all shards."""
+    batch_size: int = 32
+    prompt_set: str = "shapes"
+    """`shapes` (embedded domain) or the path / URI of a COCO-style captions JSON."""
+    reference_images: str = ""
+    """Real data: path / URI of the reference images for FID statistics."""
+    feature_extractor: str = "domain"
+    """`domain` (the embedded evaluator) or `inception` (torchmetrics' FID Inception)."""
+    inception_weights: str = ""
+    """inception: path / URI of the FID Inception weights."""
+    clip_model: str = ""
+    """Real data: path / hub id of the CLIP model for CLIP score."""
+    grid_size: int = 16
+    """Images in each shard's sample grid PNG."""
+
+    def __post_init__(self) -> None:
+        _check_positive("eval.num_samples", self.num_samples)
+        _check_positive("eval.batch_size", self.batch_size)
+        _check_choice("eval.feature_extractor", self.feature_extractor, ("domain", "inception"))
+        if self.checkpoint != "latest" and not (
+            self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
+        ):
+            raise ValueError(f"eval.checkpoint={self.checkpoint!r} must be 'latest' or 'step-<N>'")
+        parse_shard(self.shard)
+
+    @property
+    def shard_index(self) -> int:
+        return parse_shard(self.shard)[0]
+
+    @property
+    def shard_count(self) -> int:
+        return parse_shard(self.shard)[1]
+
+    def shard_range(self) -> tuple[int, int]:
+        """[start, stop) prompt indices of this shard."""
+        per, extra = divmod(self.num_samples, self.shard_count)
+        start = self.shard_index * per + min(self.shard_index, extra)
+        return start, start + per + (1 if self.shard_index < extra else 0)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"i/n"` -> (i, n) with 0 <= i < n."""
+    try:
+        i_text, n_text = text.split("/")
+        index, count = int(i_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"eval.shard={text!r} must look like i/n, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"eval.shard={text!r}: index must be in 0..{max(count - 1, 0)} and n >= 1")
+    return index, count
+
+
+@dataclass
+class SweepConfig:
+    name: str = "smoke"
+    models: list[str] = field(default_factory=lambda: ["debug"])
+    """Presets to train and evaluate."""
+    samplers: list[str] = field(default_factory=lambda: ["ddim"])
+    steps: list[int] = field(default_factory=lambda: [10])
+    guidance: list[float] = field(default_factory=lambda: [3.0])
+    shards: int = 1
+    """Eval shards per sampling configuration."""
+    num_samples: int = 64
+    """Samples per sampling configuration."""
+    train_steps: int = 100
+    budgets: list[float] = field(default_factory=list)
+    """Sampling-cost budgets (norm. cost x steps) for the best-size table; empty = derived."""
+    overrides: list[str] = field(default_factory=list)
+    """Hydra overrides applied to every job of the sweep (e.g. `train=domain`)."""
+
+    def __post_init__(self) -> None:
+        for model in self.models:
+            _check_choice("sweep.models", model, list(PRESETS))
+        for sampler in self.samplers:
+            _check_choice("sweep.samplers", sampler, list(SAMPLERS))
+        for key in ("models", "samplers", "steps", "guidance"):
+            if not getattr(self, key):
+                raise ValueError(f"sweep.{key} must not be empty")
+        for steps in self.steps:
+            _check_positive("sweep.steps", steps)
+        for scale in self.guidance:
+            if scale < 1.0:
+                raise ValueError(f"sweep.guidance={scale!r} must be >= 1.0")
+        for key in ("shards", "num_samples", "train_steps"):
+            _check_positive(f"sweep.{key}", getattr(self, key))
+
+
+@dataclass
+class StorageConfig:
+    options: dict[str, Any] = field(default_factory=dict)
+    """fsspec storage options (credentials come from the environment, never from here)."""
+    cache_dir: str = ""
+    """Local cache for pretrained components fetched from storage; default ~/.cache/ldmscale."""
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class StudyConfig:
+    study: str = ""
+    """fsspec URI of the study root (file://, s3://, gs://, memory://, or a local path)."""
+    seed: int = 0
+    """Study seed: data order, sampling noise (with the prompt index) and initialisation."""
+    device: str = "auto"
+    """`auto` = CUDA when present, else CPU."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("device", self.device, DEVICES)
+
+    def require_study(self) -> str:
+        if not self.study:
+            raise ValueError("study=<URI> is required (e.g. study=runs/smoke or study=s3://bucket/x)")
+        return self.study

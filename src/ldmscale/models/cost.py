@@ -1,0 +1,74 @@
+"""Cost accounting: parameters, FLOPs per U-Net forward and normalized cost, computed from a
+preset on the meta device (so even the 5B preset allocates no weights).
+
+Definitions (DESIGN.md §3):
+- normalized cost = GFLOPs of one forward / GFLOPs of the c=320 forward at the same latent size;
+- sampling cost = normalized cost x sampling steps;
+- FLOPs per image = forward FLOPs x steps x (2 if guidance != 1 else 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+from ldmscale.models.presets import PRESETS, REFERENCE, get_preset
+from ldmscale.models.unet import build_unet
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    name: str
+    channels: int
+    params: int
+    gflops: float
+    """GFLOPs of one U-Net forward on one latent (a multiply-add counts as 2 FLOPs)."""
+    norm_cost: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=None)
+def forward_cost(
+    name: str, latent: tuple[int, int, int] = (4, 64, 64), context: int = 1024, tokens: int = 77
+) -> tuple[int, float]:
+    """(parameters, GFLOPs of one forward at batch 1) of preset `name`, counted on the meta device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    channels, height, width = latent
+    with torch.device("meta"):
+        unet = build_unet(
+            get_preset(name), context_dim=context, sample_size=height, latent_channels=channels
+        )
+        sample = torch.empty(1, channels, height, width)
+        timestep = torch.zeros(1, dtype=torch.long)
+        hidden = torch.empty(1, tokens, context)
+    params = sum(p.numel() for p in unet.parameters())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        unet(sample, timestep, hidden)
+    return params, counter.get_total_flops() / 1e9
+
+
+def model_cost(
+    name: str, latent: tuple[int, int, int] = (4, 64, 64), context: int = 1024, tokens: int = 77
+) -> ModelCost:
+    preset = get_preset(name)
+    params, gflops = forward_cost(name, latent, context, tokens)
+    _, reference = forward_cost(REFERENCE, latent, context, tokens)
+    return ModelCost(name, preset.channels, params, gflops, gflops / reference)
+
+
+def cost_table(
+    latent: tuple[int, int, int] = (4, 64, 64), context: int = 1024, tokens: int = 77
+) -> list[ModelCost]:
+    """Every registered preset, smallest first."""
+    rows = [model_cost(name, latent, context, tokens) for name in PRESETS]
+    return sorted(rows, key=lambda row: row.gflops)
+
+
+def flops_per_image(gflops_forward: float, steps: int, guidance: float) -> float:
+    """GFLOPs of the U-Net evaluations for one image (two per step with guidance != 1)."""
+    return gflops_forward * steps * (1 if guidance == 1.0 else 2)

@@ -1,0 +1,1 @@
+"""Sampling: the sampler registry (diffusers schedulers by name) and image generation."""

@@ -1,0 +1,104 @@
+"""The only module that talks to fsspec.
+
+A `Storage` is rooted at a study URI (`file://`, a plain local path, `s3://`, `gs://`,
+`memory://`); every other module addresses files by paths relative to that root (built by
+`ldmscale.storage.paths`). S3 honours the standard `AWS_ENDPOINT_URL` and credential variables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+
+class Storage:
+    def __init__(self, uri: str, options: dict[str, Any] | None = None) -> None:
+        if not uri:
+            raise ValueError("an empty storage URI was given")
+        fs, root = fsspec.core.url_to_fs(uri, **(options or {}))
+        self.fs = fs
+        self.uri = uri.rstrip("/")
+        self.root = root.rstrip("/")
+        self.local = "file" in _protocols(fs)
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri!r})"
+
+    def path(self, rel: str) -> str:
+        """The filesystem path of `rel` (relative to the study root)."""
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def url(self, rel: str = "") -> str:
+        """A URI a person can paste (for messages and reports)."""
+        return f"{self.uri}/{rel}" if rel else self.uri
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self.path(rel)))
+
+    def read_bytes(self, rel: str) -> bytes:
+        return bytes(self.fs.cat_file(self.path(rel)))
+
+    def read_text(self, rel: str) -> str:
+        return self.read_bytes(rel).decode()
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a whole object. On a local disk it appears atomically (temp name + rename);
+        object stores make a single put atomic by themselves."""
+        target = self.path(rel)
+        if self.local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        else:
+            self.fs.pipe_file(target, data)
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode())
+
+    def append_text(self, rel: str, text: str) -> None:
+        """Append to a small text record (object stores rewrite the object)."""
+        old = self.read_text(rel) if self.exists(rel) else ""
+        self.write_text(rel, old + text)
+
+    def put_file(self, local: Path, rel: str) -> None:
+        if self.local:
+            self.write_bytes(rel, Path(local).read_bytes())
+        else:
+            self.fs.put_file(str(local), self.path(rel))
+
+    def get_file(self, rel: str, local: Path) -> None:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(self.path(rel), str(local))
+
+    def listdir(self, rel: str) -> list[str]:
+        """Names (not paths) directly under `rel`; empty when it does not exist."""
+        target = self.path(rel)
+        try:
+            entries = self.fs.ls(target, detail=False)
+        except FileNotFoundError:
+            return []
+        names = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
+        return sorted(name for name in names if name and str(name) != target.rsplit("/", 1)[-1])
+
+    def glob(self, pattern: str) -> list[str]:
+        """Relative paths matching `pattern` (relative to the root)."""
+        prefix = len(self.root) + 1
+        return sorted(str(p)[prefix:] for p in self.fs.glob(self.path(pattern)))
+
+    def remove(self, rel: str) -> None:
+        target = self.path(rel)
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=True)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)

@@ -1,0 +1,94 @@
+"""The study layout (DESIGN.md §1): every path in a study is built here, from a job's identity.
+Nobody else concatenates study paths.
+
+    plan.json
+    prepare/<component>-<hash>/                 embedded autoencoder, evaluator, reference stats
+    models/<model>/checkpoints/step-<N>/        U-Net (diffusers), EMA, DeepSpeed state
+    models/<model>/train_log.jsonl
+    evals/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/shard-<i>-of-<n>/
+    evals/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/      metrics.json (merged)
+    results/metrics.csv, results/best_per_budget.csv
+    report/index.html
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PLAN = "plan.json"
+RESULTS = "results"
+REPORT = "report"
+
+
+def prepare_dir(component: str, content_hash: str) -> str:
+    """A prepare-stage artifact, cached by the hash of everything that determines it."""
+    return f"prepare/{component}-{content_hash[:16]}"
+
+
+def model_dir(model: str) -> str:
+    return f"models/{model}"
+
+
+def checkpoints_dir(model: str) -> str:
+    return f"{model_dir(model)}/checkpoints"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step}"
+
+
+def checkpoint_dir(model: str, step: int) -> str:
+    return f"{checkpoints_dir(model)}/{checkpoint_name(step)}"
+
+
+def train_log(model: str) -> str:
+    return f"{model_dir(model)}/train_log.jsonl"
+
+
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def parse_checkpoint_name(name: str) -> int | None:
+    """`step-<N>` -> N; anything else -> None."""
+    match = _STEP.match(name)
+    return int(match.group(1)) if match else None
+
+
+def format_guidance(guidance: float) -> str:
+    """1.0 -> "1", 7.5 -> "7.5": one spelling per value, so a path names one configuration."""
+    return f"{guidance:g}"
+
+
+@dataclass(frozen=True)
+class EvalKey:
+    """The identity of one sampling configuration of one checkpoint."""
+
+    model: str
+    step: int
+    sampler: str
+    steps: int
+    guidance: float
+
+    @property
+    def config_name(self) -> str:
+        return f"{self.sampler}-s{self.steps}-g{format_guidance(self.guidance)}"
+
+    @property
+    def dir(self) -> str:
+        return f"evals/{self.model}/{checkpoint_name(self.step)}/{self.config_name}"
+
+    def shard_dir(self, index: int, count: int) -> str:
+        return f"{self.dir}/shard-{index}-of-{count}"
+
+
+def evals_dir() -> str:
+    return "evals"
+
+
+def results_file(name: str) -> str:
+    return f"{RESULTS}/{name}"
+
+
+def report_file(name: str) -> str:
+    return f"{REPORT}/{name}"
