@@ -77,4 +77,5 @@ def _explain(err: Exception) -> str:
     while inner.__cause__ is not None:
         inner = inner.__cause__
     text = str(inner).strip() or str(err).strip()
-    return text.split("\n    full_key")[0]
+    text = text.split("\n    full_key")[0]
+    return text.split("\nConfig search path")[0].replace("\n\t", " ").replace("\n\n", " ")

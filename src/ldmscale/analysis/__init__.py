@@ -1,0 +1,1 @@
+"""Analysis: metrics table, best model per sampling budget, the HTML report."""

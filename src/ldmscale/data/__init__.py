@@ -1,0 +1,1 @@
+"""Data: the embedded shapes domain and (for real data) webdataset shards."""

@@ -1,0 +1,1 @@
+"""Evaluation: metric states per shard, merging, and the embedded domain's evaluator."""

@@ -1,0 +1,1 @@
+"""The prepare stage: components every later job needs, built once per study."""

@@ -1,0 +1,1 @@
+"""Training: the DeepSpeed ZeRO trainer and its checkpoints."""
