@@ -1,0 +1,7 @@
+"""`python -m ldmscale` (and `torchrun -m ldmscale`) runs the CLI."""
+
+import sys
+
+from ldmscale.cli.main import main
+
+sys.exit(main())
