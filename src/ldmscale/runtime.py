@@ -31,7 +31,7 @@ def seed_everything(seed: int) -> None:
 
 
 def derive_seed(*parts: int | str) -> int:
-    """A stable 63-bit seed from (study seed, stream name, index, ...), independent of the process."""
+    """A stable 63-bit seed from (study seed, stream, index, ...), the same in every process."""
     import hashlib
 
     text = "/".join(str(part) for part in parts)

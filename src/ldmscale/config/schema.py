@@ -44,7 +44,7 @@ class DataConfig:
     max_text_tokens: int = 16
     """Tokens per caption given to the text encoder (77 for CLIP)."""
     autoencoder: str = "domain"
-    """`domain` (trained on the embedded domain by `prepare`) or a path / hub id of an AutoencoderKL."""
+    """`domain` (trained on the embedded domain by `prepare`) or an AutoencoderKL path / hub id."""
     shards: str = ""
     """webdataset only: brace-expanded URL of the training shards."""
     num_workers: int = 0
@@ -106,7 +106,9 @@ class TrainConfig:
                 f"train.micro_batch={self.micro_batch}"
             )
         if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"train.zero_stage={self.zero_stage!r} is not valid; choose 0, 1, 2 or 3")
+            raise ValueError(
+                f"train.zero_stage={self.zero_stage!r} is not valid; choose 0, 1, 2 or 3"
+            )
         _check_choice("train.precision", self.precision, PRECISIONS)
         _check_choice("train.prediction_type", self.prediction_type, ("epsilon", "v_prediction"))
         if not 0.0 <= self.caption_dropout < 1.0:
@@ -266,5 +268,7 @@ class StudyConfig:
 
     def require_study(self) -> str:
         if not self.study:
-            raise ValueError("study=<URI> is required (e.g. study=runs/smoke or study=s3://bucket/x)")
+            raise ValueError(
+                "study=<URI> is required (e.g. study=runs/smoke or study=s3://bucket/x)"
+            )
         return self.study

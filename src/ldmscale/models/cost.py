@@ -10,7 +10,7 @@ Definitions (DESIGN.md §3):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 
 from ldmscale.models.presets import PRESETS, REFERENCE, get_preset
 from ldmscale.models.unet import build_unet
@@ -29,11 +29,11 @@ class ModelCost:
         return asdict(self)
 
 
-@lru_cache(maxsize=None)
+@cache
 def forward_cost(
     name: str, latent: tuple[int, int, int] = (4, 64, 64), context: int = 1024, tokens: int = 77
 ) -> tuple[int, float]:
-    """(parameters, GFLOPs of one forward at batch 1) of preset `name`, counted on the meta device."""
+    """(parameters, GFLOPs of one forward at batch 1) of preset `name`, counted on meta."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -64,6 +64,6 @@ def resolve_step(storage: Storage, model: str, checkpoint: str) -> int:
     if step is None or step not in committed_steps(storage, model):
         raise FileNotFoundError(
             f"checkpoint {checkpoint!r} of model {model!r} is not committed; committed: "
-            f"{', '.join(paths.checkpoint_name(s) for s in committed_steps(storage, model)) or 'none'}"
+            f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, model))) or 'none'}"
         )
     return step

@@ -1,0 +1,100 @@
+"""Every config group composes into typed objects; bad values fail at the boundary, clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ldmscale.config import ConfigError, StudyConfig, compose
+from ldmscale.config.compose import config_dir
+from ldmscale.config.schema import TrainConfig, parse_shard
+from ldmscale.models.presets import PRESETS
+from ldmscale.sample.registry import SAMPLERS
+
+GROUPS = ("data", "train", "sampler", "eval", "sweep", "storage")
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in GROUPS for o in _options(g)], ids=lambda v: str(v)
+)
+def test_every_yaml_option_composes_to_typed_objects(group: str, option: str) -> None:
+    cfg = compose([f"{group}={option}", "study=memory://x"])
+    assert isinstance(cfg, StudyConfig)
+    node = getattr(cfg, group)
+    assert type(node).__name__.endswith("Config")
+    assert not type(node).__module__.startswith("omegaconf")
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_is_a_model_option(preset: str) -> None:
+    assert compose([f"model={preset}"]).model.preset == preset
+
+
+def test_overrides_reach_the_typed_config() -> None:
+    cfg = compose(["model=t32", "sampler=dpmpp_2m", "sampler.steps=12", "train.lr=3e-4"])
+    assert cfg.model.preset == "t32"
+    assert (cfg.sampler.name, cfg.sampler.steps) == ("dpmpp_2m", 12)
+    assert cfg.train.lr == pytest.approx(3e-4)
+
+
+def test_sweep_files_name_only_registered_models_and_samplers() -> None:
+    for option in _options("sweep"):
+        sweep = compose([f"sweep={option}"]).sweep
+        assert set(sweep.models) <= set(PRESETS)
+        assert set(sweep.samplers) <= set(SAMPLERS)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        (["model=nope"], ["nope", "866m", "debug"]),
+        (["sampler.name=foo"], ["foo", "ddim", "dpmpp_2m"]),
+        (["train.max_steps=0"], ["train.max_steps", "0"]),
+        (["train.zero_stage=4"], ["train.zero_stage", "4"]),
+        (["train.global_batch=10", "train.micro_batch=3"], ["global_batch=10", "micro_batch=3"]),
+        (["train.precision=fp8"], ["fp8", "bf16"]),
+        (["eval.shard=3/2"], ["3/2"]),
+        (["eval.shard=x"], ["'x'", "i/n"]),
+        (["sampler.steps=0"], ["sampler.steps", "0"]),
+        (["sampler.guidance=0.5"], ["sampler.guidance", "0.5"]),
+        (["device=tpu"], ["tpu", "cuda"]),
+        (["train.no_such_key=1"], ["no_such_key"]),
+        (["sweep.models=[debug,huge]"], ["huge", "debug"]),
+    ],
+)
+def test_bad_values_name_the_field_value_and_choices(
+    overrides: list[str], names: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        compose(overrides)
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_batch_must_divide_by_world_size() -> None:
+    train = TrainConfig(global_batch=32, micro_batch=8)
+    assert train.accumulation(2) == 2
+    with pytest.raises(ValueError, match="world size 3"):
+        train.accumulation(3)
+
+
+def test_shard_ranges_partition_the_samples() -> None:
+    from ldmscale.config.schema import EvalConfig
+
+    for count in (1, 3, 7):
+        ranges = [
+            EvalConfig(num_samples=100, shard=f"{i}/{count}").shard_range() for i in range(count)
+        ]
+        covered = [i for start, stop in ranges for i in range(start, stop)]
+        assert covered == list(range(100))
+    assert parse_shard("2/5") == (2, 5)
+
+
+def test_config_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LDMSCALE_CONFIG_DIR", str(tmp_path))
+    assert config_dir() == tmp_path.resolve()

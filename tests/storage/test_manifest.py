@@ -1,0 +1,123 @@
+"""The commit / verify cycle on every backend: local paths, file://, memory:// and s3:// (moto)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ldmscale.storage import paths
+from ldmscale.storage.cache import fetch_cached
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import (
+    CorruptArtifact,
+    commit,
+    fetch,
+    is_committed,
+    load_manifest,
+    read_file,
+    verify,
+)
+
+
+@pytest.fixture(params=["path", "file", "memory", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "path":
+        return Storage(str(tmp_path / "study"))
+    if request.param == "file":
+        return Storage(f"file://{tmp_path}/study")
+    if request.param == "memory":
+        return Storage(f"memory://study-{uuid.uuid4().hex}")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Storage(f"{bucket}/study")
+
+
+def _local_artifact(root: Path) -> Path:
+    (root / "unet").mkdir(parents=True)
+    (root / "unet" / "weights.bin").write_bytes(bytes(range(256)) * 64)
+    (root / "state.json").write_text(json.dumps({"step": 3}))
+    return root
+
+
+def test_commit_then_verify_and_read(storage: Storage, tmp_path: Path) -> None:
+    local = _local_artifact(tmp_path / "local")
+    rel = paths.checkpoint_dir("debug", 3)
+    assert not is_committed(storage, rel)
+    manifest = commit(storage, rel, local_dir=local, files={"extra.txt": b"hi"}, meta={"step": 3})
+    assert set(manifest.files) == {"unet/weights.bin", "state.json", "extra.txt"}
+    assert is_committed(storage, rel)
+    assert verify(storage, rel).meta == {"step": 3}
+    assert read_file(storage, rel, "extra.txt") == b"hi"
+    fetched = tmp_path / "fetched"
+    fetch(storage, rel, fetched)
+    assert (fetched / "unet" / "weights.bin").read_bytes() == (
+        local / "unet/weights.bin"
+    ).read_bytes()
+
+
+def test_truncated_file_is_detected(storage: Storage, tmp_path: Path) -> None:
+    rel = "models/debug/checkpoints/step-1"
+    commit(storage, rel, local_dir=_local_artifact(tmp_path / "a"))
+    data = storage.read_bytes(f"{rel}/unet/weights.bin")
+    storage.write_bytes(f"{rel}/unet/weights.bin", data[: len(data) // 2])
+    with pytest.raises(CorruptArtifact, match=r"weights\.bin"):
+        verify(storage, rel)
+    with pytest.raises(CorruptArtifact):
+        read_file(storage, rel, "unet/weights.bin")
+    with pytest.raises(CorruptArtifact):
+        fetch(storage, rel, tmp_path / "out")
+
+
+def test_missing_file_is_detected(storage: Storage, tmp_path: Path) -> None:
+    rel = "x/artifact"
+    commit(storage, rel, files={"a.bin": b"1", "b.bin": b"2"})
+    storage.remove(f"{rel}/b.bin")
+    with pytest.raises(CorruptArtifact, match="missing"):
+        verify(storage, rel)
+
+
+def test_a_directory_without_manifest_does_not_exist(storage: Storage) -> None:
+    storage.write_bytes("x/half-written/a.bin", b"partial")
+    assert not is_committed(storage, "x/half-written")
+    assert load_manifest(storage, "x/half-written") is None
+    with pytest.raises(FileNotFoundError, match="not committed"):
+        read_file(storage, "x/half-written", "a.bin")
+
+
+def test_recommit_replaces_the_manifest(storage: Storage) -> None:
+    commit(storage, "r", files={"a": b"1"})
+    commit(storage, "r", files={"a": b"22"}, meta={"v": 2})
+    assert read_file(storage, "r", "a") == b"22"
+    assert verify(storage, "r").meta == {"v": 2}
+
+
+def test_listdir_and_glob(storage: Storage) -> None:
+    for step in (1, 10, 2):
+        commit(storage, paths.checkpoint_dir("m", step), files={"f": b"x"})
+    assert storage.listdir(paths.checkpoints_dir("m")) == ["step-1", "step-10", "step-2"]
+    assert storage.listdir("nothing/here") == []
+    found = storage.glob("models/m/checkpoints/*/manifest.json")
+    assert len(found) == 3 and all(f.startswith("models/m/") for f in found)
+
+
+def test_fetch_cached_reuses_and_refetches(storage: Storage, tmp_path: Path) -> None:
+    commit(storage, "c", files={"a": b"1"})
+    first = fetch_cached(storage, "c", str(tmp_path / "cache"))
+    assert fetch_cached(storage, "c", str(tmp_path / "cache")) == first
+    assert (first / "a").read_bytes() == b"1"
+    commit(storage, "c", files={"a": b"2"})
+    second = fetch_cached(storage, "c", str(tmp_path / "cache"))
+    assert second != first and (second / "a").read_bytes() == b"2"
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    commit(storage, "d", files={"a": b"1"})
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["a", "manifest.json"]
+
+
+def test_empty_uri_is_rejected() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        Storage("")
