@@ -11,11 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from ldmscale import __version__
-from ldmscale.cli import models
+from ldmscale.cli import analyze, models, plan, run, train
 from ldmscale.config import ConfigError
 
-COMMANDS = (models,)
+COMMANDS = (models, plan, run, analyze, train)
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"ldmscale {args.command}: bad configuration: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except FileNotFoundError as err:
+        # A missing input (no plan, no checkpoint, not prepared): say which, without a traceback.
+        print(f"ldmscale {args.command}: {err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

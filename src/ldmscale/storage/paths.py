@@ -75,8 +75,13 @@ class EvalKey:
         return f"{self.sampler}-s{self.steps}-g{format_guidance(self.guidance)}"
 
     @property
+    def path(self) -> str:
+        """`<model>/step-<N>/<sampler>-s<steps>-g<guidance>`: the configuration's name in ids."""
+        return f"{self.model}/{checkpoint_name(self.step)}/{self.config_name}"
+
+    @property
     def dir(self) -> str:
-        return f"evals/{self.model}/{checkpoint_name(self.step)}/{self.config_name}"
+        return f"evals/{self.path}"
 
     def shard_dir(self, index: int, count: int) -> str:
         return f"{self.dir}/shard-{index}-of-{count}"

@@ -1,0 +1,102 @@
+"""Run jobs: one by id (`ldmscale run`, what each cluster pod does) or a whole plan in-process,
+in dependency order (`ldmscale sweep`, what `make smoke` does). Every stage is idempotent, so a
+killed sweep run again finishes the remaining work only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from ldmscale.config import compose
+from ldmscale.config.schema import StudyConfig
+from ldmscale.orchestrate.jobs import Job, parse_job_id
+from ldmscale.orchestrate.plan import build_plan, load_plan_overrides, write_plan
+from ldmscale.storage import paths
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import is_committed
+
+
+def _stage(kind: str) -> Callable[[StudyConfig], Any]:
+    """The library function of a job kind (imported on demand: a train pod needs no plotting)."""
+    if kind == "prepare":
+        from ldmscale.prepare.domain import prepare
+
+        return prepare
+    if kind == "train":
+        from ldmscale.train.trainer import train
+
+        return train
+    if kind == "eval":
+        from ldmscale.evaluate.shard import evaluate
+
+        return evaluate
+    if kind == "merge":
+        from ldmscale.evaluate.merge import merge
+
+        return merge
+    from ldmscale.analysis.analyze import analyze
+
+    return analyze
+
+
+def job_done(job: Job, storage: Storage, cfg: StudyConfig) -> bool:
+    """Whether the job's output is committed (prepare and analyze check themselves)."""
+    if job.kind == "train":
+        return is_committed(storage, paths.checkpoint_dir(job.model, cfg.train.max_steps))
+    if job.kind == "eval":
+        return is_committed(storage, job.eval_key.shard_dir(job.shard, job.shards))
+    if job.kind == "merge":
+        return is_committed(storage, job.eval_key.dir)
+    return False
+
+
+def job_config(job: Job, study: str, base: Sequence[str], extra: Sequence[str] = ()) -> StudyConfig:
+    """The typed config of `job`: the plan's base overrides, the job's own, then `extra`."""
+    sweep = compose([*base, f"study={study}"]).sweep
+    return compose([*base, *job.overrides(sweep), *extra, f"study={study}"])
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    skipped: bool
+    seconds: float
+    record: Any = None
+
+
+def run_job(job_id: str, study: str, extra: Sequence[str] = ()) -> JobResult:
+    """Run one job of the study's plan by id (the plan supplies the base overrides)."""
+    job = parse_job_id(job_id)
+    storage = Storage(study, compose([f"study={study}", *extra]).storage.options)
+    cfg = job_config(job, study, load_plan_overrides(storage), extra)
+    return _execute(job, cfg, storage)
+
+
+def _execute(job: Job, cfg: StudyConfig, storage: Storage) -> JobResult:
+    start = time.perf_counter()
+    if job_done(job, storage, cfg):
+        return JobResult(job.id, True, 0.0)
+    record = _stage(job.kind)(cfg)
+    return JobResult(job.id, False, time.perf_counter() - start, record)
+
+
+def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobResult]:
+    """Plan the sweep, write plan.json, and run every job in order, skipping committed ones."""
+    study = cfg.require_study()
+    storage = Storage(study, cfg.storage.options)
+    plan = build_plan(cfg, user_overrides)
+    write_plan(storage, plan, cfg.sweep)
+    results = []
+    bar = tqdm(plan.jobs, desc=f"study {cfg.sweep.name}", unit="job", file=sys.stderr)
+    for planned in bar:
+        bar.set_postfix_str(planned.id)
+        job_cfg = job_config(planned.job, study, plan.overrides)
+        results.append(_execute(planned.job, job_cfg, storage))
+    bar.close()
+    return results

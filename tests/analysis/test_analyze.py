@@ -1,0 +1,118 @@
+"""Analysis over committed metrics records: best guidance, best model per budget, the report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ldmscale.analysis.analyze import analyze
+from ldmscale.analysis.budget import (
+    best_guidance,
+    best_per_budget,
+    default_budgets,
+    pareto_frontier,
+)
+from ldmscale.config import compose
+from ldmscale.storage import paths
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import commit
+
+
+def record(
+    model: str, cost: float, steps: int, guidance: float, fid: float, **extra: object
+) -> dict:
+    return {
+        "model": model,
+        "params": int(cost * 1e9),
+        "channels": 0,
+        "checkpoint_step": 100,
+        "sampler": extra.pop("sampler", "ddim"),
+        "steps": steps,
+        "guidance": guidance,
+        "num_samples": 200,
+        "fid": fid,
+        "prompt_score": 0.5 + 0.01 * steps,
+        "prompt_score_name": "alignment",
+        "norm_cost": cost,
+        "sampling_cost": cost * steps,
+        "gflops_per_image": cost * steps * 2,
+        "latency_ms_per_image": 1.0,
+        "device": "cpu",
+        "protocol": {"feature_extractor": "domain"},
+        **extra,
+    }
+
+
+# A small model that saturates early and a large one that wins only with enough steps.
+ROWS = [
+    record("small", 0.1, 5, 2.0, 30.0),
+    record("small", 0.1, 5, 4.0, 25.0),
+    record("small", 0.1, 20, 4.0, 20.0),
+    record("large", 1.0, 5, 4.0, 28.0),
+    record("large", 1.0, 20, 2.0, 12.0),
+    record("large", 1.0, 20, 4.0, 15.0),
+]
+
+
+def test_best_guidance_keeps_lowest_fid_per_model_and_steps() -> None:
+    best = {(r["model"], r["steps"]): r["guidance"] for r in best_guidance(ROWS)}
+    assert best == {("small", 5): 4.0, ("small", 20): 4.0, ("large", 5): 4.0, ("large", 20): 2.0}
+
+
+def test_smaller_model_wins_small_budgets_larger_wins_large() -> None:
+    table = best_per_budget(ROWS, [0.4, 1.0, 2.0, 5.0, 20.0])
+    assert [(r["budget"], r["model"], r["steps"]) for r in table] == [
+        (1.0, "small", 5),
+        (2.0, "small", 20),
+        (5.0, "small", 20),
+        (20.0, "large", 20),
+    ]
+
+
+def test_frontier_is_monotone_and_budgets_cover_the_grid() -> None:
+    front = pareto_frontier(best_guidance(ROWS))
+    assert [r["fid"] for r in front] == sorted((r["fid"] for r in front), reverse=True)
+    budgets = default_budgets(ROWS)
+    assert budgets[0] == pytest.approx(0.5) and budgets[-1] >= 20.0
+
+
+def _commit_records(storage: Storage, rows: list[dict]) -> None:
+    for row in rows:
+        key = paths.EvalKey(row["model"], 100, row["sampler"], row["steps"], row["guidance"])
+        commit(storage, key.dir, files={"metrics.json": json.dumps(row).encode()})
+
+
+def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    _commit_records(storage, ROWS)
+    storage.write_text("evals/large/step-100/ddim-s50-g2/metrics.json", "{}")  # uncommitted
+    cfg = compose([f"study={tmp_path}", "sweep.budgets=[1.0,20.0]"])
+    result = analyze(cfg)
+    assert result.configurations == len(ROWS) and not result.skipped
+    metrics = list(csv.DictReader(io.StringIO((tmp_path / "results/metrics.csv").read_text())))
+    assert len(metrics) == len(ROWS)
+    assert {"fid", "sampling_cost", "protocol", "latency_ms_per_image"} <= set(metrics[0])
+    budget = list(
+        csv.DictReader(io.StringIO((tmp_path / "results/best_per_budget.csv").read_text()))
+    )
+    assert [(r["budget"], r["model"]) for r in budget] == [("1.0", "small"), ("20.0", "large")]
+    page = (tmp_path / "report/index.html").read_text()
+    for name in ("fid_vs_steps.png", "fid_vs_cost.png", "score_vs_cost.png"):
+        assert name in page
+        assert (tmp_path / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "200 generated images" in page and "feature_extractor" in page
+    # Nothing new: nothing rewritten. A new record: the report follows.
+    assert analyze(cfg).skipped
+    _commit_records(storage, [record("large", 1.0, 50, 2.0, 10.0)])
+    again = analyze(cfg)
+    assert not again.skipped and again.configurations == len(ROWS) + 1
+
+
+def test_analyze_without_records_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no committed metrics"):
+        analyze(compose([f"study={tmp_path}"]))
+    assert not (tmp_path / "results").exists()
