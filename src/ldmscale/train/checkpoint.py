@@ -9,17 +9,33 @@ manifest. Layout of one checkpoint:
     manifest.json         written last; meta: preset, step, context_dim, latent shape, ...
 
 Readers use only committed checkpoints and verify their hashes; a corrupt one is reported and
-skipped.
+skipped. The write side (`commit_checkpoint`, `prune_checkpoints`) is used by the trainer only:
+files are staged in a local folder, then committed by manifest; retention keeps the newest
+`keep_last` checkpoints plus every one whose step is a multiple of `keep_every`.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import CorruptArtifact, is_committed, verify
+from ldmscale.storage.manifest import (
+    MANIFEST,
+    CorruptArtifact,
+    Manifest,
+    commit,
+    fetch,
+    is_committed,
+    verify,
+)
+
+TRAIN_STATE = "train_state.json"
+"""Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
 
 
 def committed_steps(storage: Storage, model: str) -> list[int]:
@@ -67,3 +83,50 @@ def resolve_step(storage: Storage, model: str, checkpoint: str) -> int:
             f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, model))) or 'none'}"
         )
     return step
+
+
+def commit_checkpoint(
+    storage: Storage, model: str, step: int, local_dir: Path, meta: Mapping[str, Any]
+) -> Manifest:
+    """Upload the staged checkpoint folder `local_dir` as step `step` of `model` and commit it."""
+    return commit(storage, paths.checkpoint_dir(model, step), local_dir=local_dir, meta=meta)
+
+
+def fetch_checkpoint(storage: Storage, model: str, step: int, local_dir: Path) -> Manifest:
+    """Download a committed checkpoint to `local_dir`, verifying every file (CorruptArtifact)."""
+    return fetch(storage, paths.checkpoint_dir(model, step), local_dir)
+
+
+def read_train_state(local_dir: Path) -> dict[str, Any]:
+    """The train_state.json of a fetched checkpoint."""
+    state: dict[str, Any] = json.loads((Path(local_dir) / TRAIN_STATE).read_text())
+    return state
+
+
+def retained_steps(steps: Iterable[int], keep_last: int, keep_every: int) -> set[int]:
+    """The steps retention keeps: the newest `keep_last`, plus multiples of `keep_every` (> 0)."""
+    ordered = sorted(set(steps))
+    keep = set(ordered[-keep_last:]) if keep_last > 0 else set()
+    if keep_every > 0:
+        keep.update(step for step in ordered if step % keep_every == 0)
+    return keep
+
+
+def prune_checkpoints(storage: Storage, model: str, keep_last: int, keep_every: int) -> list[int]:
+    """Remove the committed checkpoints retention does not keep, and the uncommitted leftovers
+    (crashed commits) older than the newest commit; returns the removed steps."""
+    committed = committed_steps(storage, model)
+    if not committed:
+        return []
+    keep = retained_steps(committed, keep_last, keep_every)
+    removed = []
+    for name in storage.listdir(paths.checkpoints_dir(model)):
+        step = paths.parse_checkpoint_name(name)
+        if step is None or step in keep or step > committed[-1]:
+            continue
+        rel = paths.checkpoint_dir(model, step)
+        # The manifest goes first: a half-removed checkpoint must never look committed.
+        storage.remove(f"{rel}/{MANIFEST}")
+        storage.remove(rel)
+        removed.append(step)
+    return sorted(removed)

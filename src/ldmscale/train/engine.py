@@ -1,0 +1,141 @@
+"""The DeepSpeed side of training: process group, engine, and checkpoint staging / loading.
+
+Ranks come from the launcher's environment (torchrun or the `deepspeed` launcher set RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); a plain `ldmscale train` without a launcher is
+a world of one on a free local port. CPU runs use the gloo backend, GPU runs NCCL.
+
+Checkpoint staging is correct on one node: rank 0 makes a node-local staging folder and sends its
+path to every rank; each rank writes its DeepSpeed shard there, rank 0 writes the rest and commits
+the folder. With several nodes the staging folder must be on a filesystem all nodes share (point
+TMPDIR at it on every node); otherwise the other nodes' ZeRO shards are not committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ldmscale.runtime import resolve_device
+
+DEEPSPEED_TAG = "state"
+"""The tag of the DeepSpeed state inside `<checkpoint>/deepspeed/`."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def world_size_from_env() -> int:
+    """The launcher's WORLD_SIZE, or 1 without a launcher (checked before any work is done)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def init_distributed(device_choice: str) -> Dist:
+    """Join (or, without a launcher, create) the process group; idempotent within a process."""
+    import deepspeed
+
+    if "WORLD_SIZE" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_choice)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(
+        rank=torch.distributed.get_rank(),
+        world_size=torch.distributed.get_world_size(),
+        local_rank=local_rank,
+        device=device,
+    )
+
+
+def build_engine(build_model: Any, ds_config: dict[str, Any], device: torch.device) -> Any:
+    """`deepspeed.initialize` over the model returned by `build_model()`; under ZeRO-3 the model
+    is built inside `zero.Init`, so each rank only ever holds its partition of the weights."""
+    import deepspeed
+
+    if ds_config["zero_optimization"]["stage"] == 3:
+        with deepspeed.zero.Init(config_dict_or_path=ds_config, remote_device="cpu"):
+            model = build_model()
+    else:
+        model = build_model().to(device)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        model_parameters=[p for p in model.parameters() if p.requires_grad],
+        config=ds_config,
+    )
+    return engine
+
+
+@contextmanager
+def full_parameters(engine: Any) -> Iterator[Any]:
+    """The engine's module with every parameter whole (gathered under ZeRO-3, read-only)."""
+    import deepspeed
+
+    module = engine.module
+    if engine.zero_optimization_stage() == 3:
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            yield module
+    else:
+        yield module
+
+
+@contextmanager
+def shared_staging(dist: Dist, prefix: str) -> Iterator[Path]:
+    """A local folder made by rank 0, known to every rank, removed by rank 0 after use."""
+    holder: list[Any] = [tempfile.mkdtemp(prefix=prefix) if dist.is_main else None]
+    if dist.world_size > 1:
+        torch.distributed.broadcast_object_list(holder, src=0)
+    path = Path(holder[0])
+    try:
+        yield path
+    finally:
+        barrier(dist)
+        if dist.is_main:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def barrier(dist: Dist) -> None:
+    if dist.world_size > 1:
+        torch.distributed.barrier()
+
+
+def save_engine_state(engine: Any, folder: Path) -> None:
+    """Every rank writes its DeepSpeed state (module, ZeRO shard, scheduler) under `folder`."""
+    engine.save_checkpoint(str(folder), tag=DEEPSPEED_TAG)
+
+
+def load_engine_state(engine: Any, folder: Path) -> None:
+    """Restore weights, optimizer and learning-rate schedule saved by `save_engine_state`."""
+    loaded, _ = engine.load_checkpoint(
+        str(folder), tag=DEEPSPEED_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
+    )
+    if loaded is None:
+        raise RuntimeError(f"DeepSpeed found no state to resume under {folder}")

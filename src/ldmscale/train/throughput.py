@@ -1,0 +1,56 @@
+"""Training throughput: samples/s, achieved TFLOP/s and model FLOPs utilisation (MFU).
+
+Achieved FLOP/s = 3 x forward FLOPs x samples / seconds (forward + backward ~ 3 forwards), with
+the forward FLOPs of the preset counted by `ldmscale.models.cost.forward_cost`. MFU divides by the
+card's dense bf16 peak, looked up by device name; it is None on a CPU or an unknown card.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+# Dense bf16 peak of one card, TFLOP/s (vendor data sheets, without sparsity).
+PEAK_BF16_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+    "L4": 121.0,
+}
+
+
+def peak_tflops(device: torch.device) -> float | None:
+    """The bf16 peak of the CUDA card behind `device`, or None on a CPU or an unknown card."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in PEAK_BF16_TFLOPS.items():
+        if key in name:
+            return peak
+    return None
+
+
+class Throughput:
+    """Measures the interval since the last `lap()`: samples/s, TFLOP/s and MFU of all ranks."""
+
+    def __init__(self, gflops_forward: float, world_size: int, peak: float | None) -> None:
+        self.gflops_forward = gflops_forward
+        self.world_size = world_size
+        self.peak = peak
+        self._start = time.perf_counter()
+        self._samples = 0
+
+    def add(self, samples: int) -> None:
+        self._samples += samples
+
+    def lap(self) -> dict[str, float | None]:
+        now = time.perf_counter()
+        seconds = max(now - self._start, 1e-9)
+        rate = self._samples / seconds
+        tflops = 3 * self.gflops_forward * rate / 1e3
+        mfu = tflops / (self.peak * self.world_size) if self.peak else None
+        self._start, self._samples = now, 0
+        return {"train/samples_per_s": rate, "train/tflops": tflops, "train/mfu": mfu}
