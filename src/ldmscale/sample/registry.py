@@ -58,12 +58,13 @@ def build_sampler(name: str, training_schedule: dict[str, Any]) -> Any:
 
     spec = get_spec(name)
     cls = getattr(diffusers, spec.scheduler)
-    config = {**dict(training_schedule), **SAMPLING_DEFAULTS}
-    return cls.from_config(config, **spec.options)
+    # Overrides go in as keyword arguments: diffusers ignores config entries it recorded as
+    # defaults (`_use_default_values`), so merging them into the dict would be lost.
+    return cls.from_config(dict(training_schedule), **{**SAMPLING_DEFAULTS, **spec.options})
 
 
 def set_steps(scheduler: Any, steps: int, device: Any = "cpu") -> Any:
-    """Prepare `scheduler` for `steps` sampling steps; returns its timesteps (one per U-Net call)."""
+    """Prepare `scheduler` for `steps` sampling steps; returns its timesteps (U-Net calls)."""
     if int(steps) < 1:
         raise ValueError(f"sampler.steps={steps!r} must be >= 1")
     scheduler.set_timesteps(int(steps), device=device)

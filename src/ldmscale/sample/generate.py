@@ -1,0 +1,132 @@
+"""Text-to-image generation with a trained U-Net: the sampling loop of diffusers'
+StableDiffusionPipeline, written out so that every prompt carries its own seed.
+
+The noise of prompt `i` (initial latents and any per-step noise of a stochastic sampler) comes from
+a CPU `torch.Generator` seeded with `derive_seed(study seed, "sample", i)`, so an image depends only
+on (seed, prompt index, prompt, configuration): not on the batch size, the shard layout or the
+device. Classifier-free guidance batches the unconditional and conditional passes in one U-Net
+call; guidance 1.0 runs the conditional pass only. The building blocks are diffusers'
+(`scale_model_input`, `step`, `init_noise_sigma`, `randn_tensor`); a test checks that the images
+equal those of a StableDiffusionPipeline assembled from the same components.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ldmscale.runtime import derive_seed
+from ldmscale.sample.registry import build_sampler, set_steps
+
+NOISE_STREAM = "sample"
+"""Name of the seed stream of sampling noise (see `prompt_generators`)."""
+
+
+@dataclass
+class SamplingModel:
+    """Everything generation needs, already on its device and frozen."""
+
+    unet: Any
+    """diffusers UNet2DConditionModel (epsilon or v prediction, as trained)."""
+    schedule: dict[str, Any]
+    """The training noise schedule's config (DDPMScheduler.config)."""
+    encode: Callable[[list[str]], torch.Tensor]
+    """Captions -> text context [B, tokens, hidden]."""
+    decode: Callable[[torch.Tensor], torch.Tensor]
+    """Scaled latents -> pixels [B, 3, H, W] in [-1, 1]."""
+    latent_shape: tuple[int, int, int]
+    """(channels, height, width) of one latent."""
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.unet.device)
+
+
+def prompt_generators(seed: int, indices: Sequence[int]) -> list[torch.Generator]:
+    """One CPU generator per prompt, seeded from (study seed, prompt index)."""
+    return [
+        torch.Generator("cpu").manual_seed(derive_seed(seed, NOISE_STREAM, int(i))) for i in indices
+    ]
+
+
+class ImageGenerator:
+    """Generates images for (caption, prompt index) batches under one sampling configuration."""
+
+    def __init__(
+        self, model: SamplingModel, sampler: str, steps: int, guidance: float, seed: int
+    ) -> None:
+        if guidance < 1.0:
+            raise ValueError(f"sampler.guidance={guidance!r} must be >= 1.0")
+        self.model = model
+        self.sampler = sampler
+        self.steps = int(steps)
+        self.guidance = float(guidance)
+        self.seed = int(seed)
+        # Built once to fail fast on a bad name or step count, and to count U-Net calls.
+        self.timestep_count = len(set_steps(build_sampler(sampler, model.schedule), self.steps))
+        self._uncond: torch.Tensor | None = None
+
+    @property
+    def use_guidance(self) -> bool:
+        return self.guidance != 1.0
+
+    @property
+    def unet_evals_per_image(self) -> int:
+        """U-Net forwards per image: one per timestep, two with guidance (batched as one call)."""
+        return self.timestep_count * (2 if self.use_guidance else 1)
+
+    def _context(self, captions: list[str]) -> torch.Tensor:
+        dtype = self.model.unet.dtype
+        cond = self.model.encode(captions).to(self.model.device, dtype)
+        if not self.use_guidance:
+            return cond
+        if self._uncond is None:
+            self._uncond = self.model.encode([""]).to(self.model.device, dtype)
+        uncond = self._uncond.expand(len(captions), -1, -1)
+        # Same order as StableDiffusionPipeline: unconditional first.
+        return torch.cat([uncond, cond])
+
+    @torch.no_grad()
+    def latents(self, captions: Sequence[str], indices: Sequence[int]) -> torch.Tensor:
+        """Final latents [B, C, h, w] for `captions`, prompt `indices` giving the seeds."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        if len(captions) != len(indices):
+            raise ValueError(f"{len(captions)} captions but {len(indices)} prompt indices")
+        device, dtype = self.model.device, self.model.unet.dtype
+        scheduler = build_sampler(self.sampler, self.model.schedule)
+        timesteps = set_steps(scheduler, self.steps, device)
+        generators = prompt_generators(self.seed, indices)
+        context = self._context(list(captions))
+        shape = (len(captions), *self.model.latent_shape)
+        latents = randn_tensor(shape, generator=generators, device=device, dtype=dtype)
+        latents = latents * scheduler.init_noise_sigma
+        step_kwargs: dict[str, Any] = {}
+        if "generator" in inspect.signature(scheduler.step).parameters:
+            step_kwargs["generator"] = generators
+        for t in timesteps:
+            model_input = torch.cat([latents] * 2) if self.use_guidance else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            noise = self.model.unet(
+                model_input, t, encoder_hidden_states=context, return_dict=False
+            )[0]
+            if self.use_guidance:
+                uncond, cond = noise.chunk(2)
+                noise = uncond + self.guidance * (cond - uncond)
+            latents = scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
+        return latents
+
+    @torch.no_grad()
+    def __call__(self, captions: Sequence[str], indices: Sequence[int]) -> torch.Tensor:
+        """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions`."""
+        latents = self.latents(captions, indices)
+        return self.model.decode(latents).float().clamp(-1.0, 1.0)
+
+
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float pixels -> uint8 [0, 255] (the rounding of diffusers' image processor)."""
+    return ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
