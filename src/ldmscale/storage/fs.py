@@ -99,6 +99,17 @@ class Storage:
             self.fs.rm(target, recursive=True)
 
 
+def open_url(url: str, mode: str = "rb", options: dict[str, Any] | None = None) -> Any:
+    """Open a file given by its full URL (datasets and pretrained components that live outside
+    the study). Use as a context manager."""
+    return fsspec.open(url, mode, **(options or {}))
+
+
+def url_exists(url: str, options: dict[str, Any] | None = None) -> bool:
+    fs, path = fsspec.core.url_to_fs(url, **(options or {}))
+    return bool(fs.exists(path))
+
+
 def _protocols(fs: Any) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)

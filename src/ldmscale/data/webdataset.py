@@ -1,0 +1,224 @@
+"""Image-text webdataset shards, read through the storage seam and addressed by sample index.
+
+A dataset is a list of tar shards (`s3://bucket/train/shard-{000000..000099}.tar`, any fsspec
+URL) whose samples are grouped by key as webdataset writes them (`000001.png`, `000001.txt`,
+`000001.latent.npy` ...). An index (`ShardIndex`: shard URLs and sample counts) maps a global
+sample index to (shard, offset), so training addresses real data exactly as it addresses the
+embedded domain: sample `i` of step `s` is a pure function of `i`, ranks take disjoint index
+slices, and the data position on resume is the step alone.
+
+Corrupt shards: a shard that cannot be read, is truncated, or holds a different number of
+samples than its index says raises `CorruptShard` naming it. Training fails rather than silently
+train on a smaller dataset; re-export or re-index the shard.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import json
+import tarfile
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from braceexpand import braceexpand
+from PIL import Image
+from webdataset import TarWriter
+from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+from ldmscale.storage.fs import open_url
+
+INDEX = "index.json"
+IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
+CAPTION_KEYS = ("txt", "caption")
+
+
+class CorruptShard(RuntimeError):
+    """A shard that cannot be read, is truncated, or disagrees with its index."""
+
+
+def expand(pattern: str) -> list[str]:
+    """`a/shard-{000..002}.tar` -> the three URLs (several patterns may be joined by `::`)."""
+    return [url for part in pattern.split("::") for url in braceexpand(part)]
+
+
+def read_shard(url: str, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every sample of one shard, in order: {"__key__": key, "<ext>": bytes, ...}."""
+    try:
+        with open_url(url, "rb", options) as handle:
+            files = ({**member, "__url__": url} for member in tar_file_iterator(handle))
+            return list(group_by_keys(files))
+    except (tarfile.TarError, OSError, EOFError, ValueError, KeyError) as err:
+        raise CorruptShard(f"shard {url} is unreadable or truncated: {err}") from err
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    urls: tuple[str, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global sample index (wrapping around each epoch) -> (shard number, offset)."""
+        if self.total == 0:
+            raise CorruptShard("the dataset has no samples")
+        position = index % self.total
+        starts = np.cumsum((0, *self.counts[:-1])).tolist()
+        shard = bisect.bisect_right(starts, position) - 1
+        return shard, position - starts[shard]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "shards": [
+                    {"url": u, "count": c} for u, c in zip(self.urls, self.counts, strict=True)
+                ]
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardIndex:
+        shards = json.loads(text)["shards"]
+        return cls(tuple(s["url"] for s in shards), tuple(int(s["count"]) for s in shards))
+
+
+def build_index(pattern: str, options: dict[str, Any] | None = None) -> ShardIndex:
+    """Read every shard once to count its samples (a corrupt shard raises CorruptShard)."""
+    from tqdm import tqdm
+
+    urls = expand(pattern)
+    counts = [
+        len(read_shard(url, options)) for url in tqdm(urls, desc="indexing shards", unit="shard")
+    ]
+    return ShardIndex(tuple(urls), tuple(counts))
+
+
+class ShardedSamples:
+    """Sample `i` of a sharded dataset; the last few shards read stay in memory."""
+
+    def __init__(self, index: ShardIndex, options: dict[str, Any] | None = None, keep: int = 2):
+        self.index = index
+        self.options = options
+        self.keep = keep
+        self._shards: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.index.total
+
+    def _shard(self, number: int) -> list[dict[str, Any]]:
+        if number in self._shards:
+            self._shards.move_to_end(number)
+            return self._shards[number]
+        url = self.index.urls[number]
+        samples = read_shard(url, self.options)
+        if len(samples) != self.index.counts[number]:
+            raise CorruptShard(
+                f"shard {url} holds {len(samples)} samples; its index says "
+                f"{self.index.counts[number]}"
+            )
+        self._shards[number] = samples
+        while len(self._shards) > self.keep:
+            self._shards.popitem(last=False)
+        return samples
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        number, offset = self.index.locate(index)
+        return self._shard(number)[offset]
+
+
+def _first(sample: dict[str, Any], keys: Sequence[str], what: str) -> Any:
+    for key in keys:
+        if key in sample:
+            return sample[key]
+    raise CorruptShard(f"sample {sample.get('__key__')!r} has no {what} ({', '.join(keys)})")
+
+
+def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:
+    """[3, R, R] float32 in [-1, 1]: shorter side resized to R (bicubic), then centre-cropped."""
+    image = Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))).convert("RGB")
+    width, height = image.size
+    if (width, height) != (resolution, resolution):
+        scale = resolution / min(width, height)
+        size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
+        image = image.resize(size, Image.Resampling.BICUBIC)
+        left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+        image = image.crop((left, top, left + resolution, top + resolution))
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def decode_caption(sample: dict[str, Any]) -> str:
+    raw = _first(sample, CAPTION_KEYS, "caption")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def decode_array(sample: dict[str, Any], key: str) -> np.ndarray:
+    return np.load(io.BytesIO(_first(sample, (key,), key)), allow_pickle=False)
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_shard(
+    url: str, samples: Iterable[dict[str, Any]], options: dict[str, Any] | None = None
+) -> int:
+    """Write samples ({"__key__": ..., "<ext>": bytes | str}) as one tar shard; return the count."""
+    count = 0
+    with open_url(url, "wb", options) as handle:
+        writer = TarWriter(handle, encoder=False)
+        for sample in samples:
+            writer.write(
+                {
+                    k: v.encode() if isinstance(v, str) and k != "__key__" else v
+                    for k, v in sample.items()
+                }
+            )
+            count += 1
+        writer.close()
+    return count
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def export_shapes(
+    out_dir: str,
+    seed: int,
+    count: int,
+    resolution: int = 32,
+    per_shard: int = 1000,
+    options: dict[str, Any] | None = None,
+) -> ShardIndex:
+    """Write the embedded domain's first `count` training samples as webdataset shards
+    (`<out_dir>/shard-000000.tar` ... and `index.json`): sample i of the shards is
+    `shapes.render(seed, i)`, losslessly (PNG), so training on them sees the same data."""
+    from ldmscale.data.shapes import render
+
+    urls, counts = [], []
+    for number, start in enumerate(range(0, count, per_shard)):
+        url = f"{out_dir.rstrip('/')}/shard-{number:06d}.tar"
+        stop = min(start + per_shard, count)
+        samples = (
+            {"__key__": f"{i:09d}", "png": png_bytes(s.image), "txt": s.caption}
+            for i in range(start, stop)
+            for s in (render(seed, i, resolution=resolution),)
+        )
+        counts.append(write_shard(url, samples, options))
+        urls.append(url)
+    index = ShardIndex(tuple(urls), tuple(counts))
+    with open_url(f"{out_dir.rstrip('/')}/{INDEX}", "w", options) as handle:
+        handle.write(index.to_json())
+    return index
