@@ -97,3 +97,8 @@ def results_file(name: str) -> str:
 
 def report_file(name: str) -> str:
     return f"{REPORT}/{name}"
+
+
+def storage_probe(token: str) -> str:
+    """A short-lived object written by `ldmscale check-storage` (removed at once)."""
+    return f".probe-{token}"
