@@ -49,5 +49,11 @@ smoke: $(STAMP) ## a complete small study on this machine, with a report
 demo: ## the embedded domain done properly (about an hour on a 2-core CPU)
 	$(MAKE) smoke SWEEP=demo STUDY=runs/demo
 
+bench-sample: $(STAMP) ## images/s of ldmscale generation vs diffusers' StableDiffusionPipeline
+	$(PY) benchmarks/bench_sample.py
+
+bench-train: $(STAMP) ## samples/s of train() vs a plain PyTorch loop (debug, t16), and their ratio
+	$(PY) benchmarks/bench_train.py
+
 clean: ## remove the virtual environment and local runs
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

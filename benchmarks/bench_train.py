@@ -1,0 +1,141 @@
+"""Training throughput of the real `train()` path against a plain PyTorch loop, in one process.
+
+For each preset, `train()` (DeepSpeed ZeRO, one rank) runs on a fresh prepared study of the
+embedded domain; its steady-state samples/s comes from `train_log.jsonl`, between the record at
+`--warmup` steps and the last record (start-up, the first steps and the final checkpoint are
+excluded). The baseline is a plain loop over the same U-Net initialisation, batch, loss, torch
+AdamW, gradient clipping and warmup, with no DeepSpeed. Both include the same data work (render,
+autoencoder encode, cached caption embeddings, per-sample draws), so the ratio isolates the
+trainer's overhead. Run: `make bench-train` (or `python benchmarks/bench_train.py --help`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def _steady_rate(log_text: str, warmup: int) -> float:
+    records = [json.loads(line) for line in log_text.splitlines() if line.strip()]
+    start = next(r for r in records if r["step"] >= warmup)
+    end = records[-1]
+    return (end["samples_seen"] - start["samples_seen"]) / (end["time"] - start["time"])
+
+
+def plain_loop(cfg: object, steps: int, warmup: int) -> float:
+    """Samples/s of a plain PyTorch training loop (steps after `warmup`), no DeepSpeed."""
+    from ldmscale.config.schema import StudyConfig
+    from ldmscale.models.presets import get_preset
+    from ldmscale.models.text_encoder import load_text_encoder
+    from ldmscale.models.unet import build_unet
+    from ldmscale.prepare.domain import autoencoder_for
+    from ldmscale.runtime import derive_seed, resolve_device, resolve_dtype, seed_everything
+    from ldmscale.train.data import DomainBatches, micro_indices
+    from ldmscale.train.diffusion import diffusion_loss, noise_schedule
+
+    assert isinstance(cfg, StudyConfig)
+    tcfg = cfg.train
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(tcfg.precision, device)
+    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    data = DomainBatches(cfg, autoencoder_for(cfg, device), text_encoder, device)
+    seed_everything(derive_seed(cfg.seed, "init", cfg.model.preset))
+    channels, size, _ = data.latent_shape
+    unet = build_unet(
+        get_preset(cfg.model.preset),
+        context_dim=data.hidden_size,
+        sample_size=size,
+        latent_channels=channels,
+    ).to(device, dtype)
+    optimizer = torch.optim.AdamW(
+        unet.parameters(),
+        lr=tcfg.lr,
+        betas=(tcfg.adam_betas[0], tcfg.adam_betas[1]),
+        weight_decay=tcfg.weight_decay,
+    )
+    warm = max(tcfg.warmup_steps, 1)
+    schedule_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / warm))
+    schedule = noise_schedule(tcfg)
+    start = time.perf_counter()
+    for step in range(steps):
+        if step == warmup:
+            start = time.perf_counter()
+        indices = micro_indices(step, 0, 0, 1, tcfg.global_batch, tcfg.global_batch)
+        batch = data.batch(indices)
+        loss = diffusion_loss(
+            unet, schedule, batch.latents, batch.context, batch.noise, batch.timesteps, dtype
+        )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), tcfg.grad_clip)
+        optimizer.step()
+        schedule_lr.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (steps - warmup) * tcfg.global_batch / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["debug", "t16"])
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps per measurement")
+    parser.add_argument("--warmup", type=int, default=10, help="steps excluded from the rate")
+    parser.add_argument("--batch", type=int, default=16, help="global = micro batch (one rank)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (e.g. prepare sizes)")
+    args = parser.parse_args(argv)
+
+    from ldmscale.config import compose
+    from ldmscale.prepare.domain import prepare
+    from ldmscale.storage import paths
+    from ldmscale.storage.fs import Storage
+    from ldmscale.train.trainer import train
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        for preset in args.presets:
+            overrides = [
+                f"study={Path(tmp) / 'study'}",
+                "train=domain",
+                f"model={preset}",
+                f"train.max_steps={args.steps}",
+                f"train.global_batch={args.batch}",
+                f"train.micro_batch={args.batch}",
+                f"train.checkpoint_every={args.steps}",
+                "train.log_every=5",
+                *args.overrides,
+            ]
+            cfg = compose(overrides)
+            prepare(cfg)
+            train(cfg)
+            log = Storage(cfg.study).read_text(paths.train_log(preset))
+            trainer = _steady_rate(log, args.warmup)
+            plain = plain_loop(cfg, args.steps, args.warmup)
+            rows.append(
+                {
+                    "preset": preset,
+                    "batch": args.batch,
+                    "train_samples_per_s": round(trainer, 2),
+                    "plain_samples_per_s": round(plain, 2),
+                    "ratio": round(trainer / plain, 3),
+                    "overhead_pct": round(100 * (plain / trainer - 1), 1),
+                    "threads": torch.get_num_threads(),
+                }
+            )
+    print(f"{'preset':>7} {'batch':>5} {'train() s/s':>12} {'plain s/s':>10} {'ratio':>6}")
+    for row in rows:
+        print(
+            f"{row['preset']:>7} {row['batch']:>5} {row['train_samples_per_s']:>12} "
+            f"{row['plain_samples_per_s']:>10} {row['ratio']:>6}"
+        )
+    print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
