@@ -53,7 +53,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def init_distributed(device_choice: str) -> Dist:
+def local_device(choice: str) -> torch.device:
+    """This rank's device: `cuda:<LOCAL_RANK>` on a GPU node, else the CPU."""
+    device = resolve_device(choice)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return device
+
+
+def init_distributed(device: torch.device) -> Dist:
     """Join (or, without a launcher, create) the process group; idempotent within a process."""
     import deepspeed
 
@@ -61,17 +70,12 @@ def init_distributed(device_choice: str) -> Dist:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_choice)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
     return Dist(
         rank=torch.distributed.get_rank(),
         world_size=torch.distributed.get_world_size(),
-        local_rank=local_rank,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
         device=device,
     )
 

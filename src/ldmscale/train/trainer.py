@@ -50,6 +50,7 @@ from ldmscale.train.engine import (
     full_parameters,
     init_distributed,
     load_engine_state,
+    local_device,
     save_engine_state,
     shared_staging,
     world_size_from_env,
@@ -114,10 +115,13 @@ def train(cfg: StudyConfig) -> TrainResult:
     from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.prepare.domain import autoencoder_for
 
-    dist = init_distributed(cfg.device)
-    dtype = resolve_dtype(tcfg.precision, dist.device)
-    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, dist.device)
-    data = DomainBatches(cfg, autoencoder_for(cfg, dist.device), text_encoder, dist.device)
+    device = local_device(cfg.device)
+    # The frozen components load first: an unprepared study fails here, before any rank joins.
+    autoencoder = autoencoder_for(cfg, device)
+    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    dist = init_distributed(device)
+    dtype = resolve_dtype(tcfg.precision, device)
+    data = DomainBatches(cfg, autoencoder, text_encoder, device)
     channels, size, _ = data.latent_shape
 
     def build() -> Any:
