@@ -87,8 +87,20 @@ def argo_errors(doc: Doc) -> list[str]:
     return [
         f"{kind} {doc['metadata'].get('name', '')}: {'.'.join(map(str, err.absolute_path))}: "
         f"{err.message[:200]}"
-        for err in validator.iter_errors(doc)
+        for top in validator.iter_errors(doc)
+        for err in _causes(top)
     ]
+
+
+def _causes(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The innermost errors under an `anyOf` (every optional field is `anyOf [T, null]`), so a
+    message names the bad field itself rather than the whole list that contains it."""
+    if not err.context:
+        return [err]
+    leaves = [leaf for sub in err.context for leaf in _causes(sub)]
+    leaves = [leaf for leaf in leaves if leaf.validator_value != "null"] or leaves
+    depth = max(len(leaf.absolute_path) for leaf in leaves)
+    return [leaf for leaf in leaves if len(leaf.absolute_path) == depth]
 
 
 # -- Kubernetes core objects and the JobSet ------------------------------------------------------
