@@ -15,7 +15,7 @@ SWEEP ?= smoke
 .PHONY: help install lint format test test-unit smoke demo bench-train bench-sample check-k8s render images clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,24 @@ bench-sample: $(STAMP) ## images/s of ldmscale generation vs diffusers' StableDi
 
 bench-train: $(STAMP) ## samples/s of train() vs a plain PyTorch loop (debug, t16), and their ratio
 	$(PY) benchmarks/bench_train.py
+
+check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
+	$(BIN)/pytest -q tests/cluster
+
+render: $(STAMP) ## print the manifests of charts/eval (VALUES=file.yaml to add a values file)
+	$(PY) -c 'import sys, helm_python as h; v = h.values_from_yaml(open(sys.argv[1]).read()) if sys.argv[1] else None; \
+	c = h.Chart.load("charts/eval"); out = c.render(v, name="ldm-eval", namespace="default"); \
+	print("\n---\n".join(f"# Source: {k}\n{t.strip()}" for k, t in sorted(out.items()) if t.strip()))' "$(VALUES)"
+
+IMAGE ?= ldmscale
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+images: ## build the training/evaluation image (needs a Docker engine)
+	@if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then \
+	  echo "make images: no Docker engine available here; build images/Dockerfile on a machine with one:"; \
+	  echo "  docker build -f images/Dockerfile --build-arg LDMSCALE_GIT_REVISION=\$$(git rev-parse HEAD) -t $(IMAGE):$(IMAGE_TAG) ."; \
+	  exit 1; \
+	fi
+	docker build -f images/Dockerfile --build-arg LDMSCALE_GIT_REVISION=$$(git rev-parse HEAD) -t $(IMAGE):$(IMAGE_TAG) .
 
 clean: ## remove the virtual environment and local runs
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
