@@ -52,7 +52,9 @@ def plain_loop(cfg: object, steps: int, warmup: int) -> float:
         context_dim=data.hidden_size,
         sample_size=size,
         latent_channels=channels,
-    ).to(device, dtype)
+    ).to(device)
+    if dtype != torch.float32:
+        unet = unet.to(dtype=dtype)
     optimizer = torch.optim.AdamW(
         unet.parameters(),
         lr=tcfg.lr,
@@ -112,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             cfg = compose(overrides)
             prepare(cfg)
+            # The baseline runs before and after train(), so a drift in the machine's load
+            # (shared cores) affects both sides alike.
+            before = plain_loop(cfg, args.steps, args.warmup)
             train(cfg)
             log = Storage(cfg.study).read_text(paths.train_log(preset))
             trainer = _steady_rate(log, args.warmup)
-            plain = plain_loop(cfg, args.steps, args.warmup)
+            plain = (before + plain_loop(cfg, args.steps, args.warmup)) / 2
             rows.append(
                 {
                     "preset": preset,
