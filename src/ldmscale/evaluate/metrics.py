@@ -164,7 +164,8 @@ class MeanScore:
     def compute(self) -> float:
         if float(self.mean.weight) == 0:
             raise ValueError(f"{self.name}: no samples")
-        return float(self.mean.compute())
+        # MeanMetric's own compute (sum / weight), without its warning about merged-only states.
+        return float(self.mean.mean_value / self.mean.weight)
 
 
 class AlignmentMetric(MeanScore):

@@ -1,0 +1,127 @@
+"""Eval shards and their merge on a prepared study: sharded FID equals one unsharded run,
+finished work is not redone, an interrupted shard reruns to identical stats, bad requests exit 2
+and write nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ldmscale.cli.main import main
+from ldmscale.config import compose
+from ldmscale.evaluate import shard as shard_module
+from ldmscale.evaluate.merge import merge
+from ldmscale.evaluate.metrics import FID_STATS, FeatureStats, fid, load_states
+from ldmscale.evaluate.shard import EvalInputError, evaluate
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import is_committed, read_file
+
+pytestmark = pytest.mark.slow
+
+SAMPLES = 6
+BASE = ["model=debug", "sampler=ddim", "sampler.steps=2", "sampler.guidance=2", "eval.batch_size=2"]
+
+
+def _cfg(eval_study, *extra: str):
+    study, overrides = eval_study
+    return compose(
+        [f"study={study}", *overrides, *BASE, f"eval.num_samples={SAMPLES}", "device=cpu", *extra]
+    )
+
+
+def _states(storage: Storage, rel: str) -> dict[str, np.ndarray]:
+    return load_states(read_file(storage, rel, FID_STATS))
+
+
+def _stats(storage: Storage, rel: str) -> FeatureStats:
+    return FeatureStats.from_npz(read_file(storage, rel, FID_STATS))
+
+
+def test_sharded_fid_equals_unsharded_and_reruns_do_nothing(eval_study) -> None:
+    storage = Storage(eval_study[0])
+    records = [evaluate(_cfg(eval_study, f"eval.shard={i}/3")) for i in range(3)]
+    assert [r.num_images for r in records] == [2, 2, 2]
+    assert all(not r.skipped and r.latency_ms_per_image > 0 for r in records)
+    sharded = merge(_cfg(eval_study, "eval.shard=0/3"))
+
+    # One unsharded run of the same prompts, another batch size: same images, same features.
+    whole = evaluate(_cfg(eval_study, "eval.shard=0/1", "eval.batch_size=4"))
+    reference = FeatureStats.from_npz(read_file(storage, whole.protocol["reference"], FID_STATS))
+    parts = [_stats(storage, r.rel_dir) for r in records]
+    unsharded = fid(_stats(storage, whole.rel_dir), reference)
+    assert fid(parts[0] + parts[1] + parts[2], reference) == pytest.approx(unsharded, rel=1e-6)
+    assert sharded.fid == pytest.approx(unsharded, rel=1e-6)
+    assert sharded.num_samples == SAMPLES and sharded.prompt_score_name == "alignment"
+    assert sharded.sampling_cost == pytest.approx(sharded.norm_cost * 2)
+    assert sharded.gflops_per_image > 0 and sharded.params > 0
+    assert whole.protocol["unet_sha256"] == records[0].protocol["unet_sha256"]
+    metrics = json.loads(read_file(storage, records[0].key.dir, "metrics.json"))
+    for key in ("model", "params", "channels", "checkpoint_step", "sampler", "steps", "guidance",
+                "num_samples", "fid", "prompt_score", "prompt_score_name", "norm_cost",
+                "sampling_cost", "gflops_per_image", "latency_ms_per_image", "device",
+                "protocol", "provenance"):  # fmt: skip
+        assert key in metrics
+
+    again = evaluate(_cfg(eval_study, "eval.shard=1/3"))
+    assert again.skipped and again.meta == records[1].meta
+    assert merge(_cfg(eval_study, "eval.shard=0/3")) == sharded
+
+
+def test_interrupted_shard_reruns_to_identical_stats(eval_study, monkeypatch) -> None:
+    storage = Storage(eval_study[0])
+    cfg = _cfg(eval_study, "eval.shard=1/2", "sampler=euler_a")
+    calls = {"n": 0}
+    original = shard_module.ImageGenerator.__call__
+
+    def dies_on_second_batch(self, captions, indices):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("killed mid-generation")
+        return original(self, captions, indices)
+
+    monkeypatch.setattr(shard_module.ImageGenerator, "__call__", dies_on_second_batch)
+    with pytest.raises(RuntimeError, match="killed"):
+        evaluate(cfg)
+    monkeypatch.undo()
+    record = evaluate(cfg)
+    assert not record.skipped and is_committed(storage, record.rel_dir)
+    rerun = _states(storage, record.rel_dir)
+    # A fresh, uninterrupted run of the same shard with a different batch size.
+    storage.remove(record.rel_dir)
+    evaluate(_cfg(eval_study, "eval.shard=1/2", "sampler=euler_a", "eval.batch_size=3"))
+    fresh = _states(storage, record.rel_dir)
+    for name in ("n", "sum", "sum_outer"):
+        np.testing.assert_allclose(rerun[name], fresh[name], rtol=1e-5, atol=1e-6)
+
+
+def test_merge_refuses_missing_or_mismatched_shards(eval_study) -> None:
+    evaluate(_cfg(eval_study, "eval.shard=0/2", "sampler.steps=1"))
+    with pytest.raises(EvalInputError, match=r"shard\(s\) 1 of 2 are not committed"):
+        merge(_cfg(eval_study, "eval.shard=0/2", "sampler.steps=1"))
+    with pytest.raises(EvalInputError, match="different protocol"):
+        evaluate(_cfg(eval_study, "eval.shard=0/2", "sampler.steps=1", "eval.num_samples=10"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["sampler=plms"], ["sampler.steps=0"], ["eval.shard=3/3"], ["eval.shard=x"]],
+)
+def test_bad_requests_exit_2_and_write_nothing(eval_study, bad, capsys) -> None:
+    study, overrides = eval_study
+    storage = Storage(study)
+    before = sorted(storage.glob("evals/**"))
+    assert main(["eval", f"study={study}", *overrides, *BASE, *bad]) == 2
+    assert sorted(storage.glob("evals/**")) == before
+    assert "bad configuration" in capsys.readouterr().err
+
+
+def test_cli_eval_and_merge(eval_study, capsys) -> None:
+    study, overrides = eval_study
+    args = [f"study={study}", *overrides, *BASE, "sampler.guidance=1", "eval.num_samples=4"]
+    assert main(["eval", *args, "eval.shard=0/1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"] == 4
+    assert main(["merge", *args, "eval.shard=*/1"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 4
+    assert main(["merge", *args, "sampler.steps=3", "--shards", "2"]) == 2
