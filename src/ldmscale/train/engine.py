@@ -86,7 +86,7 @@ def build_engine(build_model: Any, ds_config: dict[str, Any], device: torch.devi
     import deepspeed
 
     if ds_config["zero_optimization"]["stage"] == 3:
-        with deepspeed.zero.Init(config_dict_or_path=ds_config, remote_device="cpu"):
+        with deepspeed.zero.Init(config_dict_or_path=ds_config):
             model = build_model()
     else:
         model = build_model().to(device)
