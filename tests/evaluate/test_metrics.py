@@ -93,7 +93,9 @@ def test_fid_from_three_shards_equals_one_pass_and_torchmetrics() -> None:
     fake = torch.randn(300, DIM, generator=gen, dtype=torch.float64) * 1.3 + 0.2
     reference = FeatureStats.of(real)
     one_pass = fid(FeatureStats.of(fake), reference)
-    sharded = FeatureStats.of(fake[:97]) + FeatureStats.of(fake[97:201]) + FeatureStats.of(fake[201:])
+    sharded = (
+        FeatureStats.of(fake[:97]) + FeatureStats.of(fake[97:201]) + FeatureStats.of(fake[201:])
+    )
     merged = fid(FeatureStats.from_npz(sharded.to_npz()), reference)
     assert merged == pytest.approx(one_pass, rel=1e-6)
 
