@@ -1,0 +1,203 @@
+"""End to end on a CPU: `ldmscale train` with DeepSpeed ZeRO-2 (one rank) and ZeRO-3 (two ranks
+under torchrun) on the debug preset: the loss falls, checkpoints commit and are retained, SIGTERM
+commits and exits 75, the resumed run equals the uninterrupted one (bitwise with one rank), a
+truncated checkpoint is skipped, a finished job exits at once.
+
+Each run is a subprocess (SIGTERM, torchrun); OMP_NUM_THREADS=1 keeps them fast on shared cores
+and makes the reference and the resumed runs compute in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ldmscale.storage import paths
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import load_manifest
+from ldmscale.train.checkpoint import committed_steps
+
+pytestmark = pytest.mark.slow
+
+MAX_STEPS = 30
+TRAIN = [
+    "model=debug",
+    "train=domain",
+    "train.global_batch=8",
+    "train.micro_batch=4",
+    "train.lr=2e-3",
+    "train.warmup_steps=2",
+    "train.checkpoint_every=5",
+    "train.keep_last=2",
+    "train.keep_every=10",
+    "train.log_every=1",
+]
+META_KEYS = {
+    "preset", "step", "context_dim", "latent_channels", "latent_size", "resolution",
+    "text_encoder", "max_text_tokens", "autoencoder", "ema", "gflops_forward", "train_flops",
+    "samples_seen",
+}  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _command(args: list[str], ranks: int) -> list[str]:
+    if ranks == 1:
+        return [sys.executable, "-m", "ldmscale", "train", *args]
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    return [torchrun, "--standalone", f"--nproc_per_node={ranks}", "-m", "ldmscale", "train", *args]
+
+
+def _train(args: list[str], ranks: int = 1) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command(args, ranks), env=_env(), capture_output=True, text=True, timeout=600
+    )
+
+
+def _result(proc: subprocess.CompletedProcess[str]) -> dict:
+    assert proc.returncode in (0, 75), proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _copy_prepared(prepared: tuple[str, list[str]], target: Path) -> list[str]:
+    """A fresh study holding only the prepared domain; the overrides that address it."""
+    uri, overrides = prepared
+    source = Path(uri.removeprefix("file://"))
+    shutil.copytree(source / "prepare", target / "prepare")
+    return [*overrides, f"study={target}", *TRAIN]
+
+
+def _log(study: Path) -> list[dict]:
+    text = (study / paths.train_log("debug")).read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _unet(study: Path, step: int) -> dict[str, torch.Tensor]:
+    folder = study / paths.checkpoint_dir("debug", step) / "unet"
+    return load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def reference(prepared_study: tuple[str, list[str]], tmp_path_factory) -> tuple[Path, list[str]]:
+    """An uninterrupted one-rank ZeRO-2 run to MAX_STEPS."""
+    study = tmp_path_factory.mktemp("reference") / "study"
+    args = _copy_prepared(prepared_study, study)
+    proc = _train([*args, f"train.max_steps={MAX_STEPS}"])
+    assert _result(proc)["status"] == "completed"
+    return study, args
+
+
+def test_zero2_one_rank_trains_commits_and_retains(reference: tuple[Path, list[str]]) -> None:
+    study, _ = reference
+    losses = [r["train/loss"] for r in _log(study)]
+    assert len(losses) == MAX_STEPS
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.85 * first, losses
+    # checkpoint_every=5, keep_last=2, keep_every=10
+    assert committed_steps(Storage(str(study)), "debug") == [10, 20, 25, 30]
+    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir("debug", MAX_STEPS))
+    assert manifest is not None
+    meta = manifest.meta
+    assert set(meta) >= META_KEYS
+    assert meta["step"] == MAX_STEPS and meta["samples_seen"] == MAX_STEPS * 8
+    assert meta["train_flops"] == pytest.approx(3 * meta["gflops_forward"] * 1e9 * MAX_STEPS * 8)
+    assert {"unet/config.json", "scheduler/scheduler_config.json", "train_state.json"} <= set(
+        manifest.files
+    )
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(
+        study / paths.checkpoint_dir("debug", MAX_STEPS) / "unet"
+    )
+    assert unet.config.cross_attention_dim == meta["context_dim"]
+    record = _log(study)[-1]
+    assert record["train/samples_per_s"] > 0 and record["train/tflops"] > 0
+    assert record["train/mfu"] is None  # no GPU peak on a CPU
+
+
+def test_a_finished_job_exits_at_once(reference: tuple[Path, list[str]]) -> None:
+    study, args = reference
+    manifest = study / paths.checkpoint_dir("debug", MAX_STEPS) / "manifest.json"
+    before = manifest.stat().st_mtime_ns
+    proc = _train([*args, f"train.max_steps={MAX_STEPS}"])
+    assert proc.returncode == 0
+    assert _result(proc)["status"] == "already_committed"
+    assert manifest.stat().st_mtime_ns == before
+
+
+def test_sigterm_commits_exits_75_and_resume_is_bitwise_equal(
+    reference: tuple[Path, list[str]], prepared_study: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    study = tmp_path / "study"
+    args = [*_copy_prepared(prepared_study, study), f"train.max_steps={MAX_STEPS}"]
+    log = study / paths.train_log("debug")
+    with subprocess.Popen(
+        _command(args, 1), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        deadline = time.monotonic() + 300
+        # Wait until training is under way (two steps logged), then preempt.
+        while not (log.exists() and len(log.read_text().splitlines()) >= 2):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err[-3000:]
+    stopped = json.loads(out.strip().splitlines()[-1])
+    assert stopped["status"] == "preempted" and 2 <= stopped["step"] < MAX_STEPS
+    assert stopped["step"] in committed_steps(Storage(str(study)), "debug")
+
+    resumed = _result(_train(args))
+    assert resumed["status"] == "completed" and resumed["resumed_from"] == stopped["step"]
+    expected, got = _unet(reference[0], MAX_STEPS), _unet(study, MAX_STEPS)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    losses = [(r["step"], r["train/loss"]) for r in _log(study)]
+    assert losses == [(r["step"], r["train/loss"]) for r in _log(reference[0])]
+
+
+def test_a_truncated_checkpoint_is_skipped_for_the_previous(
+    reference: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    source, args = reference
+    study = tmp_path / "study"
+    shutil.copytree(source, study)
+    args = [a if not a.startswith("study=") else f"study={study}" for a in args]
+    weights = study / paths.checkpoint_dir("debug", 30) / "unet/diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    proc = _train([*args, "train.max_steps=35"])
+    result = _result(proc)
+    assert "skipping corrupt checkpoint" in proc.stderr and "step-30" in proc.stderr
+    assert result["resumed_from"] == 25 and result["step"] == 35
+    # Step 30 was trained again from step 25 and recommitted, equal to the original.
+    expected, got = _unet(source, 30), _unet(study, 30)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_zero3_two_ranks_resume_matches_the_one_rank_run(
+    reference: tuple[Path, list[str]], prepared_study: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    study = tmp_path / "study"
+    args = [*_copy_prepared(prepared_study, study), "train.zero_stage=3"]
+    assert _result(_train([*args, "train.max_steps=4"], ranks=2))["step"] == 4
+    resumed = _result(_train([*args, "train.max_steps=10"], ranks=2))
+    assert resumed["resumed_from"] == 4 and resumed["step"] == 10
+    # Same samples and draws as the one-rank run; only the order of float reductions differs.
+    losses = [r["train/loss"] for r in _log(study)]
+    reference_losses = [r["train/loss"] for r in _log(reference[0])][:10]
+    assert losses == pytest.approx(reference_losses, rel=1e-4)
+    assert sum(losses[-3:]) < sum(losses[:3])
+    expected, got = _unet(reference[0], 10), _unet(study, 10)
+    assert all(torch.allclose(expected[k], got[k], atol=1e-4) for k in expected)
