@@ -1,4 +1,5 @@
-"""Training throughput: samples/s, achieved TFLOP/s and model FLOPs utilisation (MFU).
+"""Training records: throughput (samples/s, achieved TFLOP/s, model FLOPs utilisation) and the
+batched writer of `train_log.jsonl`.
 
 Achieved FLOP/s = 3 x forward FLOPs x samples / seconds (forward + backward ~ 3 forwards), with
 the forward FLOPs of the preset counted by `ldmscale.models.cost.forward_cost`. MFU divides by the
@@ -7,9 +8,13 @@ card's dense bf16 peak, looked up by device name; it is None on a CPU or an unkn
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import torch
+
+from ldmscale.storage.fs import Storage
 
 # Dense bf16 peak of one card, TFLOP/s (vendor data sheets, without sparsity).
 PEAK_BF16_TFLOPS = {
@@ -54,3 +59,27 @@ class Throughput:
         mfu = tflops / (self.peak * self.world_size) if self.peak else None
         self._start, self._samples = now, 0
         return {"train/samples_per_s": rate, "train/tflops": tflops, "train/mfu": mfu}
+
+
+class TrainLog:
+    """Appends records to `train_log.jsonl` in the study, batched: on an object store each append
+    rewrites the object, so records are written at most every `interval` seconds (the first one
+    at once, so progress shows early) and whenever `flush()` is called (at every checkpoint)."""
+
+    def __init__(self, storage: Storage, rel: str, interval: float = 30.0) -> None:
+        self.storage = storage
+        self.rel = rel
+        self.interval = interval
+        self._pending: list[str] = []
+        self._last: float | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(record) + "\n")
+        if self._last is None or time.monotonic() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.storage.append_text(self.rel, "".join(self._pending))
+            self._pending.clear()
+        self._last = time.monotonic()

@@ -14,7 +14,8 @@ the embedded domain, every random draw a function of (study seed, global sample 
 - A model whose final checkpoint (step == train.max_steps) is committed returns at once.
 - `models/<model>/train_log.jsonl`, one JSON record per `train.log_every` steps: step,
   samples_seen, time (unix s), train/loss (mean over the interval, all ranks), train/lr,
-  train/samples_per_s, train/tflops (achieved, 3 x forward FLOPs), train/mfu (GPU only).
+  train/samples_per_s, train/tflops (achieved, 3 x forward FLOPs), train/mfu (GPU only);
+  written in batches (at once for the first record, then at most every 30 s and at checkpoints).
 - EMA (diffusers EMAModel, fp32 shadow weights) needs whole parameters on every rank, so it
   requires train.zero_stage <= 2.
 """
@@ -56,7 +57,7 @@ from ldmscale.train.engine import (
     world_size_from_env,
 )
 from ldmscale.train.preemption import Preemption
-from ldmscale.train.throughput import Throughput, peak_tflops
+from ldmscale.train.throughput import Throughput, TrainLog, peak_tflops
 
 COMPLETED, ALREADY_COMMITTED, PREEMPTED = "completed", "already_committed", "preempted"
 
@@ -202,6 +203,7 @@ def train(cfg: StudyConfig) -> TrainResult:
                 ckpt.prune_checkpoints(storage, model, tcfg.keep_last, tcfg.keep_every)
 
     accumulation = tcfg.accumulation(dist.world_size)
+    log = TrainLog(storage, paths.train_log(model))
     meter = Throughput(gflops, dist.world_size, peak_tflops(dist.device))
     loss_sum = torch.zeros((), device=dist.device, dtype=torch.float64)
     loss_count, final_loss = 0, None
@@ -243,11 +245,13 @@ def train(cfg: StudyConfig) -> TrainResult:
                     **meter.lap(),
                 }
                 if dist.is_main:
-                    storage.append_text(paths.train_log(model), json.dumps(record) + "\n")
+                    log.add(record)
                     bar.set_postfix(loss=f"{final_loss:.4f}")
             bar.update(1)
             stop = _any_rank(dist, preemption.requested)
             if stop or step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps:
+                if dist.is_main:
+                    log.flush()
                 save(step)
             if stop:
                 return _result(
