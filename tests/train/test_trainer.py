@@ -41,6 +41,8 @@ TRAIN = [
     "train.keep_last=2",
     "train.keep_every=10",
     "train.log_every=1",
+    "train.ema=true",
+    "train.ema_decay=0.9",
 ]
 META_KEYS = {
     "preset", "step", "context_dim", "latent_channels", "latent_size", "resolution",
@@ -84,8 +86,8 @@ def _log(study: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def _unet(study: Path, step: int) -> dict[str, torch.Tensor]:
-    folder = study / paths.checkpoint_dir("debug", step) / "unet"
+def _unet(study: Path, step: int, sub: str = "unet") -> dict[str, torch.Tensor]:
+    folder = study / paths.checkpoint_dir("debug", step) / sub
     return load_file(str(folder / "diffusion_pytorch_model.safetensors"))
 
 
@@ -113,9 +115,9 @@ def test_zero2_one_rank_trains_commits_and_retains(reference: tuple[Path, list[s
     assert set(meta) >= META_KEYS
     assert meta["step"] == MAX_STEPS and meta["samples_seen"] == MAX_STEPS * 8
     assert meta["train_flops"] == pytest.approx(3 * meta["gflops_forward"] * 1e9 * MAX_STEPS * 8)
-    assert {"unet/config.json", "scheduler/scheduler_config.json", "train_state.json"} <= set(
-        manifest.files
-    )
+    assert meta["ema"] is True
+    expected_files = {"unet/config.json", "ema_unet/config.json", "scheduler/scheduler_config.json"}
+    assert expected_files | {"train_state.json"} <= set(manifest.files)
     from diffusers import UNet2DConditionModel
 
     unet = UNet2DConditionModel.from_pretrained(
@@ -161,9 +163,10 @@ def test_sigterm_commits_exits_75_and_resume_is_bitwise_equal(
 
     resumed = _result(_train(args))
     assert resumed["status"] == "completed" and resumed["resumed_from"] == stopped["step"]
-    expected, got = _unet(reference[0], MAX_STEPS), _unet(study, MAX_STEPS)
-    assert expected.keys() == got.keys()
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    for sub in ("unet", "ema_unet"):
+        expected, got = _unet(reference[0], MAX_STEPS, sub), _unet(study, MAX_STEPS, sub)
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(expected[k], got[k]) for k in expected), sub
     losses = [(r["step"], r["train/loss"]) for r in _log(study)]
     assert losses == [(r["step"], r["train/loss"]) for r in _log(reference[0])]
 
@@ -190,7 +193,8 @@ def test_zero3_two_ranks_resume_matches_the_one_rank_run(
     reference: tuple[Path, list[str]], prepared_study: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     study = tmp_path / "study"
-    args = [*_copy_prepared(prepared_study, study), "train.zero_stage=3"]
+    # EMA needs whole parameters on every rank, so ZeRO-3 trains without it.
+    args = [*_copy_prepared(prepared_study, study), "train.zero_stage=3", "train.ema=false"]
     assert _result(_train([*args, "train.max_steps=4"], ranks=2))["step"] == 4
     resumed = _result(_train([*args, "train.max_steps=10"], ranks=2))
     assert resumed["resumed_from"] == 4 and resumed["step"] == 10
