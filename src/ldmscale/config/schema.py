@@ -49,11 +49,32 @@ class DataConfig:
     """webdataset only: brace-expanded URL of the training shards."""
     num_workers: int = 0
     """DataLoader worker processes per rank."""
+    prepare_images: int = 4096
+    """prepare: distinct rendered images the domain autoencoder and evaluator train on."""
+    heldout_images: int = 512
+    """prepare: held-out (`val` split) images on which their quality is measured."""
+    autoencoder_steps: int = 300
+    """prepare: optimizer steps of the domain autoencoder."""
+    autoencoder_batch: int = 32
+    """prepare: images per autoencoder step."""
+    evaluator_steps: int = 300
+    """prepare: optimizer steps of the domain evaluator."""
+    evaluator_batch: int = 64
+    """prepare: images per evaluator step."""
 
     def __post_init__(self) -> None:
         _check_choice("data.name", self.name, ("shapes", "webdataset"))
         _check_positive("data.resolution", self.resolution)
         _check_positive("data.max_text_tokens", self.max_text_tokens)
+        for key in (
+            "prepare_images",
+            "heldout_images",
+            "autoencoder_steps",
+            "autoencoder_batch",
+            "evaluator_steps",
+            "evaluator_batch",
+        ):
+            _check_positive(f"data.{key}", getattr(self, key))
         if self.name == "webdataset" and not self.shards:
             raise ValueError("data.shards must name the training shards when data.name=webdataset")
 
