@@ -173,22 +173,27 @@ class EvalConfig:
     """Images generated (and prompts used) per configuration, over all shards."""
     batch_size: int = 32
     prompt_set: str = "shapes"
-    """`shapes` (embedded domain) or the path / URI of a COCO-style captions JSON."""
+    """`shapes` (embedded domain) or the path / URI of a COCO-style captions JSON
+    (`ldmscale.evaluate.prompts` states which captions are used)."""
     reference_images: str = ""
-    """Real data: path / URI of the reference images for FID statistics."""
+    """Real data: folder path / URI of the prompt set's images (named by file_name or image id),
+    from which the FID reference statistics are computed."""
     feature_extractor: str = "domain"
-    """`domain` (the embedded evaluator) or `inception` (torchmetrics' FID Inception)."""
+    """`domain` (the embedded evaluator), `inception` (torchmetrics' FID Inception) or `clip`
+    (FID on the image embeddings of `clip_model`)."""
     inception_weights: str = ""
-    """inception: path / URI of the FID Inception weights."""
+    """inception: path / URI of the FID Inception weights (torch-fidelity's .pth)."""
     clip_model: str = ""
-    """Real data: path / hub id of the CLIP model for CLIP score."""
+    """Real data: folder path / URI / hub id of the CLIP model for CLIP score (and `clip` FID)."""
     grid_size: int = 16
     """Images in each shard's sample grid PNG."""
 
     def __post_init__(self) -> None:
         _check_positive("eval.num_samples", self.num_samples)
         _check_positive("eval.batch_size", self.batch_size)
-        _check_choice("eval.feature_extractor", self.feature_extractor, ("domain", "inception"))
+        _check_choice(
+            "eval.feature_extractor", self.feature_extractor, ("domain", "inception", "clip")
+        )
         if self.checkpoint != "latest" and not (
             self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
         ):

@@ -186,17 +186,23 @@ class AlignmentMetric(MeanScore):
 
 class CLIPScoreMetric(MeanScore):
     """torchmetrics CLIPScore (100 x cosine of image and caption embeddings, mean floored at 0),
-    reported divided by 100 to the paper's scale."""
+    reported divided by 100 to the paper's scale. `model` is `eval.clip_model` (a folder, an
+    fsspec URI or a hub id), loaded by `ldmscale.evaluate.features.load_clip`."""
 
     name = "clip_score"
 
-    def __init__(self, model_path: str | None) -> None:
+    def __init__(self, model: str | None, cache: str = "") -> None:
         super().__init__()
         self.clip: Any = None
-        if model_path:
+        self.model_spec = model or ""
+        if model:
             from torchmetrics.multimodal.clip_score import CLIPScore
 
-            self.clip = CLIPScore(model_name_or_path=model_path)  # type: ignore[arg-type]
+            from ldmscale.evaluate.features import load_clip
+
+            loaded = load_clip(model, cache)
+            # A callable is how torchmetrics takes a model that is not one of its hub names.
+            self.clip = CLIPScore(model_name_or_path=lambda: loaded)  # type: ignore[arg-type,return-value]
 
     @torch.no_grad()
     def update(self, batch: Batch) -> None:
@@ -204,11 +210,26 @@ class CLIPScoreMetric(MeanScore):
             raise RuntimeError("clip_score needs eval.clip_model")
         from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 
-        images = ((batch.pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        from ldmscale.evaluate.features import to_uint8
+
+        # The per-image scores of CLIPScore.update, kept to sum them in float64 (its state is a
+        # float32 sum); the model runs on the images' device.
         scores, _ = _clip_score_update(
-            list(images.cpu()), list(batch.captions), self.clip.model, self.clip.processor
+            list(to_uint8(batch.pixels)), list(batch.captions), self.clip.model, self.clip.processor
         )
         self.add(scores / 100.0)
+
+    def protocol(self) -> dict[str, Any]:
+        """What identifies the score: the CLIP model, its weights and its image preprocessing."""
+        from ldmscale.evaluate.features import clip_preprocessing, weights_hash
+
+        if self.clip is None:
+            return {}
+        return {
+            "clip_model": self.model_spec,
+            "clip_model_sha256": weights_hash(self.clip.model),
+            "clip_preprocessing": clip_preprocessing(self.clip.processor),
+        }
 
     def compute(self) -> float:
         return max(super().compute(), 0.0)

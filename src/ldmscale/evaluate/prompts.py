@@ -3,20 +3,34 @@
 - `shapes`: the embedded domain's eval split (`ldmscale.data.shapes.prompts`), with the attribute
   labels each caption states (for the alignment score) and the rendered images of the same prompts
   as FID reference;
-- a path / URI of a COCO-style captions JSON (`{"annotations": [{"image_id", "id", "caption"}]}`):
-  the first caption of each image, images in id order (the paper's protocol uses 30k captions of
-  COCO-2014 val).
+- a path / fsspec URI of a COCO-style captions JSON
+  (`{"images": [{"id", "file_name"}], "annotations": [{"image_id", "id", "caption"}]}`), e.g.
+  COCO-2014's `captions_val2014.json` (the paper evaluates 30k of its captions). The selection
+  rule (`CAPTION_RULE`) is deterministic and needs no seed: one caption per image, the one with
+  the lowest annotation id, images in ascending image id; prompt i is the i-th of that list, so
+  `eval.num_samples=N` uses the first N images. The FID reference is the same N images
+  (`ldmscale.evaluate.reference`), so captions and reference images describe the same set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 
+from ldmscale.storage.fs import open_url
+
 SHAPES = "shapes"
+CAPTION_RULE = (
+    "one caption per image (lowest annotation id), images in ascending image id, the first "
+    "num_samples images"
+)
 
 
 @dataclass
@@ -26,42 +40,132 @@ class Prompts:
     """[B, n_attributes] for the embedded domain; None for captions without labels."""
 
 
+@dataclass(frozen=True)
+class CaptionSet:
+    """A COCO-style captions file reduced by `CAPTION_RULE`: entry i is prompt i."""
+
+    uri: str
+    sha256: str
+    """sha256 of the captions file's bytes: identifies the data the prompts came from."""
+    captions: tuple[str, ...]
+    image_ids: tuple[int, ...]
+    file_names: tuple[str, ...]
+    """The `images[].file_name` of each image ("" when the file does not list it)."""
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    @property
+    def dataset(self) -> str:
+        """The captions file's name, e.g. `captions_val2014.json`."""
+        return os.path.basename(self.uri.rstrip("/"))
+
+    @property
+    def split(self) -> str:
+        """`val2014` for `captions_val2014.json`; the file's stem for other names."""
+        stem = self.dataset.rsplit(".", 1)[0]
+        match = re.fullmatch(r"captions_(.+)", stem)
+        return match.group(1) if match else stem
+
+
 def is_domain(prompt_set: str) -> bool:
     return prompt_set == SHAPES
 
 
-@lru_cache(maxsize=2)
-def _coco_captions(uri: str) -> tuple[str, ...]:
-    import fsspec
-
-    with fsspec.open(uri, "rt") as handle:
-        data = json.load(handle)
+def _parse(uri: str, data: bytes) -> CaptionSet:
+    try:
+        document = json.loads(data)
+        notes = document["annotations"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"eval.prompt_set={uri!r} is not a COCO-style captions JSON (needs an 'annotations' "
+            "list of {image_id, id, caption})"
+        ) from None
     first: dict[int, tuple[int, str]] = {}
-    for note in data.get("annotations", []):
+    for note in notes:
         image, ident = int(note["image_id"]), int(note.get("id", 0))
         if image not in first or ident < first[image][0]:
             first[image] = (ident, str(note["caption"]).strip())
-    return tuple(first[image][1] for image in sorted(first))
+    names = {
+        int(entry["id"]): str(entry.get("file_name", "")) for entry in document.get("images", [])
+    }
+    ids = tuple(sorted(first))
+    return CaptionSet(
+        uri=uri,
+        sha256=hashlib.sha256(data).hexdigest(),
+        captions=tuple(first[image][1] for image in ids),
+        image_ids=ids,
+        file_names=tuple(names.get(image, "") for image in ids),
+    )
 
 
-def load_prompts(prompt_set: str, seed: int, start: int, stop: int) -> Prompts:
-    """Prompts start..stop-1 of `prompt_set`; a clear error when the set has fewer."""
+@lru_cache(maxsize=4)
+def _caption_set(uri: str, options_json: str) -> CaptionSet:
+    try:
+        with open_url(uri, "rb", json.loads(options_json)) as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"eval.prompt_set={uri!r}: no such captions file (use 'shapes' or the path / URI of a "
+            "COCO-style captions JSON)"
+        ) from None
+    return _parse(uri, data)
+
+
+def caption_set(uri: str, options: dict[str, Any] | None = None) -> CaptionSet:
+    """The captions file at `uri` (read once per process) with `CAPTION_RULE` applied."""
+    return _caption_set(uri, json.dumps(options or {}, sort_keys=True))
+
+
+def load_prompts(
+    prompt_set: str, seed: int, start: int, stop: int, options: dict[str, Any] | None = None
+) -> Prompts:
+    """Prompts start..stop-1 of `prompt_set`; a clear error when the set has fewer.
+    `options` are the fsspec storage options for a captions file in object storage."""
     if is_domain(prompt_set):
         from ldmscale.data.shapes import prompts
 
         pairs = prompts(seed, start, stop, split="eval")
         labels = torch.tensor([list(lab) for _, lab in pairs], dtype=torch.long)
         return Prompts([caption for caption, _ in pairs], labels)
-    try:
-        captions = _coco_captions(prompt_set)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"eval.prompt_set={prompt_set!r}: no such captions file (use 'shapes' or a COCO-style "
-            "captions JSON)"
-        ) from None
+    captions = caption_set(prompt_set, options)
     if stop > len(captions):
         raise ValueError(
-            f"eval.prompt_set={prompt_set!r} has {len(captions)} captions; prompts up to {stop} "
-            "were asked for (lower eval.num_samples)"
+            f"eval.prompt_set={prompt_set!r} has {len(captions)} captioned images; prompts up to "
+            f"{stop} were asked for (lower eval.num_samples)"
         )
-    return Prompts(list(captions[start:stop]), None)
+    return Prompts(list(captions.captions[start:stop]), None)
+
+
+def dataset_protocol(prompt_set: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The protocol entries that identify the evaluation data (recorded in every shard)."""
+    if is_domain(prompt_set):
+        return {"dataset": "shapes (embedded domain)", "split": "eval", "caption_rule": "by index"}
+    captions = caption_set(prompt_set, options)
+    return {
+        "dataset": captions.dataset,
+        "split": captions.split,
+        "captions_sha256": captions.sha256,
+        "caption_rule": CAPTION_RULE,
+    }
+
+
+def missing_inputs(
+    prompt_set: str,
+    reference_images: str,
+    feature_extractor: str,
+    inception_weights: str,
+    clip_model: str,
+) -> list[str]:
+    """What a real-data evaluation lacks, one message per missing `eval.*` field (empty: none)."""
+    missing = []
+    if not prompt_set:
+        missing.append("eval.prompt_set=<path or URI of a COCO captions JSON, or 'shapes'>")
+    if feature_extractor == "inception" and not inception_weights:
+        missing.append("eval.inception_weights=<path or URI of the FID Inception weights (.pth)>")
+    real = not is_domain(prompt_set)
+    if real and not reference_images:
+        missing.append("eval.reference_images=<folder path or URI of the reference images>")
+    if not clip_model and (real or feature_extractor == "clip"):
+        missing.append("eval.clip_model=<folder path or URI of a CLIP model (save_pretrained)>")
+    return missing

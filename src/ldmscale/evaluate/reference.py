@@ -2,13 +2,16 @@
 
 Stored like a shard's state (`fid_stats.npz`: n, sum, sum_outer) under
 `prepare/reference-<hash>/`, where the hash covers everything that determines them (prompt set,
-seed, sample count, resolution, feature extractor and its weights). Computing them again for the
-same inputs is a no-op; two jobs racing to compute them write identical files.
+sample count, resolution, preprocessing, feature extractor and its weights). Computing them again
+for the same inputs is a no-op; two jobs racing to compute them write identical files.
 
 - embedded domain: the rendered images of the eval prompts (the images the captions describe);
-- real data: the first `num_samples` images (sorted by name) of `eval.reference_images`, a folder
-  path / URI of JPEG or PNG files, centre-cropped and resized (bicubic) to `data.resolution` like
-  the generated images.
+- real data: the images of the first `eval.num_samples` prompts (`prompts.CAPTION_RULE`), read
+  from `eval.reference_images`, a folder path / URI of JPEG or PNG files named as the captions
+  file's `images[].file_name` (COCO's `COCO_val2014_000000000042.jpg`) or by image id
+  (`42.png`, `000000000042.jpg`). Each is converted to RGB, centre-cropped to a square and
+  resized (PIL bicubic, antialiased) to the generated images' resolution (`REAL_RESIZE`), so
+  that both sets reach the feature extractor at the same size and through the same code.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,13 +29,16 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.evaluate.metrics import FID_STATS, FeatureStats
-from ldmscale.evaluate.prompts import is_domain
+from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, is_committed, read_file
 
 COMPONENT = "reference"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+REAL_RESIZE = "RGB, centre crop to a square, PIL bicubic (antialiased) to the resolution"
+_READERS = 16
+"""Concurrent image reads: object stores answer one small GET at a time slowly."""
 
 
 def reference_identity(
@@ -40,8 +48,10 @@ def reference_identity(
     num_samples: int,
     resolution: int,
     extractor_protocol: dict[str, Any],
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """Everything that determines the reference statistics (its hash names their folder)."""
+    identity = {
         "prompt_set": prompt_set,
         "reference_images": "" if is_domain(prompt_set) else reference_images,
         "split": "eval" if is_domain(prompt_set) else "reference_images",
@@ -51,6 +61,17 @@ def reference_identity(
         "feature_extractor": extractor_protocol["feature_extractor"],
         "feature_weights_sha256": extractor_protocol["feature_weights_sha256"],
     }
+    if not is_domain(prompt_set):
+        captions = caption_set(prompt_set, options)
+        # Real images do not depend on the study seed; the captions file's content does matter.
+        identity.update(
+            seed=0,
+            split=captions.split,
+            captions_sha256=captions.sha256,
+            reference_resize=REAL_RESIZE,
+            feature_resize=extractor_protocol["resize"],
+        )
+    return identity
 
 
 def reference_dir(identity: dict[str, Any]) -> str:
@@ -80,21 +101,63 @@ def _load_image(data: bytes, resolution: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
 
 
+def _image_id(name: str) -> int | None:
+    """The image id in a file name: the trailing digits of its stem (`..._000000000042.jpg`)."""
+    match = re.search(r"(\d+)$", name.rsplit(".", 1)[0])
+    return int(match.group(1)) if match else None
+
+
+def match_images(captions: CaptionSet, names: Sequence[str], count: int, uri: str) -> list[str]:
+    """The file names of the first `count` images of `captions`, by `images[].file_name`, else by
+    image id; a clear error naming the missing ones."""
+    present = set(names)
+    by_id: dict[int, str] = {}
+    for name in names:
+        ident = _image_id(name)
+        if ident is not None:
+            by_id.setdefault(ident, name)
+    chosen: list[str] = []
+    missing: list[str] = []
+    for image, listed in zip(captions.image_ids[:count], captions.file_names[:count], strict=True):
+        found = listed if listed in present else by_id.get(image)
+        if found is None:
+            missing.append(listed or str(image))
+        else:
+            chosen.append(found)
+    if missing:
+        raise FileNotFoundError(
+            f"eval.reference_images={uri!r} lacks {len(missing)} of the {count} images of "
+            f"eval.prompt_set={captions.uri!r} (e.g. {', '.join(missing[:3])}); name them as the "
+            "captions file's images[].file_name or by image id"
+        )
+    return chosen
+
+
 def _image_batches(
-    uri: str, count: int, resolution: int, batch: int, options: dict[str, Any]
+    uri: str,
+    captions: CaptionSet,
+    count: int,
+    resolution: int,
+    batch: int,
+    options: dict[str, Any],
 ) -> Iterator[torch.Tensor]:
     if not uri:
         raise ValueError("real-data evaluation needs eval.reference_images=<folder path or URI>")
     folder = Storage(uri, options)
-    names = sorted(n for n in folder.listdir("") if n.lower().endswith(_IMAGE_SUFFIXES))
-    if len(names) < count:
+    names = [n for n in folder.listdir("") if n.lower().endswith(_IMAGE_SUFFIXES)]
+    if not names:
+        raise FileNotFoundError(f"eval.reference_images={uri!r} holds no JPEG or PNG files")
+    if count > len(captions):
         raise ValueError(
-            f"eval.reference_images={uri!r} has {len(names)} images; {count} are needed "
-            "(eval.num_samples)"
+            f"eval.prompt_set={captions.uri!r} has {len(captions)} captioned images; "
+            f"eval.num_samples={count} were asked for"
         )
-    for start in range(0, count, batch):
-        chunk = names[start : min(start + batch, count)]
-        yield torch.stack([_load_image(folder.read_bytes(name), resolution) for name in chunk])
+    chosen = match_images(captions, names, count, uri)
+    with ThreadPoolExecutor(_READERS) as pool:
+        for start in range(0, count, batch):
+            chunk = chosen[start : start + batch]
+            images = pool.map(lambda name: _load_image(folder.read_bytes(name), resolution), chunk)
+            yield torch.stack(list(images))
 
 
 def reference_stats(
@@ -114,7 +177,12 @@ def reference_stats(
         batches = _domain_batches(int(identity["seed"]), count, resolution, batch_size)
     else:
         batches = _image_batches(
-            identity["reference_images"], count, resolution, batch_size, storage_options or {}
+            identity["reference_images"],
+            caption_set(identity["prompt_set"], storage_options),
+            count,
+            resolution,
+            batch_size,
+            storage_options or {},
         )
     stats = FeatureStats.zeros(int(extractor.num_features))  # type: ignore[arg-type]
     with torch.no_grad():

@@ -36,7 +36,13 @@ from ldmscale.evaluate.metrics import (
     FIDMetric,
     save_states,
 )
-from ldmscale.evaluate.prompts import is_domain, load_prompts
+from ldmscale.evaluate.prompts import (
+    caption_set,
+    dataset_protocol,
+    is_domain,
+    load_prompts,
+    missing_inputs,
+)
 from ldmscale.evaluate.reference import reference_identity, reference_stats
 from ldmscale.provenance import provenance
 from ldmscale.runtime import resolve_device
@@ -159,14 +165,33 @@ def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, 
 def _prompt_metric(cfg: StudyConfig, evaluator: Any) -> AlignmentMetric | CLIPScoreMetric:
     if is_domain(cfg.eval.prompt_set):
         return AlignmentMetric(evaluator)
-    if not cfg.eval.clip_model:
-        raise EvalInputError("real-data evaluation needs eval.clip_model=<path or hub id of CLIP>")
-    return CLIPScoreMetric(cfg.eval.clip_model)
+    return CLIPScoreMetric(cfg.eval.clip_model, cfg.storage.cache_dir)
+
+
+def _check_inputs(cfg: StudyConfig) -> None:
+    """Refuse, before loading anything, a real-data request that lacks inputs or samples."""
+    e = cfg.eval
+    missing = missing_inputs(
+        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
+    )
+    if missing:
+        raise EvalInputError("this evaluation needs " + "; ".join(missing))
+    if not is_domain(e.prompt_set):
+        try:
+            size = len(caption_set(e.prompt_set, cfg.storage.options))
+        except ValueError as err:
+            raise EvalInputError(str(err)) from None
+        if size < e.num_samples:
+            raise EvalInputError(
+                f"eval.prompt_set={e.prompt_set!r} has {size} captioned images; "
+                f"eval.num_samples={e.num_samples} is more"
+            )
 
 
 def evaluate(cfg: StudyConfig) -> ShardRecord:
     """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model`."""
     storage = Storage(cfg.require_study(), cfg.storage.options)
+    _check_inputs(cfg)
     step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
     key = eval_key(cfg, step)
     index, count = cfg.eval.shard_index, cfg.eval.shard_count
@@ -192,6 +217,7 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         cfg.eval.feature_extractor,
         evaluator=evaluator,
         inception_weights=cfg.eval.inception_weights,
+        clip_model=cfg.eval.clip_model,
         cache=cfg.storage.cache_dir,
     )
     extractor.to(device)
@@ -204,6 +230,7 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         cfg.eval.num_samples,
         resolution,
         feature_protocol,
+        cfg.storage.options,
     )
     reference_rel, reference = reference_stats(
         storage, identity, extractor, device, cfg.eval.batch_size, cfg.storage.options
@@ -220,7 +247,7 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
     with tqdm(total=stop - start, desc=f"eval {rel}", unit="img", leave=False) as progress:
         for first in range(start, stop, cfg.eval.batch_size):
             last = min(first + cfg.eval.batch_size, stop)
-            prompts = load_prompts(cfg.eval.prompt_set, cfg.seed, first, last)
+            prompts = load_prompts(cfg.eval.prompt_set, cfg.seed, first, last, cfg.storage.options)
             began = time.perf_counter()
             pixels = generate(prompts.captions, range(first, last))
             if device.type == "cuda":
@@ -235,11 +262,14 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
     protocol = {
         **_request(cfg),
         **feature_protocol,
-        "split": identity["split"],
+        **dataset_protocol(cfg.eval.prompt_set, cfg.storage.options),
         "resolution": resolution,
         "reference": reference_rel,
+        "reference_images": identity["reference_images"],
+        "reference_resize": identity.get("reference_resize", "none (rendered at resolution)"),
         "prompt_score": prompt_metric.name,
-        "clip_model": "" if domain else cfg.eval.clip_model,
+        "clip_model": "",
+        **(prompt_metric.protocol() if isinstance(prompt_metric, CLIPScoreMetric) else {}),
         "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
         "checkpoint_step": step,
         "unet": info.unet_dir,
