@@ -235,3 +235,9 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
     torch.save(net.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_writer() -> Any:
+    """`make_checkpoint`, for test modules (conftest modules are not importable by name)."""
+    return make_checkpoint

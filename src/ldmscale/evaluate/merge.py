@@ -18,6 +18,7 @@ from typing import Any
 from ldmscale.config.schema import StudyConfig
 from ldmscale.evaluate.metrics import (
     FID_STATS,
+    CLIPScoreMetric,
     FeatureStats,
     FIDMetric,
     MeanScore,
@@ -110,7 +111,8 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
 
     reference = FeatureStats.from_npz(read_file(storage, protocol["reference"], FID_STATS))
     fid_metric = FIDMetric(None, reference)
-    score = MeanScore()
+    # CLIP score's mean is floored at 0 (torchmetrics CLIPScore); alignment is a plain mean.
+    score = CLIPScoreMetric(None) if protocol["prompt_score"] == "clip_score" else MeanScore()
     score.name = protocol["prompt_score"]
     for index in range(count):
         rel = key.shard_dir(index, count)
