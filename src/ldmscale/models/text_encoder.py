@@ -150,8 +150,8 @@ def _load(spec: str, device: str) -> tuple[Any, Any]:
 
     model_path, tokenizer_path, local = _resolve(spec)
     # Local folders never touch the network (works with HF_HUB_OFFLINE=1 and without internet).
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
     loader: Any = CLIPTextModel if _model_type(model_path, local) in _CLIP_TYPES else AutoModel
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
     model = loader.from_pretrained(model_path, local_files_only=local)
     return tokenizer, model.to(device).eval().requires_grad_(False)
 

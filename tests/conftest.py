@@ -1,0 +1,39 @@
+"""Fixtures shared by every test folder.
+
+`prepared_study`: one study per test session with the embedded domain prepared using fast
+settings (seconds on a CPU). Tests that train, sample or evaluate reuse it:
+
+    study, overrides = prepared_study
+    cfg = compose([f"study={study}", *overrides])
+
+`overrides` holds the fast prepare settings and a session-local cache folder, never `study=`, so
+a test may point the same settings at a copy of the study.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+FAST_PREPARE = [
+    "data.prepare_images=512",
+    "data.heldout_images=128",
+    "data.autoencoder_steps=40",
+    "data.autoencoder_batch=16",
+    "data.evaluator_steps=40",
+    "data.evaluator_batch=32",
+]
+"""Prepare-stage settings that train the domain autoencoder and evaluator in seconds (their
+quality is low; tests that need the full quality train with the defaults)."""
+
+
+@pytest.fixture(scope="session")
+def prepared_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    """(study path, overrides) of a study whose embedded domain is prepared."""
+    from ldmscale.config import compose
+    from ldmscale.prepare.domain import prepare
+
+    root = tmp_path_factory.mktemp("prepared")
+    study = str(root / "study")
+    overrides = [*FAST_PREPARE, f"storage.cache_dir={root / 'cache'}"]
+    prepare(compose([f"study={study}", *overrides]))
+    return study, overrides

@@ -1,0 +1,116 @@
+"""The prepare stage: content-hash caching, idempotence, corrupt artifacts, the CLI, and (slow)
+the quality reached with the default settings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ldmscale.cli.main import main
+from ldmscale.config import compose
+from ldmscale.prepare import domain
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import MANIFEST, CorruptArtifact
+
+
+def _copy(prepared: tuple[str, list[str]], target: Path) -> list[str]:
+    study, overrides = prepared
+    shutil.copytree(Path(study) / "prepare", target / "prepare")
+    return [f"study={target}", *overrides, f"storage.cache_dir={target}-cache"]
+
+
+def test_hash_covers_the_settings_that_determine_each_artifact() -> None:
+    base = compose(["study=unused"])
+    steps = compose(["study=unused", "data.autoencoder_steps=7"])
+    seed = compose(["study=unused", "seed=1"])
+    resolution = compose(["study=unused", "data.resolution=64"])
+    assert domain.autoencoder_dir(base) == domain.autoencoder_dir(compose(["study=other"]))
+    assert domain.autoencoder_dir(steps) != domain.autoencoder_dir(base)
+    assert domain.evaluator_dir(steps) == domain.evaluator_dir(base)
+    for changed in (seed, resolution):
+        assert domain.autoencoder_dir(changed) != domain.autoencoder_dir(base)
+        assert domain.evaluator_dir(changed) != domain.evaluator_dir(base)
+    assert domain.autoencoder_dir(base).startswith("prepare/autoencoder-")
+
+
+def test_second_call_reuses_without_training(prepared_study: tuple[str, list[str]]) -> None:
+    study, overrides = prepared_study
+    cfg = compose([f"study={study}", *overrides])
+    storage = Storage(study)
+    before = {d: storage.read_text(f"{d}/{MANIFEST}") for d in _dirs(cfg)}
+    result = domain.prepare(cfg)
+    assert result.built == ()
+    assert {c.dir for c in result.components} == set(before)
+    assert {d: storage.read_text(f"{d}/{MANIFEST}") for d in _dirs(cfg)} == before
+    quality = result.evaluator.meta["quality"]
+    assert set(quality["heldout_accuracy"]) == {"shape", "colour", "size", "position"}
+    assert result.autoencoder is not None
+    assert result.autoencoder.meta["quality"]["heldout_psnr_db"] > 0
+
+
+def _dirs(cfg) -> list[str]:  # type: ignore[no-untyped-def]
+    return [domain.autoencoder_dir(cfg), domain.evaluator_dir(cfg)]
+
+
+def test_loaders_give_frozen_components(prepared_study: tuple[str, list[str]]) -> None:
+    study, overrides = prepared_study
+    cfg = compose([f"study={study}", *overrides])
+    ae = domain.autoencoder_for(cfg, "cpu")
+    scaling = domain.prepare(cfg).autoencoder.meta["quality"]["scaling_factor"]  # type: ignore[union-attr]
+    assert ae.scaling_factor == pytest.approx(scaling) and ae.latent_size(32) == 8
+    evaluator = domain.evaluator_for(cfg, "cpu")
+    assert not evaluator.training and evaluator.feature_dim == 128
+
+
+def test_unprepared_study_says_to_run_prepare(tmp_path: Path) -> None:
+    cfg = compose([f"study={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
+        domain.autoencoder_for(cfg)
+    with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
+        domain.evaluator_for(cfg)
+
+
+def test_corrupt_artifact_is_detected_then_rebuilt(
+    prepared_study: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    args = _copy(prepared_study, tmp_path / "study")
+    cfg = compose(args)
+    weights = tmp_path / "study" / domain.evaluator_dir(cfg) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CorruptArtifact, match="sha256"):
+        domain.evaluator_for(cfg)
+    result = domain.prepare(cfg)
+    assert result.built == ("evaluator",)
+    assert domain.evaluator_for(cfg).feature_dim == 128
+
+
+def test_cli_reports_reuse_and_rejects_a_missing_study(
+    prepared_study: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    study, overrides = prepared_study
+    assert main(["prepare", f"study={study}", *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "autoencoder: reused" in out and "evaluator: reused" in out and "PSNR" in out
+    assert main(["prepare", *overrides]) == 2
+    assert "study=<URI> is required" in capsys.readouterr().err
+
+
+# Measured on 2 CPU cores with the defaults (seed 0): PSNR 00.0 dB, accuracy >= 0.00 everywhere.
+MIN_PSNR_DB = 24.0
+MIN_ACCURACY = 0.95
+
+
+@pytest.mark.slow
+def test_default_settings_reach_the_quality_targets(tmp_path: Path) -> None:
+    cfg = compose([f"study={tmp_path / 'study'}", f"storage.cache_dir={tmp_path / 'cache'}"])
+    result = domain.prepare(cfg)
+    assert result.built == ("autoencoder", "evaluator")
+    assert result.autoencoder is not None
+    psnr = result.autoencoder.meta["quality"]["heldout_psnr_db"]
+    assert psnr > MIN_PSNR_DB, result.autoencoder.meta["quality"]
+    accuracy = result.evaluator.meta["quality"]["heldout_accuracy"]
+    assert min(accuracy.values()) > MIN_ACCURACY, accuracy
