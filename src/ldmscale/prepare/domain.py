@@ -47,7 +47,10 @@ from ldmscale.storage.manifest import CorruptArtifact, commit, load_manifest, ve
 
 # Bump when the training recipe changes in a way the settings below do not show.
 RECIPE_VERSION = 1
-AUTOENCODER_LR = 1e-3
+AUTOENCODER_LR = 2e-3
+FOREGROUND_WEIGHT = 4.0
+"""Extra reconstruction weight on shape pixels: shapes cover 5-15% of an image, and without it
+the few hundred steps we can afford are spent on the flat background."""
 KL_WEIGHT = 1e-6
 """Weight of the KL term per latent element (SD's autoencoders use 1e-6)."""
 EVALUATOR_LR = 2e-3
@@ -109,6 +112,7 @@ def autoencoder_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "batch": cfg.data.autoencoder_batch,
         "lr": AUTOENCODER_LR,
         "kl_weight": KL_WEIGHT,
+        "foreground_weight": FOREGROUND_WEIGHT,
         "latent_stats_images": LATENT_STATS_IMAGES,
         "architecture": domain_autoencoder_config(cfg.data.resolution),
     }
@@ -154,6 +158,12 @@ def _seeded(cfg: StudyConfig, component: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _foreground(pixels: torch.Tensor) -> torch.Tensor:
+    """[B, 1, H, W] mask of the pixels that differ from the image's (median) background."""
+    background = pixels.flatten(2).median(dim=2).values[..., None, None]
+    return ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+
+
 def _train_autoencoder(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
     data = cfg.data
     generator = _seeded(cfg, "autoencoder")
@@ -169,7 +179,9 @@ def _train_autoencoder(cfg: StudyConfig, device: torch.device, out: Path) -> dic
         batch = images[pick].to(device)
         posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.sample(generator=None)).sample
-        loss = F.l1_loss(recon, batch) + F.mse_loss(recon, batch)
+        weight = 1.0 + FOREGROUND_WEIGHT * _foreground(batch)
+        error = recon - batch
+        loss = (weight * (error.abs() + error.square())).mean()
         kl = posterior.kl().mean() / posterior.mean[0].numel()
         (loss + KL_WEIGHT * kl).backward()
         optimizer.step()
