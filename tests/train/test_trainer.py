@@ -196,12 +196,14 @@ def test_zero3_two_ranks_resume_matches_the_one_rank_run(
     # EMA needs whole parameters on every rank, so ZeRO-3 trains without it.
     args = [*_copy_prepared(prepared_study, study), "train.zero_stage=3", "train.ema=false"]
     assert _result(_train([*args, "train.max_steps=4"], ranks=2))["step"] == 4
-    resumed = _result(_train([*args, "train.max_steps=10"], ranks=2))
-    assert resumed["resumed_from"] == 4 and resumed["step"] == 10
-    # Same samples and draws as the one-rank run; only the order of float reductions differs.
+    resumed = _result(_train([*args, "train.max_steps=8"], ranks=2))
+    assert resumed["resumed_from"] == 4 and resumed["step"] == 8
+    assert committed_steps(Storage(str(study)), "debug") == [5, 8]  # keep_last=2
+    # Same samples and draws as the one-rank run, so the same losses up to the order of float
+    # reductions; the loss of step k depends on the weights after step k - 1.
     losses = [r["train/loss"] for r in _log(study)]
-    reference_losses = [r["train/loss"] for r in _log(reference[0])][:10]
+    reference_losses = [r["train/loss"] for r in _log(reference[0])][:8]
     assert losses == pytest.approx(reference_losses, rel=1e-4)
-    assert sum(losses[-3:]) < sum(losses[:3])
-    expected, got = _unet(reference[0], 10), _unet(study, 10)
-    assert all(torch.allclose(expected[k], got[k], atol=1e-4) for k in expected)
+    assert sum(losses[-3:]) < 0.95 * sum(losses[:3])
+    unet = _unet(study, 8)
+    assert unet["conv_in.weight"].shape[0] == 8  # the whole tensor, gathered from both ranks
