@@ -22,10 +22,12 @@ import torch
 
 # A quickly prepared domain: throughput does not depend on how well the autoencoder is trained.
 PREPARE = [
-    "data.prepare_images=256",
-    "data.heldout_images=64",
-    "data.autoencoder_steps=20",
-    "data.evaluator_steps=5",
+    "data.prepare_images=512",
+    "data.heldout_images=128",
+    "data.autoencoder_steps=40",
+    "data.autoencoder_batch=16",
+    "data.evaluator_steps=40",
+    "data.evaluator_batch=32",
 ]
 
 
