@@ -33,7 +33,7 @@ CONFIG = "config.json"
 class EvaluatorConfig:
     resolution: int = 32
     """Input side in pixels; other sizes are resized to it first."""
-    widths: tuple[int, ...] = (32, 64, 96)
+    widths: tuple[int, ...] = (16, 32, 64)
     """Channels of the convolution stages; each stage halves the side."""
     feature_dim: int = 128
     """Width of the penultimate layer (the FID feature space)."""
