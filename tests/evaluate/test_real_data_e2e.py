@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from ldmscale.cli.main import main
+from ldmscale.config import compose
 from ldmscale.evaluate.prompts import CAPTION_RULE
-from ldmscale.evaluate.reference import REAL_RESIZE
+from ldmscale.evaluate.reference import REAL_RESIZE, prepare_reference
 from ldmscale.storage.fs import Storage
 
 pytestmark = pytest.mark.slow
 
-SAMPLES = 6
+SAMPLES = 4
 RESOLUTION = 16
 STEP = 3
 BASE = [
@@ -107,6 +108,8 @@ def test_eval_and_merge_on_real_data(
         weights += "/" + Path(request.getfixturevalue("inception_weights")).name
     overrides += [f"eval.feature_extractor={extractor}", f"eval.inception_weights={weights}"]
 
+    # The prepare stage's entry point commits the reference statistics the shards then reuse.
+    prepared, _ = prepare_reference(compose(overrides))
     for shard in ("0/2", "1/2"):
         assert main(["eval", *overrides, f"eval.shard={shard}"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["images"] == SAMPLES // 2
@@ -141,4 +144,5 @@ def test_eval_and_merge_on_real_data(
     assert {key: protocol[key] for key in expected} == expected
     assert len(protocol["feature_weights_sha256"]) == len(protocol["clip_model_sha256"]) == 64
     assert "CLIPImageProcessor" in protocol["clip_preprocessing"]
-    assert protocol["resize"] and is_committed(storage, protocol["reference"])
+    assert protocol["resize"] and protocol["reference"] == prepared
+    assert is_committed(storage, prepared)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ldmscale.config.schema import StudyConfig
 from ldmscale.evaluate.metrics import FID_STATS, FeatureStats
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.storage import paths
@@ -190,3 +191,44 @@ def reference_stats(
             stats = stats + FeatureStats.of(extractor(pixels.to(device)))
     commit(storage, rel, files={FID_STATS: stats.to_npz()}, meta={"identity": identity})
     return rel, stats
+
+
+def prepare_reference(
+    cfg: StudyConfig, device: torch.device | None = None
+) -> tuple[str, FeatureStats]:
+    """Compute and commit, ahead of the eval shards, the real-data reference statistics of
+    `cfg.eval` for images at `data.resolution` (the resolution checkpoints record), so that a
+    sweep's shards find them committed instead of each computing them. For the prepare stage;
+    the embedded domain's references are cheap and left to the first shard."""
+    from ldmscale.evaluate.features import build_extractor
+    from ldmscale.evaluate.prompts import missing_inputs
+    from ldmscale.runtime import resolve_device
+
+    e = cfg.eval
+    if is_domain(e.prompt_set):
+        raise ValueError("prepare_reference is for real data; eval.prompt_set is 'shapes'")
+    missing = missing_inputs(
+        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
+    )
+    if missing:
+        raise ValueError("the reference statistics need " + "; ".join(missing))
+    device = device or resolve_device(cfg.device)
+    extractor, protocol = build_extractor(
+        e.feature_extractor,
+        inception_weights=e.inception_weights,
+        clip_model=e.clip_model,
+        cache=cfg.storage.cache_dir,
+    )
+    identity = reference_identity(
+        e.prompt_set,
+        e.reference_images,
+        cfg.seed,
+        e.num_samples,
+        cfg.data.resolution,
+        protocol,
+        cfg.storage.options,
+    )
+    storage = Storage(cfg.require_study(), cfg.storage.options)
+    return reference_stats(
+        storage, identity, extractor.to(device), device, e.batch_size, cfg.storage.options
+    )
