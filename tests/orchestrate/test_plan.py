@@ -110,3 +110,10 @@ def test_run_rejects_a_bad_job_id(capsys: pytest.CaptureFixture[str], tmp_path: 
 def test_run_without_a_plan_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["run", "train/debug", f"study={tmp_path}"]) == 1
     assert "ldmscale plan" in capsys.readouterr().err
+
+
+def test_merge_jobs_know_the_shard_count() -> None:
+    cfg = compose(["sweep=debug"])
+    merge = parse_job_id(build_plan(cfg).ids("merge")[0])
+    merged = compose([*build_plan(cfg).overrides, *merge.overrides(cfg.sweep)])
+    assert merged.eval.shard_count == cfg.sweep.shards == 2

@@ -58,13 +58,15 @@ class Job:
             return []
         if self.kind == "train":
             return [f"model={self.model}", f"train.max_steps={sweep.train_steps}"]
+        # A merge reads the shard count from eval.shard (its index is not used).
+        shard = f"{self.shard}/{self.shards}" if self.kind == "eval" else f"0/{sweep.shards}"
         return [
             f"model={self.model}",
             f"eval.checkpoint={paths.checkpoint_name(self.step)}",
             f"sampler={self.sampler}",
             f"sampler.steps={self.steps}",
             f"sampler.guidance={self.guidance}",
-            f"eval.shard={self.shard}/{self.shards}",
+            f"eval.shard={shard}",
             f"eval.num_samples={sweep.num_samples}",
         ]
 
