@@ -116,3 +116,11 @@ def test_analyze_without_records_says_so(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no committed metrics"):
         analyze(compose([f"study={tmp_path}"]))
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("cost", [0.01234, 0.0187, 1.0, 5.216, 123.45])
+def test_every_configuration_fits_a_default_budget(cost: float) -> None:
+    one = [record("only", cost / 4, 4, 2.0, 10.0)]
+    assert [r["model"] for r in best_per_budget(one, default_budgets(one))] == ["only"]
+    two = [*one, record("big", cost, 4, 2.0, 5.0)]
+    assert best_per_budget(two, default_budgets(two))[-1]["model"] == "big"

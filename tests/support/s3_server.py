@@ -5,6 +5,7 @@ Import the fixtures into a conftest.py: `from s3_server import s3_endpoint, s3_b
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,8 @@ def s3_endpoint() -> Iterator[str]:
     """Start moto's S3 server on a free loopback port; point the AWS_* variables at it."""
     from moto.server import ThreadedMotoServer
 
+    # The server's per-request log lines are noise, and outlive pytest's captured streams.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

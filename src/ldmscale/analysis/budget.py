@@ -33,21 +33,22 @@ def pareto_frontier(rows: list[Row]) -> list[Row]:
 
 
 def default_budgets(rows: list[Row], count: int = 8) -> list[float]:
-    """`count` log-spaced budgets from the cheapest to the dearest configuration (3 digits)."""
+    """`count` log-spaced budgets from the cheapest to the dearest configuration, rounded up to
+    3 significant digits so that each end configuration fits its budget."""
     costs = sorted({r["sampling_cost"] for r in rows})
     if not costs:
         return []
     low, high = costs[0], costs[-1]
     if count == 1 or math.isclose(low, high):
-        return [_sig3(high)]
+        return [_ceil3(high)]
     ratio = (high / low) ** (1 / (count - 1))
-    budgets = [_sig3(low * ratio**i) for i in range(count)]
-    budgets[-1] = max(budgets[-1], high)  # the dearest configuration always fits the last budget
-    return sorted(set(budgets))
+    return sorted({_ceil3(low * ratio**i) for i in range(count)})
 
 
-def _sig3(x: float) -> float:
-    return float(f"{x:.3g}")
+def _ceil3(x: float) -> float:
+    """Round up to 3 significant digits."""
+    scale = 10 ** (math.floor(math.log10(x)) - 2)
+    return float(f"{math.ceil(x / scale - 1e-9) * scale:.3g}")
 
 
 def best_per_budget(rows: list[Row], budgets: list[float]) -> list[Row]:
