@@ -38,17 +38,29 @@ class DataConfig:
     name: str = "shapes"
     """`shapes` (the embedded domain, rendered on the fly) or `webdataset` (image-text shards)."""
     resolution: int = 32
-    """Image side in pixels."""
+    """Image side in pixels (real images: shorter side resized to it, then centre-cropped)."""
     text_encoder: str = "minilm"
-    """`minilm` (bundled with the package) or a path / hub id of a CLIP text model."""
+    """`minilm` (bundled with the package) or a folder path / fsspec URI / hub id of a CLIP text
+    model (or of a diffusers pipeline folder holding `text_encoder/` and `tokenizer/`)."""
     max_text_tokens: int = 16
     """Tokens per caption given to the text encoder (77 for CLIP)."""
     autoencoder: str = "domain"
-    """`domain` (trained on the embedded domain by `prepare`) or an AutoencoderKL path / hub id."""
+    """`domain` (trained on the embedded domain by `prepare`) or an AutoencoderKL folder path /
+    fsspec URI / hub id (or a diffusers pipeline folder holding `vae/`)."""
     shards: str = ""
-    """webdataset only: brace-expanded URL of the training shards."""
+    """webdataset only: the training shards as a brace-expanded fsspec URL,
+    e.g. `s3://bucket/laion/{000000..000999}.tar` (several patterns joined by `::`). Each
+    sample holds an image (`png`, `jpg`, `jpeg` or `webp`) and a caption (`txt` or `caption`)."""
+    precomputed: bool = False
+    """webdataset only: `prepare` encodes every image to latents and every caption to text
+    embeddings once, and training reads those instead of the images (the frozen autoencoder and
+    text encoder are then not loaded for training)."""
     num_workers: int = 0
-    """DataLoader worker processes per rank."""
+    """webdataset only: threads per rank that decode and resize the images of a micro-batch,
+    each taking a disjoint part of its indices (0: decode in the training thread). Shards are
+    read in the training thread."""
+    encode_batch: int = 32
+    """webdataset prepare: images (and captions) per autoencoder / text-encoder forward."""
     prepare_images: int = 4096
     """prepare: distinct rendered images the domain autoencoder and evaluator train on."""
     heldout_images: int = 512
@@ -67,6 +79,7 @@ class DataConfig:
         _check_positive("data.resolution", self.resolution)
         _check_positive("data.max_text_tokens", self.max_text_tokens)
         for key in (
+            "encode_batch",
             "prepare_images",
             "heldout_images",
             "autoencoder_steps",
@@ -75,8 +88,30 @@ class DataConfig:
             "evaluator_batch",
         ):
             _check_positive(f"data.{key}", getattr(self, key))
-        if self.name == "webdataset" and not self.shards:
-            raise ValueError("data.shards must name the training shards when data.name=webdataset")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.num_workers!r} must be >= 0")
+        if self.precomputed and self.name != "webdataset":
+            raise ValueError("data.precomputed=true needs data.name=webdataset")
+
+    def require_real(self) -> None:
+        """What training and prepare need on real data; ValueError naming each empty field.
+        (Checked where used, not here, so that a sweep composes before a team sets its URIs.)"""
+        missing = [
+            f"data.{key}=<{what}>"
+            for key, what in (
+                ("shards", "brace-expanded URL of the training shards"),
+                ("autoencoder", "AutoencoderKL folder / URI / hub id"),
+                ("text_encoder", "CLIP text model folder / URI / hub id"),
+            )
+            if not getattr(self, key)
+        ]
+        if missing:
+            raise ValueError("data.name=webdataset needs " + ", ".join(missing))
+        if self.autoencoder == "domain":
+            raise ValueError(
+                "data.autoencoder='domain' is the embedded domain's; real data needs a "
+                "pretrained AutoencoderKL (folder / URI / hub id)"
+            )
 
 
 PRECISIONS = ("auto", "bf16", "fp32")

@@ -1,24 +1,48 @@
-"""Training batches of the embedded domain, sharded by rank, as a pure function of the step.
+"""Training batches, sharded by rank, as a pure function of the step: the embedded domain
+(`DomainBatches`), image-text webdataset shards (`ImageTextBatches`) or the latents and text
+embeddings precomputed from them by `ldmscale prepare` (`LatentBatches`); `batch_source(cfg)`
+picks one from `data.name` and `data.precomputed`.
 
-The sample with global index `i` is `shapes.render(seed, i)`; optimizer step `s` consumes the
+The sample with global index `i` is `shapes.render(seed, i)` on the domain, and sample
+`i mod N` of the N samples of the shards on real data (in shard order: shards are expected to be
+shuffled when written, as img2dataset writes them); optimizer step `s` consumes the
 global indices `s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a`
 of rank `r` takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks
 see the same sample and every sample of the step is seen once. The data position is therefore
 the step alone: resuming needs no loader state.
 
-Images are encoded by the frozen autoencoder on the fly; caption embeddings are cached, since the
-domain's caption vocabulary is small (a few hundred captions).
+Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a function of
+(seed, index), for every source.
+
+- Domain: images are encoded by the frozen autoencoder on the fly; caption embeddings are cached,
+  since the domain's caption vocabulary is small (a few hundred captions).
+- Raw shards: the shard index (`ldmscale.prepare.latents.shard_index`) is read from the study,
+  built and committed there by the first job that needs it. Shards are read in the training
+  thread (the last two stay in memory); `data.num_workers` threads decode and resize a
+  micro-batch's images, each a disjoint part of its indices. Captions are encoded per batch;
+  the empty caption's embedding once.
+- Precomputed: `latent.npy` / `emb.npy` of the prepared shards; dropped captions take the stored
+  empty-caption embedding. No autoencoder or text encoder is loaded.
+
+A truncated or unreadable shard raises `CorruptShard` naming it, and training stops (exit 1):
+training on silently fewer samples would change what a step means. Re-export the shard, or
+remove it from `data.shards` (a new URL list gets a new index).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.train.diffusion import sample_draws
+from ldmscale.train.diffusion import SampleDraws, sample_draws
+
+if TYPE_CHECKING:
+    from ldmscale.prepare.latents import LatentSet
 
 
 def micro_indices(
@@ -94,3 +118,178 @@ class DomainBatches:
             noise=draws.noise.to(self.device),
             timesteps=draws.timesteps.to(self.device),
         )
+
+
+class Batches(Protocol):
+    """What the trainer needs of a batch source."""
+
+    latent_shape: tuple[int, int, int]
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def batch(self, indices: list[int]) -> Batch: ...
+
+
+def _draws(cfg: StudyConfig, indices: list[int], latent_shape: tuple[int, int, int]) -> SampleDraws:
+    return sample_draws(
+        cfg.seed,
+        indices,
+        latent_shape,
+        cfg.train.num_train_timesteps,
+        cfg.train.caption_dropout,
+    )
+
+
+def _contexts(
+    draws: SampleDraws, empty: torch.Tensor, kept: Sequence[torch.Tensor] | torch.Tensor
+) -> torch.Tensor:
+    """[B, tokens, hidden]: `empty` where the caption is dropped, else the next of `kept`."""
+    rows, position = [], 0
+    for drop in draws.drop_caption.tolist():
+        if drop:
+            rows.append(empty)
+        else:
+            rows.append(kept[position])
+            position += 1
+    return torch.stack(rows)
+
+
+def decode_pixels(
+    samples: Sequence[dict[str, Any]], resolution: int, pool: ThreadPoolExecutor | None = None
+) -> torch.Tensor:
+    """[B, 3, R, R] in [-1, 1]: the samples' images resized and centre-cropped to `resolution`,
+    decoded by `pool`'s threads (each sample by one thread) or in this thread."""
+    from ldmscale.data.webdataset import decode_image
+
+    def decode(sample: dict[str, Any]) -> torch.Tensor:
+        return decode_image(sample, resolution)
+
+    images = list(pool.map(decode, samples)) if pool is not None else [decode(s) for s in samples]
+    return torch.stack(images)
+
+
+class ImageTextBatches:
+    """Batches of raw image-text shards, encoded by the frozen autoencoder and text encoder."""
+
+    def __init__(
+        self,
+        cfg: StudyConfig,
+        autoencoder: Any,
+        text_encoder: Any,
+        device: torch.device,
+        samples: Any,
+    ) -> None:
+        self.cfg = cfg
+        self.autoencoder = autoencoder
+        self.text_encoder = text_encoder
+        self.device = device
+        self.samples = samples
+        """`ShardedSamples` (or anything indexable by global sample index)."""
+        size = autoencoder.latent_size(cfg.data.resolution)
+        self.latent_shape: tuple[int, int, int] = (autoencoder.latent_channels, size, size)
+        workers = cfg.data.num_workers
+        self.pool = ThreadPoolExecutor(workers, "ldmscale-decode") if workers else None
+        self._empty: torch.Tensor | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.text_encoder.hidden_size)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.text_encoder.max_tokens)
+
+    @property
+    def empty(self) -> torch.Tensor:
+        """[tokens, hidden]: the empty caption's embedding (classifier-free guidance)."""
+        if self._empty is None:
+            self._empty = self.text_encoder.encode([""])[0].to(self.device)
+        return self._empty
+
+    @torch.no_grad()
+    def batch(self, indices: list[int]) -> Batch:
+        from ldmscale.data.webdataset import decode_caption
+
+        samples = [self.samples[i] for i in indices]
+        pixels = decode_pixels(samples, self.cfg.data.resolution, self.pool).to(self.device)
+        latents = self.autoencoder.encode(pixels).float()
+        draws = _draws(self.cfg, indices, self.latent_shape)
+        kept = [
+            decode_caption(s)
+            for s, drop in zip(samples, draws.drop_caption.tolist(), strict=True)
+            if not drop
+        ]
+        encoded = self.text_encoder.encode(kept).to(self.device) if kept else []
+        return Batch(
+            latents=latents,
+            context=_contexts(draws, self.empty, encoded),
+            noise=draws.noise.to(self.device),
+            timesteps=draws.timesteps.to(self.device),
+        )
+
+
+class LatentBatches:
+    """Batches of the latents and text embeddings precomputed by `ldmscale prepare`."""
+
+    def __init__(self, cfg: StudyConfig, latents: LatentSet, device: torch.device) -> None:
+        from ldmscale.data.webdataset import ShardedSamples
+
+        self.cfg = cfg
+        self.device = device
+        self.samples = ShardedSamples(latents.index, cfg.storage.options)
+        self.latent_shape: tuple[int, int, int] = latents.latent_shape
+        self.empty = latents.empty.to(device)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.empty.shape[-1])
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.empty.shape[0])
+
+    @torch.no_grad()
+    def batch(self, indices: list[int]) -> Batch:
+        from ldmscale.data.webdataset import decode_array
+
+        samples = [self.samples[i] for i in indices]
+        latents = torch.stack([torch.from_numpy(decode_array(s, "latent.npy")) for s in samples])
+        draws = _draws(self.cfg, indices, self.latent_shape)
+        kept = [
+            torch.from_numpy(decode_array(s, "emb.npy")).to(self.device)
+            for s, drop in zip(samples, draws.drop_caption.tolist(), strict=True)
+            if not drop
+        ]
+        return Batch(
+            latents=latents.float().to(self.device),
+            context=_contexts(draws, self.empty, kept),
+            noise=draws.noise.to(self.device),
+            timesteps=draws.timesteps.to(self.device),
+        )
+
+
+def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
+    """The batch source of `cfg.data`, with its frozen components loaded (none when the latents
+    are precomputed). Raises FileNotFoundError when the study lacks what `prepare` makes."""
+    from ldmscale.models.text_encoder import load_text_encoder
+    from ldmscale.prepare.domain import autoencoder_for
+
+    if cfg.data.name == "shapes":
+        autoencoder = autoencoder_for(cfg, device)
+        text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+        return DomainBatches(cfg, autoencoder, text_encoder, device)
+    from ldmscale.prepare import latents
+
+    if cfg.data.precomputed:
+        return LatentBatches(cfg, latents.load_latents(cfg), device)
+    from ldmscale.data.webdataset import ShardedSamples
+
+    index = latents.shard_index(cfg)
+    autoencoder = autoencoder_for(cfg, device)
+    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    samples = ShardedSamples(index, cfg.storage.options)
+    return ImageTextBatches(cfg, autoencoder, text_encoder, device, samples)

@@ -3,7 +3,9 @@
 Run by `ldmscale train [overrides]`, by `ldmscale run train/<model>`, and on several processes by
 `torchrun --standalone --nproc_per_node=N -m ldmscale train ...`. The text encoder and the
 autoencoder are frozen; the U-Net of `model.preset` is trained with epsilon (or v) prediction on
-the embedded domain, every random draw a function of (study seed, global sample index).
+the embedded domain or on image-text webdataset shards (raw, or as the latents `ldmscale prepare`
+precomputed: `ldmscale.train.data.batch_source`), every random draw a function of (study seed,
+global sample index).
 
 - Checkpoints: every `train.checkpoint_every` steps, at the last step and on SIGTERM, committed
   by manifest to `models/<model>/checkpoints/step-<N>/` (format in `ldmscale.train.checkpoint`);
@@ -41,7 +43,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
 from ldmscale.train import checkpoint as ckpt
-from ldmscale.train.data import DomainBatches, micro_indices
+from ldmscale.train.data import batch_source, micro_indices
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 from ldmscale.train.ds_config import deepspeed_config
 from ldmscale.train.engine import (
@@ -96,8 +98,11 @@ def check_config(cfg: StudyConfig, world_size: int) -> None:
         raise ConfigError(
             "train.ema=true needs whole parameters on every rank; use train.zero_stage 0, 1 or 2"
         )
-    if cfg.data.name != "shapes":
-        raise ConfigError(f"data.name={cfg.data.name!r}: the trainer supports only 'shapes' yet")
+    if cfg.data.name == "webdataset":
+        try:
+            cfg.data.require_real()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def train(cfg: StudyConfig) -> TrainResult:
@@ -113,16 +118,12 @@ def train(cfg: StudyConfig) -> TrainResult:
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
-    from ldmscale.models.text_encoder import load_text_encoder
-    from ldmscale.prepare.domain import autoencoder_for
-
     device = local_device(cfg.device)
-    # The frozen components load first: an unprepared study fails here, before any rank joins.
-    autoencoder = autoencoder_for(cfg, device)
-    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    # The frozen components (or the precomputed latents) load first: an unprepared study fails
+    # here, before any rank joins.
+    data = batch_source(cfg, device)
     dist = init_distributed(device)
     dtype = resolve_dtype(tcfg.precision, device)
-    data = DomainBatches(cfg, autoencoder, text_encoder, device)
     channels, size, _ = data.latent_shape
 
     def build() -> Any:
@@ -150,7 +151,7 @@ def train(cfg: StudyConfig) -> TrainResult:
         "latent_size": size,
         "resolution": cfg.data.resolution,
         "text_encoder": cfg.data.text_encoder,
-        "max_text_tokens": cfg.data.max_text_tokens,
+        "max_text_tokens": data.max_tokens,
         "autoencoder": _autoencoder_ref(cfg),
         "ema": tcfg.ema,
         "gflops_forward": gflops,

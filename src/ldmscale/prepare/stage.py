@@ -1,0 +1,81 @@
+"""`prepare(cfg)`: the prepare stage of a study, by `data.name` (run by `ldmscale prepare` and by
+the plan's `prepare` job), so that the jobs after it find what they share committed:
+
+- `shapes`: the embedded domain's autoencoder and evaluator (`ldmscale.prepare.domain`);
+- `webdataset`: the shard index of `data.shards`, and with `data.precomputed=true` the latents
+  and text embeddings of every sample (`ldmscale.prepare.latents`);
+- either, when the evaluation is on real data (`eval.feature_extractor` is not `domain` and
+  `eval.reference_images` is set): the FID reference statistics
+  (`ldmscale.evaluate.reference.prepare_reference`), so that eval shards do not race to
+  compute them.
+
+Idempotent: whatever is committed is reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ldmscale.config.schema import StudyConfig
+from ldmscale.prepare.domain import PreparedDomain
+from ldmscale.prepare.latents import PreparedLatents
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The real-data part of a prepared study."""
+
+    shard_index: str
+    """Study-relative folder of the shard index."""
+    samples: int
+    shards: int
+    latents: PreparedLatents | None
+    """None unless `data.precomputed=true`."""
+
+
+@dataclass(frozen=True)
+class PreparedStudy:
+    study: str
+    domain: PreparedDomain | None
+    """The embedded domain's components (data.name=shapes)."""
+    data: PreparedData | None
+    """The shard index and latents (data.name=webdataset)."""
+    reference: str | None
+    """Study-relative folder of the real-data FID reference statistics, when prepared."""
+
+
+def needs_reference(cfg: StudyConfig) -> bool:
+    """Whether prepare computes the real-data reference statistics for `cfg.eval`."""
+    from ldmscale.evaluate.prompts import is_domain
+
+    e = cfg.eval
+    return (
+        e.feature_extractor != "domain" and bool(e.reference_images) and not is_domain(e.prompt_set)
+    )
+
+
+def prepare_data(cfg: StudyConfig) -> PreparedData:
+    """Index `data.shards` (and precompute their latents when `data.precomputed`)."""
+    from ldmscale.prepare import latents
+
+    index = latents.shard_index(cfg)
+    encoded = latents.precompute(cfg) if cfg.data.precomputed else None
+    return PreparedData(latents.shard_index_dir(cfg), index.total, len(index.urls), encoded)
+
+
+def prepare(cfg: StudyConfig) -> PreparedStudy:
+    """Prepare the study for `cfg` (see the module docstring). Raises ValueError for missing
+    real-data settings, CorruptShard for an unreadable shard."""
+    study = cfg.require_study()
+    domain = data = reference = None
+    if cfg.data.name == "shapes":
+        from ldmscale.prepare.domain import prepare as prepare_domain
+
+        domain = prepare_domain(cfg)
+    else:
+        data = prepare_data(cfg)
+    if needs_reference(cfg):
+        from ldmscale.evaluate.reference import prepare_reference
+
+        reference, _ = prepare_reference(cfg)
+    return PreparedStudy(study, domain, data, reference)
