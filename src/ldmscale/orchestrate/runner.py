@@ -25,7 +25,7 @@ from ldmscale.storage.manifest import is_committed
 def _stage(kind: str) -> Callable[[StudyConfig], Any]:
     """The library function of a job kind (imported on demand: a train pod needs no plotting)."""
     if kind == "prepare":
-        from ldmscale.prepare.domain import prepare
+        from ldmscale.prepare.stage import prepare
 
         return prepare
     if kind == "train":
