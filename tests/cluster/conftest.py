@@ -5,7 +5,7 @@ Kubernetes objects are checked by kubernetes-validate's strict schemas; Argo obj
 JSON schema derived here from hera's generated models of the Argo API (unknown fields fail,
 quantities must be strings); the JobSet created by multi-node training by kubernetes-validate
 (its Job template) plus a strict schema of the JobSet fields used; every container command by
-the real `ldmscale` (and `torchrun`) argument parsers.
+the real `ldmscale` argument parser.
 """
 
 from __future__ import annotations

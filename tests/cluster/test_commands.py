@@ -1,5 +1,6 @@
-"""Every container command in the chart is a valid `ldmscale` (or `torchrun -m ldmscale`)
-invocation, and the job ids the DAGs build from `ldmscale plan`'s lists are the plan's own."""
+"""Every container command in the chart is a valid `ldmscale` invocation (training included: its
+launcher options are `ldmscale run`'s own), and the job ids the DAGs build from `ldmscale plan`'s
+lists are the plan's own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from torch.distributed.run import get_args_parser
 
 from ldmscale.cli.main import build_parser
 from ldmscale.orchestrate.jobs import parse_job_id
@@ -68,12 +68,8 @@ def argv_of(container: dict, kind: str) -> list[list[str]]:
 
 
 def ldmscale_argv(argv: list[str]) -> list[str]:
-    if argv[0] == "ldmscale":
-        return argv[1:]
-    assert argv[0] == "torchrun", f"unexpected program {argv[0]!r}"
-    launch = get_args_parser().parse_args(argv[1:])
-    assert launch.module and launch.training_script == "ldmscale", argv
-    return list(launch.training_script_args)
+    assert argv[0] == "ldmscale", f"unexpected program {argv[0]!r} in {shlex.join(argv)}"
+    return argv[1:]
 
 
 def _kind(doc: dict, where: str) -> str:
@@ -101,6 +97,39 @@ def test_every_container_runs_a_valid_ldmscale_command(values, rendered, checks)
                     assert "study=s3://bucket/study" in parsed.overrides, where
                     assert parsed.overrides[-2:] == ["seed=3", "device=cuda"], where
     assert {"plan", "run", "check-storage"} <= seen
+
+
+def _train_container(docs, checks) -> tuple[dict, dict]:
+    (train,) = [d for _, d in docs if d["metadata"]["name"] == "ldmscale-train"]
+    ((_, container),) = checks.containers(train)
+    return train, container
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_training_launches_one_worker_per_gpu_of_its_pod(values, rendered, checks):
+    _, container = _train_container(rendered[values.name], checks)
+    gpus = int(next(v for k, v in container["resources"]["limits"].items() if k.endswith("/gpu")))
+    (argv,) = argv_of(container, "train")
+    parsed = build_parser().parse_args(ldmscale_argv(argv))
+    assert (parsed.command, parsed.job_id) == ("run", SAMPLE_JOB["train"])
+    assert parsed.nproc_per_node == gpus
+
+
+def test_multi_node_training_rendezvous_at_node_0_with_each_pods_rank(rendered, checks):
+    train, container = _train_container(rendered["multinode-values.yaml"], checks)
+    (jobset,) = checks.jobsets(train)
+    env = {e["name"]: e for e in container["env"]}
+    rank_field = env["NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert rank_field == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    (argv,) = argv_of(container, "train")
+    parsed = build_parser().parse_args(ldmscale_argv(argv))
+    nodes = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["parallelism"]
+    assert parsed.nnodes == nodes == 4
+    assert parsed.nproc_per_node == 8
+    assert parsed.node_rank == 0  # the sample value of every valueFrom variable
+    # Node 0's pod of the JobSet (JOBSET_NAME sampled as "0"), on the port the pod exposes.
+    assert parsed.master_addr == "0-node-0-0.0"
+    assert {"name": "rendezvous", "containerPort": parsed.master_port} in container["ports"]
 
 
 def test_a_misspelled_subcommand_fails_the_check(rendered, checks):

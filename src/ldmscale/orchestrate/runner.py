@@ -69,6 +69,11 @@ class JobResult:
     seconds: float
     record: Any = None
 
+    @property
+    def preempted(self) -> bool:
+        """The job stopped on SIGTERM after committing its progress (a train job); run again."""
+        return bool(getattr(self.record, "preempted", False))
+
 
 def run_job(job_id: str, study: str, extra: Sequence[str] = ()) -> JobResult:
     """Run one job of the study's plan by id (the plan supplies the base overrides)."""
@@ -87,7 +92,8 @@ def _execute(job: Job, cfg: StudyConfig, storage: Storage) -> JobResult:
 
 
 def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobResult]:
-    """Plan the sweep, write plan.json, and run every job in order, skipping committed ones."""
+    """Plan the sweep, write plan.json, and run every job in order, skipping committed ones.
+    A preempted job ends the sweep (its result is the last): the jobs after it depend on it."""
     study = cfg.require_study()
     storage = Storage(study, cfg.storage.options)
     plan = build_plan(cfg, user_overrides)
@@ -98,5 +104,7 @@ def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobR
         bar.set_postfix_str(planned.id)
         job_cfg = job_config(planned.job, study, plan.overrides)
         results.append(_execute(planned.job, job_cfg, storage))
+        if results[-1].preempted:
+            break
     bar.close()
     return results

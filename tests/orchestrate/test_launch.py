@@ -1,0 +1,86 @@
+"""The launcher's exit-code mapping, its rendezvous settings (as torchrun builds them), and the
+checks of `ldmscale run`'s launcher options. Real launches: tests/cli/test_run.py."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+from ldmscale.cli.main import main
+from ldmscale.orchestrate.launch import LaunchOptions, exit_code, launch_config
+
+
+def _failed(*codes: int) -> ChildFailedError:
+    failures = {
+        rank: ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=code, error_file="")
+        for rank, code in enumerate(codes)
+    }
+    return ChildFailedError("ldmscale run", failures)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (None, 0),
+        (_failed(2), 2),
+        (_failed(75), 75),
+        (_failed(75, 2), 2),  # a bad configuration is never retried
+        (_failed(1, 75), 75),
+        (_failed(1), 1),
+        (_failed(-9), 1),  # a worker killed (e.g. out of memory)
+        (SignalException("SIGTERM", sigval=signal.SIGTERM), 75),
+        (SignalException("SIGINT", sigval=signal.SIGINT), 1),
+        (RuntimeError("rendezvous timed out"), 1),
+    ],
+)
+def test_exit_code_of_a_launch(error: BaseException | None, code: int) -> None:
+    assert exit_code(error) == code
+
+
+def test_one_node_is_standalone_on_a_free_port() -> None:
+    config = launch_config(LaunchOptions(nproc_per_node=4))
+    assert (config.rdzv_backend, config.rdzv_endpoint) == ("c10d", "localhost:0")
+    assert (config.min_nodes, config.max_nodes, config.nproc_per_node) == (1, 1, 4)
+    assert config.max_restarts == 0  # the cluster retries, resuming from the checkpoint
+
+
+def test_several_nodes_meet_at_the_master_with_their_rank() -> None:
+    options = LaunchOptions(nproc_per_node=8, nnodes=4, node_rank=3, master_addr="node-0")
+    config = launch_config(options)
+    assert (config.rdzv_backend, config.rdzv_endpoint) == ("static", "node-0:29500")
+    assert config.rdzv_configs["rank"] == 3
+    assert (config.min_nodes, config.max_nodes) == (4, 4)
+    assert config.shutdown_timeout == options.shutdown_timeout
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (LaunchOptions(nproc_per_node=0), "--nproc-per-node=0"),
+        (LaunchOptions(nnodes=2, node_rank=2), "--node-rank=2"),
+        (LaunchOptions(nnodes=2, rdzv_backend="c10d"), "--rdzv-endpoint"),
+    ],
+)
+def test_bad_launcher_options_are_named(options: LaunchOptions, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        options.check()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nproc-per-node", "0", "train/debug"], "--nproc-per-node=0"),
+        (["--nproc-per-node", "2", "analyze"], "only train jobs"),
+        (["--nnodes", "2", "--node-rank", "5", "train/debug"], "--node-rank=5"),
+    ],
+)
+def test_run_refuses_bad_launcher_options_with_2(
+    args: list[str], message: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = tmp_path / "study"
+    assert main(["run", *args, f"study={study}"]) == 2
+    assert message in capsys.readouterr().err
+    assert not study.exists()
