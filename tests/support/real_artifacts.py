@@ -153,3 +153,53 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
     torch.save(net.state_dict(), path)
     return path
+
+
+def upload(local: Path, uri: str) -> str:
+    """Copy the folder `local` to the storage URI `uri`; returns `uri`."""
+    from ldmscale.storage.fs import Storage
+
+    storage = Storage(uri)
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        storage.put_file(path, str(path.relative_to(local)))
+    return uri
+
+
+SHARD_SAMPLES = (5, 5, 4)
+"""Samples per shard of `webdataset_inputs`' training shards."""
+
+
+def webdataset_inputs(
+    root: str, vae: Path, clip: Path, study: str, cache: Path, seed: int = 3
+) -> list[str]:
+    """Write the embedded domain's first 14 training images (24 px, so that training resizes
+    them) as three webdataset shards under `root` (a folder or an s3:// URI; the tiny VAE and
+    CLIP are copied there too when it is remote) and return the overrides of a debug-size study
+    that trains on them at 16 px."""
+    from ldmscale.data.webdataset import export_shapes
+
+    export_shapes(f"{root}/shards", seed, sum(SHARD_SAMPLES), resolution=24, per_shard=5)
+    vae_uri, clip_uri = str(vae), str(clip)
+    if "://" in root:
+        vae_uri, clip_uri = upload(vae, f"{root}/vae"), upload(clip, f"{root}/clip")
+    return [
+        f"study={study}",
+        "data=webdataset",
+        f"data.shards='{root}/shards/shard-{{000000..000002}}.tar'",
+        f"data.autoencoder={vae_uri}",
+        f"data.text_encoder={clip_uri}",
+        "data.resolution=16",
+        "data.max_text_tokens=16",
+        "data.num_workers=2",
+        "data.encode_batch=4",
+        "model=debug",
+        "train=domain",
+        "train.global_batch=4",
+        "train.micro_batch=2",
+        "train.max_steps=3",
+        "train.log_every=1",
+        "train.checkpoint_every=3",
+        "train.caption_dropout=0.3",
+        "device=cpu",
+        f"storage.cache_dir={cache}",
+    ]

@@ -1,0 +1,135 @@
+"""`ldmscale prepare` on real data: the shard index and the precomputed latents and text
+embeddings, committed shard by shard (a killed run resumes, skipping committed shards), locally
+and on an S3 endpoint on loopback; a truncated shard is named; missing settings exit 2; the
+real-data reference statistics are prepared ahead of the eval shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from real_artifacts import SHARD_SAMPLES, webdataset_inputs
+from s3_server import s3_bucket, s3_endpoint  # noqa: F401
+
+from ldmscale.cli.main import main
+from ldmscale.config import compose
+from ldmscale.data.webdataset import ShardedSamples, build_index, decode_array, decode_caption
+from ldmscale.models.autoencoder import load_autoencoder
+from ldmscale.models.text_encoder import load_text_encoder
+from ldmscale.prepare import latents
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import is_committed, load_manifest
+from ldmscale.train.data import decode_pixels
+
+
+class Killed(Exception):
+    """The process dies while it encodes a shard."""
+
+
+def _overrides(tmp_path: Path, request: pytest.FixtureRequest, where: str) -> list[str]:
+    root, study = str(tmp_path / "data"), str(tmp_path / "study")
+    if where == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        root, study = f"{bucket}/data", f"{bucket}/study"
+    vae, clip = request.getfixturevalue("tiny_autoencoder"), request.getfixturevalue("tiny_clip")
+    overrides = webdataset_inputs(root, vae, clip, study, tmp_path / "cache")
+    return [*overrides, "data.precomputed=true"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_killed_prepare_resumes_and_skips_committed_shards(
+    where: str, tmp_path: Path, request, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = compose(_overrides(tmp_path, request, where))
+    storage = Storage(cfg.study)
+    rel = latents.latents_dir(cfg)
+    encode = latents._encode_shard
+    calls: list[str] = []
+    kill = [True]
+
+    def killed_at_second_shard(url: str, *args, **kwargs) -> int:
+        calls.append(url.rsplit("/", 1)[-1])
+        if len(calls) == 2 and kill:
+            kill.clear()
+            raise Killed(url)
+        return encode(url, *args, **kwargs)
+
+    monkeypatch.setattr(latents, "_encode_shard", killed_at_second_shard)
+    with pytest.raises(Killed):
+        latents.precompute(cfg)
+    assert is_committed(storage, f"{rel}/shard-000000")
+    assert not is_committed(storage, f"{rel}/shard-000001")
+    assert not is_committed(storage, rel)  # the index is committed last
+    first = load_manifest(storage, f"{rel}/shard-000000")
+
+    calls.clear()
+    result = latents.precompute(cfg)
+    assert calls == ["shard-000001.tar", "shard-000002.tar"] and result.encoded == [1, 2]
+    assert load_manifest(storage, f"{rel}/shard-000000") == first
+    assert (result.samples, result.shards, result.latent_shape) == (14, 3, (4, 8, 8))
+    assert (result.hidden_size, result.max_tokens) == (32, 16)
+    again = latents.precompute(cfg)  # committed: nothing encoded
+    assert again.encoded == [] and again.dir == rel and not again.built
+
+    # Sample i of the latents is sample i of the images, encoded by the frozen components.
+    stored = latents.load_latents(cfg)
+    assert stored.index.counts == SHARD_SAMPLES
+    images = ShardedSamples(build_index(cfg.data.shards))
+    encoded = ShardedSamples(stored.index)
+    autoencoder = load_autoencoder(cfg.data.autoencoder)
+    text = load_text_encoder(cfg.data.text_encoder, 16)
+    for i in (0, 7, 13):
+        pixels = decode_pixels([images[i]], 16)
+        expected = autoencoder.encode(pixels)[0]
+        latent = torch.from_numpy(decode_array(encoded[i], "latent.npy"))
+        assert torch.allclose(latent, expected, atol=1e-5)
+        caption = decode_caption(images[i])
+        assert decode_caption(encoded[i]) == caption
+        emb = torch.from_numpy(decode_array(encoded[i], "emb.npy"))
+        assert torch.allclose(emb, text.encode([caption])[0], atol=1e-5)
+    assert torch.allclose(stored.empty, text.encode([""])[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_prepare_cli_builds_index_latents_and_reference_once(
+    tmp_path: Path, request, capsys
+) -> None:
+    captions, images = request.getfixturevalue("coco_data")
+    clip = request.getfixturevalue("tiny_clip")
+    overrides = [
+        *_overrides(tmp_path, request, "local"),
+        f"eval.prompt_set={captions}",
+        f"eval.reference_images={images}",
+        "eval.feature_extractor=clip",
+        f"eval.clip_model={clip}",
+        "eval.num_samples=4",
+        "eval.batch_size=2",
+    ]
+    assert main(["prepare", *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "shard index:" in out and "(14 samples in 3 shards)" in out
+    assert "latents: encoded 3 shards" in out and "latent [4, 8, 8], text 16x32" in out
+    assert "reference statistics: " in out
+    reference = out.split("reference statistics: ")[1].split()[0]
+    assert is_committed(Storage(str(tmp_path / "study")), reference.split("/study/", 1)[1])
+    assert main(["prepare", *overrides]) == 0
+    assert "latents: reused" in capsys.readouterr().out
+
+
+def test_a_truncated_shard_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:
+    overrides = _overrides(tmp_path, request, "local")
+    broken = tmp_path / "data" / "shards" / "shard-000002.tar"
+    broken.write_bytes(broken.read_bytes()[:1500])
+    assert main(["prepare", *overrides]) == 1
+    assert "shard-000002.tar" in capsys.readouterr().err
+    assert not (tmp_path / "study" / "prepare").exists()
+
+
+def test_missing_settings_exit_2_naming_them(tmp_path: Path, capsys) -> None:
+    study = tmp_path / "study"
+    shards = "data.shards='s3://bucket/{0..1}.tar'"
+    assert main(["prepare", f"study={study}", "data=webdataset", shards]) == 2
+    err = capsys.readouterr().err
+    assert "data.autoencoder" in err and "data.text_encoder" in err and "data.shards" not in err
+    assert not study.exists()
