@@ -21,14 +21,7 @@ from pathlib import Path
 import torch
 
 # A quickly prepared domain: throughput does not depend on how well the autoencoder is trained.
-PREPARE = [
-    "data.prepare_images=512",
-    "data.heldout_images=128",
-    "data.autoencoder_steps=40",
-    "data.autoencoder_batch=16",
-    "data.evaluator_steps=40",
-    "data.evaluator_batch=32",
-]
+PREPARE = ["data=shapes_fast"]
 
 
 def _steady_rate(log_text: str, warmup: int) -> float:

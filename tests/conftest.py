@@ -23,14 +23,7 @@ from real_artifacts import (  # noqa: F401  (session fixtures for every folder)
     tiny_clip,
 )
 
-FAST_PREPARE = [
-    "data.prepare_images=512",
-    "data.heldout_images=128",
-    "data.autoencoder_steps=40",
-    "data.autoencoder_batch=16",
-    "data.evaluator_steps=40",
-    "data.evaluator_batch=32",
-]
+FAST_PREPARE = ["data=shapes_fast"]
 """Prepare-stage settings that train the domain autoencoder and evaluator in seconds (their
 quality is low; tests that need the full quality train with the defaults)."""
 
