@@ -11,7 +11,6 @@ workers from fighting over the cores.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
@@ -40,7 +40,7 @@ PLAN = [
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return child_env()
 
 
 def _ldmscale(*args: str) -> list[str]:

@@ -10,7 +10,6 @@ and makes the reference and the resumed runs compute in the same order.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from child_env import child_env
 from safetensors.torch import load_file
 
 from ldmscale.storage import paths
@@ -52,7 +52,7 @@ META_KEYS = {
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return child_env()
 
 
 def _command(args: list[str], ranks: int) -> list[str]:
