@@ -28,14 +28,14 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP) ## create .venv with the package and its tools
 
 lint: $(STAMP) ## ruff, mypy on src/, yamllint
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/yamllint -s configs workflows .yamllint
 
 format: $(STAMP) ## apply ruff's formatting and fixes
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
 test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
 	$(BIN)/pytest -q
