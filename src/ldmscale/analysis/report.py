@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from ldmscale.analysis.budget import BUDGET_COLUMNS, Row, pareto_frontier
 
@@ -41,6 +42,10 @@ def plot_fid_vs_steps(best: list[Row]) -> bytes:
             rows = sorted(rows, key=lambda r: r["steps"])
             ax.plot([r["steps"] for r in rows], [r["fid"] for r in rows], "o-", label=model)
         ax.set(title=sampler, xlabel="sampling steps", ylabel="FID (best guidance)", xscale="log")
+        # Label the step counts themselves, not powers of ten.
+        ax.set_xticks(sorted({r["steps"] for r in best}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
     axes[0][-1].legend(title="model", fontsize=8)
     return _png(fig)
