@@ -72,3 +72,18 @@ def test_torchmetrics_fid_uses_it_as_the_feature_extractor(evaluator: DomainEval
     fid.update(torch.zeros_like(real), real=False)  # flat grey images
     far = float(fid.compute())
     assert 0 <= close < far
+
+
+def test_saved_evaluator_keeps_the_label_column_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from ldmscale.data.shapes import ATTRIBUTES, render, to_tensor
+    from ldmscale.evaluate.domain_evaluator import DomainEvaluator
+
+    torch.manual_seed(0)
+    evaluator = DomainEvaluator().eval()
+    pixels = torch.stack([to_tensor(render(0, i).image) for i in range(8)])
+    evaluator.save(tmp_path / "evaluator")
+    loaded = DomainEvaluator.load(tmp_path / "evaluator")
+    assert loaded.attributes == tuple(ATTRIBUTES)
+    assert torch.equal(loaded.predict(pixels), evaluator.predict(pixels))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +128,10 @@ class DomainEvaluator(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         state = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS))
-        (folder / CONFIG).write_text(json.dumps(asdict(self.config), indent=2, sort_keys=True))
+        config = asdict(self.config)
+        # A list, not an object: the heads' order is the order of the label columns.
+        config["heads"] = [[name, count] for name, count in self.config.heads.items()]
+        (folder / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> DomainEvaluator:
@@ -143,8 +147,19 @@ class DomainEvaluator(nn.Module):
             resolution=int(raw["resolution"]),
             widths=tuple(int(w) for w in raw["widths"]),
             feature_dim=int(raw["feature_dim"]),
-            heads={str(k): int(v) for k, v in raw["heads"].items()},
+            heads={str(name): int(count) for name, count in _ordered_heads(raw["heads"])},
         )
         model = cls(config)
         model.load_state_dict(load_file(str(folder / WEIGHTS)))
         return model.to(device).eval().requires_grad_(False)
+
+
+def _ordered_heads(raw: list[list[Any]] | dict[str, int]) -> list[tuple[str, int]]:
+    """Heads in label-column order; a folder saved with the heads as a JSON object (whose key
+    order is not kept) is read in the order of `ATTRIBUTES`."""
+    if isinstance(raw, list):
+        return [(str(name), int(count)) for name, count in raw]
+    order = list(ATTRIBUTES)
+    return sorted(
+        raw.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
+    )
