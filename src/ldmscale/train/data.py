@@ -63,21 +63,18 @@ class Batch:
     timesteps: torch.Tensor
 
 
-class DomainBatches:
-    """Builds the training batch of any list of global sample indices."""
+class _EncodedBatches:
+    """What batch sources that encode on the fly share: the frozen autoencoder and text encoder,
+    and the latent shape they give."""
 
     def __init__(
         self, cfg: StudyConfig, autoencoder: Any, text_encoder: Any, device: torch.device
     ) -> None:
-        self.seed = cfg.seed
-        self.resolution = cfg.data.resolution
-        self.train = cfg.train
         self.autoencoder = autoencoder
         self.text_encoder = text_encoder
         self.device = device
         size = autoencoder.latent_size(cfg.data.resolution)
         self.latent_shape: tuple[int, int, int] = (autoencoder.latent_channels, size, size)
-        self._captions: dict[str, torch.Tensor] = {}
 
     @property
     def hidden_size(self) -> int:
@@ -86,6 +83,19 @@ class DomainBatches:
     @property
     def max_tokens(self) -> int:
         return int(self.text_encoder.max_tokens)
+
+
+class DomainBatches(_EncodedBatches):
+    """Builds the training batch of any list of global sample indices."""
+
+    def __init__(
+        self, cfg: StudyConfig, autoencoder: Any, text_encoder: Any, device: torch.device
+    ) -> None:
+        super().__init__(cfg, autoencoder, text_encoder, device)
+        self.seed = cfg.seed
+        self.resolution = cfg.data.resolution
+        self.train = cfg.train
+        self._captions: dict[str, torch.Tensor] = {}
 
     def embed(self, captions: list[str]) -> torch.Tensor:
         """[B, tokens, hidden] embeddings of `captions`, encoding each distinct caption once."""
@@ -172,7 +182,7 @@ def decode_pixels(
     return torch.stack(images)
 
 
-class ImageTextBatches:
+class ImageTextBatches(_EncodedBatches):
     """Batches of raw image-text shards, encoded by the frozen autoencoder and text encoder."""
 
     def __init__(
@@ -183,25 +193,13 @@ class ImageTextBatches:
         device: torch.device,
         samples: Any,
     ) -> None:
+        super().__init__(cfg, autoencoder, text_encoder, device)
         self.cfg = cfg
-        self.autoencoder = autoencoder
-        self.text_encoder = text_encoder
-        self.device = device
         self.samples = samples
         """`ShardedSamples` (or anything indexable by global sample index)."""
-        size = autoencoder.latent_size(cfg.data.resolution)
-        self.latent_shape: tuple[int, int, int] = (autoencoder.latent_channels, size, size)
         workers = cfg.data.num_workers
         self.pool = ThreadPoolExecutor(workers, "ldmscale-decode") if workers else None
         self._empty: torch.Tensor | None = None
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.text_encoder.hidden_size)
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.text_encoder.max_tokens)
 
     @property
     def empty(self) -> torch.Tensor:
