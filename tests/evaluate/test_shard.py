@@ -126,9 +126,9 @@ def test_merge_refuses_missing_or_mismatched_shards(eval_study) -> None:
 def test_bad_requests_exit_2_and_write_nothing(eval_study, bad, capsys) -> None:
     study, overrides = eval_study
     storage = Storage(study)
-    before = sorted(storage.glob("evals/**"))
+    before = storage.files("evals")
     assert main(["eval", f"study={study}", *overrides, *BASE, *bad]) == 2
-    assert sorted(storage.glob("evals/**")) == before
+    assert storage.files("evals") == before
     assert "bad configuration" in capsys.readouterr().err
 
 
