@@ -11,10 +11,21 @@ import sys
 from collections.abc import Sequence
 
 from ldmscale import __version__
-from ldmscale.cli import analyze, check_storage, eval, merge, models, plan, prepare, run, train
+from ldmscale.cli import (
+    analyze,
+    check_storage,
+    eval,
+    merge,
+    models,
+    plan,
+    prepare,
+    run,
+    status,
+    train,
+)
 from ldmscale.config import ConfigError
 
-COMMANDS = (models, plan, run, prepare, analyze, train, eval, merge, check_storage)
+COMMANDS = (models, plan, run, prepare, analyze, train, eval, merge, check_storage, status)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

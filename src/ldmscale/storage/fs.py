@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,43 @@ class Storage:
         prefix = len(self.root) + 1
         return sorted(str(p)[prefix:] for p in self.fs.glob(self.path(pattern)))
 
+    def find(self, rel: str = "") -> dict[str, int]:
+        """Every file under `rel`, recursively: relative path -> size in bytes. One listing pass
+        (`fs.find` with detail: paginated `ListObjectsV2` on S3, a directory walk on a disk),
+        never one request per file; empty when `rel` does not exist."""
+        prefix = len(self.root) + 1
+        found = self.fs.find(self.path(rel), detail=True)
+        return {
+            str(path)[prefix:]: int(info.get("size") or 0)
+            for path, info in found.items()
+            if info.get("type", "file") == "file"
+        }
+
+    def read_many(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
+        """Several whole objects in one batched call (concurrent on object stores): relative
+        path -> its bytes, or the exception that reading it raised."""
+        if not rels:
+            return {}
+        full = {self.path(rel): rel for rel in rels}
+        got = self.fs.cat(list(full), on_error="return")
+        if not isinstance(got, dict):  # one path that is not a glob comes back bare
+            got = {next(iter(full)): got}
+        return {full[str(path)]: data for path, data in got.items() if str(path) in full}
+
+    def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes | Exception]:
+        """Byte ranges `[start, end)` of several objects, `(rel, start, end)` each, in one
+        batched call: the bytes, or the exception reading them raised, in the given order."""
+        if not ranges:
+            return []
+        return list(
+            self.fs.cat_ranges(
+                [self.path(rel) for rel, _, _ in ranges],
+                [start for _, start, _ in ranges],
+                [end for _, _, end in ranges],
+                on_error="return",
+            )
+        )
+
     def remove(self, rel: str) -> None:
         target = self.path(rel)
         if self.fs.exists(target):
@@ -108,6 +146,31 @@ def open_url(url: str, mode: str = "rb", options: dict[str, Any] | None = None) 
 def url_exists(url: str, options: dict[str, Any] | None = None) -> bool:
     fs, path = fsspec.core.url_to_fs(url, **(options or {}))
     return bool(fs.exists(path))
+
+
+LOCAL_PROTOCOLS = ("file", "local", "memory")
+"""Storage only this machine (or this process) sees."""
+
+
+def uri_protocol(uri: str, remote: bool = False) -> str:
+    """The fsspec protocol of a study URI (`file` for a plain path), checked without connecting.
+    `remote=True` also refuses storage that cluster pods cannot reach (a local path, `file://`,
+    `memory://`). Raises ValueError naming the URI and the valid forms."""
+    examples = "s3://bucket/study, gs://bucket/study"
+    if not uri.strip():
+        raise ValueError(f"study is empty; give study=<URI>, e.g. {examples} or runs/x")
+    protocol = fsspec.core.split_protocol(uri)[0] or "file"
+    if protocol not in fsspec.available_protocols():
+        raise ValueError(
+            f"study={uri!r}: unknown storage protocol {protocol!r}; use a local path, file://, "
+            "s3://, gs://, az:// or memory:// (or another protocol fsspec knows)"
+        )
+    if remote and protocol in LOCAL_PROTOCOLS:
+        raise ValueError(
+            f"study={uri!r} is on this machine; a cluster study needs object storage that every "
+            f"pod reaches, e.g. {examples}"
+        )
+    return protocol
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
