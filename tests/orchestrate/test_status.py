@@ -8,6 +8,7 @@ prepare stage's folder functions; the oracle for "missing" is plan.json minus wh
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 from functools import lru_cache
@@ -18,6 +19,7 @@ from ldmscale.cli.main import main
 from ldmscale.config import compose
 from ldmscale.config.schema import StudyConfig
 from ldmscale.orchestrate.jobs import parse_job_id
+from ldmscale.orchestrate.outputs import prepare_components, prepare_outputs
 from ldmscale.orchestrate.runner import job_config, job_done
 from ldmscale.orchestrate.status import LOG_TAIL_BYTES, study_status
 from ldmscale.prepare.domain import autoencoder_dir, evaluator_dir
@@ -217,3 +219,41 @@ def test_bad_study_uri_exits_2(uri: str, capsys) -> None:  # type: ignore[no-unt
     assert main(["status", f"study={uri}"]) == 2
     err = capsys.readouterr().err
     assert "study" in err and ("foo" in err or "required" in err)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data.autoencoder=/weights/vae"],
+        [
+            "data=webdataset",
+            "data.shards='/d/{0..1}.tar'",
+            "data.autoencoder=/v",
+            "data.text_encoder=/t",
+        ],
+        [
+            "data=webdataset",
+            "data.shards='/d/{0..1}.tar'",
+            "data.autoencoder=/v",
+            "data.text_encoder=/t",
+            "data.precomputed=true",
+        ],
+        ["eval=coco2014_30k", "eval.prompt_set=/c.json", "eval.reference_images=/val"],
+        ["eval=coco2014_30k", "eval.reference_images=/val"],
+    ],
+)
+def test_prepare_components_follow_the_prepare_stage(overrides: list[str]) -> None:
+    from ldmscale.prepare.latents import latents_dir, shard_index_dir
+    from ldmscale.prepare.stage import needs_reference
+
+    cfg = compose(overrides)
+    components = prepare_components(cfg)
+    assert ("reference" in components) == needs_reference(cfg)
+    real = {"evaluator": evaluator_dir, "autoencoder": autoencoder_dir}
+    real |= {"shards": shard_index_dir, "latents": latents_dir}
+    patterns = prepare_outputs(cfg)
+    for name in components:
+        if name in real:  # the stage's own folder matches the pattern status looks for
+            assert any(fnmatch.fnmatchcase(real[name](cfg), p) for p in patterns), name
+    assert ("autoencoder" in components) == (cfg.data.autoencoder == "domain")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ldmscale.analysis.analyze import analyze
 from ldmscale.config import compose
 
 
@@ -21,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ldmscale.analysis.analyze import analyze  # matplotlib: only when analysing
+
     result = analyze(compose(args.overrides))
     print(f"{result.configurations} configurations; best model per sampling budget:")
     for row in result.best_per_budget:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ldmscale import __version__
 from ldmscale.cli import (
     analyze,
+    cancel,
     check_storage,
     eval,
     merge,
@@ -21,11 +22,27 @@ from ldmscale.cli import (
     prepare,
     run,
     status,
+    submit,
     train,
+    watch,
 )
 from ldmscale.config import ConfigError
 
-COMMANDS = (models, plan, run, prepare, analyze, train, eval, merge, check_storage, status)
+COMMANDS = (
+    models,
+    plan,
+    run,
+    prepare,
+    analyze,
+    train,
+    eval,
+    merge,
+    check_storage,
+    status,
+    submit,
+    watch,
+    cancel,
+)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ldmscale.models.cost import cost_table
-
 
 def _latent(text: str) -> tuple[int, int, int]:
     try:
@@ -37,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ldmscale.models.cost import cost_table  # torch: only for this command
+
     rows = cost_table(args.latent, args.context, args.tokens)
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=1))

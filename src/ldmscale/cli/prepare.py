@@ -17,7 +17,6 @@ from dataclasses import asdict
 from typing import Any
 
 from ldmscale.config import ConfigError, compose
-from ldmscale.data.shapes import ATTRIBUTES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +40,8 @@ def _quality(meta: dict[str, Any]) -> str:
             f"held-out PSNR {quality['heldout_psnr_db']:.2f} dB, MSE {quality['heldout_mse']:.2e}"
         )
     if "heldout_accuracy" in quality:
+        from ldmscale.data.shapes import ATTRIBUTES  # torch: only when preparing
+
         accuracy = quality["heldout_accuracy"]
         parts = ", ".join(f"{name} {accuracy[name]:.3f}" for name in ATTRIBUTES if name in accuracy)
         return f"held-out accuracy: {parts}"

@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--all", action="store_true", help="list every missing job (default: 10 per stage)"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="do not read the manifests: a listed manifest counts as committed and corrupt "
+        "artifacts are not reported (for very large studies on slow object stores)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides; study=<URI> is required")
     parser.set_defaults(func=run)
 
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         uri_protocol(cfg.require_study())
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    status = study_status(cfg, args.overrides)
+    status = study_status(cfg, args.overrides, verify=not args.quick)
     if args.json:
         json.dump(status.as_dict(), sys.stdout, indent=1)
         print()

@@ -2,8 +2,8 @@
 of the plan done. `ldmscale status` reads a study with these rules; a new job kind (a
 downstream stage such as distill, `<stage>/<model>[/<variant>]`) adds one entry to `RULES`.
 
-A folder is named exactly, or by a pattern (`prepare/reference-*`) where its name holds a hash
-that cannot be recomputed without reading inputs (the captions file) or a setting that is empty.
+A folder is named exactly, or by a pattern (`prepare/evaluator-*`) where its name holds a hash
+of settings and inputs that only the stage's own code computes.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class StudyOutputs:
     final_step: int
     """The step of the checkpoint that commits a train job (`sweep.train_steps`)."""
     prepare: tuple[str, ...]
-    """The folders (or patterns) the prepare job commits for these data and eval settings."""
+    """The folder patterns the prepare job commits for these data and eval settings."""
 
 
 Rule = Callable[[Job, StudyOutputs], tuple[str, ...]]
@@ -48,32 +48,27 @@ def output_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...] 
     return rule(parse_job_id(job_id), study)
 
 
-def prepare_outputs(cfg: StudyConfig) -> tuple[str, ...]:
-    """The folders the prepare job commits for `cfg` (see `ldmscale.prepare.stage`): the domain
-    evaluator and autoencoder, or the shard index and precomputed latents, and the real-data
-    reference statistics (by pattern: their hash covers the captions file's content)."""
-    from ldmscale.prepare.stage import needs_reference
-
+def prepare_components(cfg: StudyConfig) -> tuple[str, ...]:
+    """The components the prepare job commits for `cfg` (`ldmscale.prepare.stage.prepare`): the
+    domain evaluator and autoencoder, or the shard index and precomputed latents, and the FID
+    reference statistics when evaluating on real data (`prepare.stage.needs_reference`: a test
+    holds the two to the same answer)."""
     if cfg.data.name == "shapes":
-        from ldmscale.prepare.domain import autoencoder_dir, evaluator_dir
-
-        dirs = [evaluator_dir(cfg)]
-        if cfg.data.autoencoder == "domain":
-            dirs.append(autoencoder_dir(cfg))
+        names = ["evaluator", *(["autoencoder"] if cfg.data.autoencoder == "domain" else [])]
     else:
-        from ldmscale.prepare.latents import latents_dir, shard_index_dir
+        names = ["shards", *(["latents"] if cfg.data.precomputed else [])]
+    e = cfg.eval
+    if e.feature_extractor != "domain" and e.reference_images and e.prompt_set != "shapes":
+        names.append("reference")
+    return tuple(names)
 
-        try:
-            dirs = [shard_index_dir(cfg)]
-            if cfg.data.precomputed:
-                dirs.append(latents_dir(cfg))
-        except ValueError:  # data.shards is not set here (given to the cluster's jobs only)
-            dirs = [paths.prepare_dir("shards", "*")]
-            if cfg.data.precomputed:
-                dirs.append(paths.prepare_dir("latents", "*"))
-    if needs_reference(cfg):
-        dirs.append(paths.prepare_dir("reference", "*"))
-    return tuple(dirs)
+
+def prepare_outputs(cfg: StudyConfig) -> tuple[str, ...]:
+    """The folders the prepare job commits, by pattern (`prepare/<component>-*`). The hash in a
+    folder's name is not recomputed: that needs the prepare stage's code (torch, diffusers) and,
+    for the reference statistics, the captions file's content; status stays a listing. A study
+    prepared under other data settings therefore also counts as prepared."""
+    return tuple(paths.prepare_dir(name, "*") for name in prepare_components(cfg))
 
 
 def study_outputs(cfg: StudyConfig) -> StudyOutputs:

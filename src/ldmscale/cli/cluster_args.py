@@ -1,0 +1,75 @@
+"""What `ldmscale submit`, `watch` and `cancel` share: the connection options, following a
+workflow to its end, and their exit codes.
+
+Exit codes: 0 submitted / cancelled / the workflow Succeeded; 1 the workflow Failed or Errored;
+2 bad input, no cluster configuration, cluster unreachable, chart not installed, forbidden, no
+such workflow (nothing was created).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ldmscale.config import ConfigError
+
+if TYPE_CHECKING:
+    from ldmscale.cluster.client import WorkflowClient
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+CONNECTION_HELP = """\
+connection:
+  By default the Kubernetes API, with the kubeconfig ($KUBECONFIG, else ~/.kube/config; its
+  context gives the namespace) or, inside a pod, the service account. With --argo-server URL,
+  Argo Server's REST API instead, with a token from --token or $ARGO_TOKEN.
+
+exit codes:
+  0  done (for --wait and watch: the workflow Succeeded)
+  1  the workflow Failed or Errored
+  2  bad input, no cluster configuration, cluster unreachable, chart not installed, forbidden,
+     no such workflow; nothing was created
+"""
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--namespace", "-n", help="namespace (default: the kubeconfig context's, else default)"
+    )
+    group.add_argument("--argo-server", metavar="URL", help="use Argo Server's API at URL")
+    group.add_argument("--token", help="Argo Server token (default: $ARGO_TOKEN)")
+
+
+def connect(args: argparse.Namespace) -> WorkflowClient:
+    """The workflow client the options ask for (raises ClusterError)."""
+    from ldmscale.cluster.client import connect as connect_client
+
+    return connect_client(args.namespace, args.argo_server, args.token)
+
+
+def follow_to_exit(client: WorkflowClient, name: str) -> int:
+    """Follow workflow `name` with a progress bar per stage; its exit code by final phase."""
+    from ldmscale.cluster.display import StageBars
+    from ldmscale.cluster.submit import follow
+
+    bars = StageBars()
+    try:
+        final = follow(client, name, bars)
+    finally:
+        bars.close()
+    print(f"workflow {name}: {final.phase}{': ' + final.message if final.message else ''}")
+    return EXIT_OK if final.phase == "Succeeded" else EXIT_FAILED
+
+
+def guarded(command: str, body: Callable[[], int]) -> int:
+    """`body()`, with cluster and input errors reported as one line and exit 2."""
+    from ldmscale.cluster.client import ClusterError
+
+    try:
+        return body()
+    except (ClusterError, ConfigError, ValueError) as err:
+        print(f"ldmscale {command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
