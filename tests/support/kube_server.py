@@ -45,6 +45,8 @@ class KubeServer:
         self.requests: list[tuple[str, str, str]] = []
         """(verb, plural, namespace) of every request that reached a resource."""
         self.forbidden: set[tuple[str, str]] = set()
+        self.expire_watches = 0
+        """The next this many watches answer 410 Gone (their version has been compacted)."""
         self.user = "system:serviceaccount:ml:ci"
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
@@ -195,6 +197,12 @@ def _handler(server: KubeServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             store = server.store
+            if server.expire_watches > 0:
+                server.expire_watches -= 1
+                gone = status_object(410, "Expired", f"too old resource version: {rv}")
+                self._line({"type": "ERROR", "object": gone})
+                self._chunk(b"")
+                return
             if not rv:  # no resourceVersion: the current objects first, as ADDED
                 items, rv = store.list(plural, ns)
                 for obj in items:

@@ -11,11 +11,12 @@ import copy
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 Obj = dict[str, Any]
+Step = Obj | Callable[[str], Obj]
 PLURALS = {"workflows": "Workflow", "workflowtemplates": "WorkflowTemplate"}
 
 
@@ -56,9 +57,10 @@ class Store:
     rv: int = 100
     compacted: int = 0
     """Watches from a resourceVersion below this get 410 Gone."""
-    scripts: list[list[Obj]] = field(default_factory=list)
-    """Status steps for the next workflows created, one list per workflow, in creation order."""
-    pending: dict[tuple[str, str], list[Obj]] = field(default_factory=dict)
+    scripts: list[list[Step]] = field(default_factory=list)
+    """Status steps for the next workflows created, one list per workflow, in creation order:
+    a status, or a function of the workflow's name that makes one."""
+    pending: dict[tuple[str, str], list[Step]] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
     closing: bool = False
 
@@ -125,15 +127,15 @@ class Store:
             self.pending.pop((ns, name), None)
             return self._record("DELETED", plural, ns, obj)
 
-    def script(self, *steps: Obj) -> None:
+    def script(self, *steps: Step) -> None:
         """The next workflow created moves through these status steps while watched."""
         with self.cond:
-            self.scripts.append([copy.deepcopy(s) for s in steps])
+            self.scripts.append(list(steps))
 
-    def play(self, ns: str, name: str, *steps: Obj) -> None:
+    def play(self, ns: str, name: str, *steps: Step) -> None:
         """Script an existing workflow."""
         with self.cond:
-            self.pending[(ns, name)] = [copy.deepcopy(s) for s in steps]
+            self.pending[(ns, name)] = list(steps)
 
     def step(self, ns: str, name: str) -> bool:
         """Apply the next scripted status of workflow `name`; False when none is left."""
@@ -141,7 +143,8 @@ class Store:
             steps = self.pending.get((ns, name))
             if not steps or ("workflows", ns, name) not in self.objects:
                 return False
-            self.patch("workflows", ns, name, {"status": steps.pop(0)})
+            step = steps.pop(0)
+            self.patch("workflows", ns, name, {"status": step(name) if callable(step) else step})
             return True
 
     def since(self, plural: str, ns: str, rv: int, name: str | None) -> list[Event]:

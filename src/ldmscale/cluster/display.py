@@ -10,6 +10,10 @@ from tqdm import tqdm
 
 from ldmscale.cluster.progress import StageProgress, WorkflowProgress
 
+BAR = "{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+"""Items done of the total, time since following began, phase counts (no rate: items take
+minutes to days)."""
+
 
 def _line(stage: StageProgress) -> str:
     total = "?" if stage.total is None else str(stage.total)
@@ -46,7 +50,7 @@ class StageBars:
             bar = tqdm(
                 total=stage.total,
                 desc=f"{stage.name:<9}",
-                unit="job",
+                bar_format=BAR,
                 position=position,
                 file=self.stream,
                 leave=True,
