@@ -237,7 +237,12 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
     )
     model, _ = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage.cache_dir)
     generate = ImageGenerator(
-        model, cfg.sampler.name, cfg.sampler.steps, cfg.sampler.guidance, cfg.seed
+        model,
+        cfg.sampler.name,
+        cfg.sampler.steps,
+        cfg.sampler.guidance,
+        cfg.seed,
+        cfg.sampler.timestep_spacing,
     )
     fid_metric = FIDMetric(extractor, reference)
 
@@ -277,8 +282,9 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         "sampler": cfg.sampler.name,
         "steps": cfg.sampler.steps,
         "guidance": cfg.sampler.guidance,
-        "timesteps": generate.timestep_count,
-        "unet_evals_per_image": generate.unet_evals_per_image,
+        "timestep_spacing": cfg.sampler.timestep_spacing,
+        "unet_evaluations": generate.evaluations,
+        "unet_passes_per_evaluation": generate.passes_per_evaluation,
     }
     meta = {
         "shard": index,
