@@ -119,28 +119,15 @@ class Storage:
                 out[name[prefix:]] = int(info.get("size") or 0)
         return dict(sorted(out.items()))
 
-    def find(self, rel: str = "") -> dict[str, int]:
-        """Every file under `rel`, recursively: relative path -> size in bytes. One listing pass
-        (`fs.find` with detail: paginated `ListObjectsV2` on S3, a directory walk on a disk),
-        never one request per file; empty when `rel` does not exist."""
-        prefix = len(self.root) + 1
-        found = self.fs.find(self.path(rel), detail=True)
-        return {
-            str(path)[prefix:]: int(info.get("size") or 0)
-            for path, info in found.items()
-            if info.get("type", "file") == "file"
-        }
-
     def read_many(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
-        """Several whole objects in one batched call (concurrent on object stores): relative
-        path -> its bytes, or the exception that reading it raised."""
+        """Several whole objects in one batched call (`cat_ranges`: concurrent on object stores,
+        each path read literally): relative path -> its bytes, or the exception reading it
+        raised."""
+        rels = list(rels)
         if not rels:
             return {}
-        full = {self.path(rel): rel for rel in rels}
-        got = self.fs.cat(list(full), on_error="return")
-        if not isinstance(got, dict):  # one path that is not a glob comes back bare
-            got = {next(iter(full)): got}
-        return {full[str(path)]: data for path, data in got.items() if str(path) in full}
+        got = self.fs.cat_ranges([self.path(rel) for rel in rels], None, None, on_error="return")
+        return dict(zip(rels, got, strict=True))
 
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes | Exception]:
         """Byte ranges `[start, end)` of several objects, `(rel, start, end)` each, in one

@@ -1,7 +1,7 @@
 """A study seen through one recursive listing: which folders are committed, which hold files
 without a manifest, and whether each committed folder still holds what its manifest lists.
 
-`ldmscale status` builds one `Listing` per call (`Storage.find`: one pass, with sizes), so that
+`ldmscale status` builds one `Listing` per call (`Storage.files`: one pass, with sizes), so that
 answering for a plan of 12k+ jobs costs one listing and one batched read of the manifests,
 never a request per job. Sizes are compared with the manifests; hashes are not (that would read
 every byte of every checkpoint) and stay the readers' check (`ldmscale.storage.manifest`).
@@ -35,7 +35,7 @@ class Listing:
     @classmethod
     def of(cls, storage: Storage) -> Listing:
         """The whole study, listed once."""
-        return cls(storage.find())
+        return cls(storage.files())
 
     def is_committed(self, folder: str) -> bool:
         """Whether `folder` (or, for a pattern with `*`, any folder it matches) is committed."""
