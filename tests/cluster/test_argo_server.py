@@ -83,3 +83,10 @@ def test_errors_exit_2_and_create_nothing(argo: ArgoServer, monkeypatch, capsys)
     _fails(_cmd(argo, "watch", "nope"), capsys, "no workflow 'nope'")
     _fails(["submit", "--argo-server", "argo.local:2746", STUDY, "sweep=demo"], capsys, "URL")
     assert argo.store.list("workflows", NAMESPACE)[0] == []
+
+
+def test_the_namespace_comes_from_argo_namespace_without_n(argo, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ARGO_NAMESPACE", NAMESPACE)
+    assert main(["submit", "--argo-server", argo.url, STUDY, "sweep=demo"]) == 0
+    name = capsys.readouterr().out.strip()
+    assert argo.store.get("workflows", NAMESPACE, name)["metadata"]["namespace"] == NAMESPACE

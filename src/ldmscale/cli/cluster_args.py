@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ldmscale.cluster.client import WorkflowClient
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C while following: the workflow itself goes on."""
 
 CONNECTION_HELP = """\
 connection:
@@ -30,14 +32,18 @@ exit codes:
   0  done (for --wait and watch: the workflow Succeeded)
   1  the workflow Failed or Errored
   2  bad input, no cluster configuration, cluster unreachable, chart not installed, forbidden,
-     no such workflow; nothing was created
+     no such workflow; nothing was created (unless submit printed a name)
+  130  stopped following with Ctrl-C (the workflow goes on)
 """
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument(
-        "--namespace", "-n", help="namespace (default: the kubeconfig context's, else default)"
+        "--namespace",
+        "-n",
+        help="namespace (default: the kubeconfig context's; with --argo-server $ARGO_NAMESPACE; "
+        "else default)",
     )
     group.add_argument("--argo-server", metavar="URL", help="use Argo Server's API at URL")
     group.add_argument("--token", help="Argo Server token (default: $ARGO_TOKEN)")
@@ -58,6 +64,10 @@ def follow_to_exit(client: WorkflowClient, name: str) -> int:
     bars = StageBars()
     try:
         final = follow(client, name, bars)
+    except KeyboardInterrupt:
+        bars.close()
+        print(f"\nstopped watching; workflow {name} goes on (ldmscale watch {name})")
+        return EXIT_INTERRUPTED
     finally:
         bars.close()
     print(f"workflow {name}: {final.phase}{': ' + final.message if final.message else ''}")

@@ -1,7 +1,7 @@
 """Argo Workflows through Argo Server's REST API, with the `argo-workflows` client package: for
 users who reach Argo only through its server (SSO or a service-account token, no Kubernetes API
 access). `--argo-server URL` and a token (`--token`, else $ARGO_TOKEN; with or without the
-`Bearer ` that `argo auth token` prints).
+`Bearer ` that `argo auth token` prints); the namespace from `-n`, else $ARGO_NAMESPACE.
 
 Workflows are sent and read as the API's JSON: the client's documented `_check_type=False` /
 `_check_return_type=False` options (its README's way to submit a YAML manifest) skip its model
@@ -12,6 +12,7 @@ validation, and `model_to_dict(..., serialize=True)` gives the JSON form back. T
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,6 +36,8 @@ from ldmscale.cluster.client import ClusterError, Obj
 from ldmscale.cluster.kube import TIMEOUT, WATCH_SECONDS
 
 DEFAULT_NAMESPACE = "default"
+NAMESPACE_ENV = "ARGO_NAMESPACE"
+"""The namespace the `argo` CLI also reads."""
 
 
 def _as_dict(value: Any) -> Obj:
@@ -61,7 +64,7 @@ class ArgoServerClient:
                 "Argo Server needs a token: pass --token or set ARGO_TOKEN (`argo auth token` "
                 "prints one; with SSO, copy it from the Argo UI's user page)"
             )
-        self.namespace = namespace or DEFAULT_NAMESPACE
+        self.namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
         self.url = url.rstrip("/")
         self.where = f"Argo Server {self.url}, namespace {self.namespace}"
         configuration = argo_workflows.Configuration(host=self.url)
