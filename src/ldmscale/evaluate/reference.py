@@ -31,8 +31,8 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.metrics.fid import FID, FID_STATE, load_state, save_state
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, is_committed, read_file
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import commit, intact, read_file
 
 COMPONENT = "reference"
 STATE_FORMAT = 2
@@ -174,7 +174,7 @@ def reference_stats(
     """(study-relative dir, FID real half-state) of the reference set; computed and committed
     when absent."""
     rel = reference_dir(identity)
-    if is_committed(storage, rel):
+    if intact(storage, rel):
         return rel, load_state(read_file(storage, rel, FID_STATE))
     count, resolution = int(identity["num_samples"]), int(identity["resolution"])
     if is_domain(identity["prompt_set"]):
@@ -233,7 +233,7 @@ def prepare_reference(
         protocol,
         cfg.storage.options,
     )
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     return reference_stats(
         storage, identity, extractor.to(device), device, e.batch_size, cfg.storage.options
     )
