@@ -45,10 +45,6 @@ from ldmscale.storage.manifest import commit, intact, load_manifest
 from ldmscale.storage.staging import staging
 
 
-def _storage(cfg: StudyConfig) -> Storage:
-    return open_study(cfg)
-
-
 def _shard_name(number: int) -> str:
     return f"shard-{number:06d}"
 
@@ -142,7 +138,7 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
     from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.runtime import resolve_device
 
-    storage, rel = _storage(cfg), latents_dir(cfg)
+    storage, rel = open_study(cfg), latents_dir(cfg)
     done = load_manifest(storage, rel) if intact(storage, rel) else None
     if done is not None:
         meta = done.meta
