@@ -43,13 +43,14 @@ TRAIN = [
     "train.keep_last=4",
     "train.log_every=1",
 ]
+SWEEP_SAMPLES = "eval.num_samples=8"
 SWEEP = [
     "sweep=debug",
     "train.max_steps=8",
     "train.checkpoint_every=4",
     "train.global_batch=8",
     "train.micro_batch=8",
-    "eval.num_samples=8",
+    SWEEP_SAMPLES,
     "eval.batch_size=4",
     "eval.intervals=20",
 ]
@@ -91,7 +92,9 @@ class Campaign:
         """A study with the embedded domain prepared (once)."""
         if self._prepared is None:
             study = self.root / "prepared"
-            run = ldmscale("prepare", f"study={study}", *FAST, self.cache)
+            # At the sweep's sample count, so the swept study holds one reference statistics
+            # folder: the one its jobs read (the corruption trials damage it).
+            run = ldmscale("prepare", f"study={study}", *FAST, self.cache, SWEEP_SAMPLES)
             assert run.code == 0, run.err[-2000:]
             self._prepared = study
         return self._prepared
