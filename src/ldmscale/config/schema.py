@@ -3,6 +3,9 @@
 YAML files under `configs/<group>/` extend these; Hydra checks types and unknown keys, and each
 dataclass checks its own invariants in `__post_init__`, so library code only ever receives valid,
 typed objects. Defaults follow the paper (Mei et al., 2024) and the SD v1.5 card.
+
+Over 400 lines: every key a user can set, with its docstring, is here; the groups are read
+together (a study is one of each) and split they would import each other's checks.
 """
 
 from __future__ import annotations
