@@ -115,6 +115,11 @@ class DataConfig:
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+SWITCHES = ("auto", "on", "off")
+"""Values of the on/off speed options (`auto`: on for CUDA, off on a CPU). In YAML files quote
+`'on'` and `'off'`: unquoted they are YAML booleans."""
+TRAIN_COMPILE_MODES = ("auto", "none", "default", "max-autotune-no-cudagraphs")
+EVAL_COMPILE_MODES = ("auto", "none", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -152,6 +157,29 @@ class TrainConfig:
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
     prediction_type: str = "epsilon"
+    # Speed options (ldmscale.train.speed applies them and records what was applied). On a CPU
+    # every `auto` is off, so CPU training is bitwise what it was without them; their GPU gains
+    # are the cited public figures until `make bench-gpu` measures them on the GPU at hand.
+    compile: str = "auto"
+    """torch.compile of the U-Net through DeepSpeed's `engine.compile()`, by torch.compile mode:
+    `none`, `default` or `max-autotune-no-cudagraphs` (CUDA graphs do not mix with DeepSpeed's
+    gradient hooks, so `reduce-overhead` is not offered). `auto` = `default` on CUDA with ZeRO
+    0-2, else `none` (PyTorch 2.0 announcement, pytorch.org/get-started/pytorch-2.0: training
+    speed-ups on an A100 across 163 open-source models). The first steps are slower: they
+    compile."""
+    channels_last: str = "auto"
+    """`on`: the U-Net's input, and so its convolution activations, in the channels-last memory
+    layout that tensor cores read natively (PyTorch's channels-last tutorial: 8-35% faster
+    mixed-precision training across its models on a V100). Weights keep the layout DeepSpeed's
+    flat buffers give them; cuDNN converts them per call. `auto` = on for CUDA."""
+    fused_optimizer: str = "auto"
+    """`on`: DeepSpeed builds `torch.optim.AdamW(fused=True)` (one kernel for the update of the
+    flat ZeRO partition; torch.optim's docs rank fused above foreach and for-loop). `auto` = on
+    for CUDA. (DeepSpeed's own FusedAdam would need its CUDA op built; torch's needs nothing.)"""
+    gradient_checkpointing: bool = False
+    """Recompute the U-Net's activations in the backward pass (diffusers'
+    `enable_gradient_checkpointing`): about a third more compute for much less activation
+    memory; turn it on where a micro-batch does not fit."""
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "global_batch", "micro_batch", "lr", "checkpoint_every"):
@@ -171,6 +199,9 @@ class TrainConfig:
             raise ValueError(f"train.caption_dropout={self.caption_dropout!r} must be in [0, 1)")
         if self.keep_last < 1:
             raise ValueError(f"train.keep_last={self.keep_last!r} must be >= 1")
+        _check_choice("train.compile", self.compile, TRAIN_COMPILE_MODES)
+        _check_choice("train.channels_last", self.channels_last, SWITCHES)
+        _check_choice("train.fused_optimizer", self.fused_optimizer, SWITCHES)
 
     def accumulation(self, world_size: int) -> int:
         """Gradient-accumulation steps for `world_size` ranks; the batch must divide evenly."""
@@ -222,6 +253,15 @@ class EvalConfig:
     """Real data: folder path / URI / hub id of the CLIP model for CLIP score (and `clip` FID)."""
     grid_size: int = 16
     """Images in each shard's sample grid PNG."""
+    compile: str = "auto"
+    """torch.compile of the sampling U-Net (ldmscale.sample.speed), by mode: `none`, `default`,
+    `reduce-overhead` (compiled and replayed as CUDA graphs: the launch overhead of small
+    models and batches goes) or `max-autotune`. `auto` = `reduce-overhead` on CUDA, `none` on a
+    CPU (diffusers' PyTorch 2.0 guide, huggingface.co/docs/diffusers/optimization/torch2.0:
+    compiled SD U-Nets sample faster on A100s and other GPUs). Each new batch size compiles
+    (and records) once."""
+    channels_last: str = "auto"
+    """`on`: the sampling U-Net in the channels-last memory layout; `auto` = on for CUDA."""
 
     def __post_init__(self) -> None:
         _check_positive("eval.num_samples", self.num_samples)
@@ -229,6 +269,8 @@ class EvalConfig:
         _check_choice(
             "eval.feature_extractor", self.feature_extractor, ("domain", "inception", "clip")
         )
+        _check_choice("eval.compile", self.compile, EVAL_COMPILE_MODES)
+        _check_choice("eval.channels_last", self.channels_last, SWITCHES)
         if self.checkpoint != "latest" and not (
             self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
         ):

@@ -7,7 +7,8 @@ Output, committed by manifest under
     fid_stats.npz       n, sum, sum_outer (float64) of the generated images' features
     prompt_score.npz    sum, count of the prompt score (alignment or CLIP score)
     grid.png            the shard's first `eval.grid_size` images
-    manifest.json       meta: protocol (everything merge checks), timing, device, prompt range
+    manifest.json       meta: protocol (everything merge checks), timing, device, prompt range,
+                        the sampling speed options applied (`speed`, ldmscale.sample.speed)
 
 Nothing is written before the end, so a shard killed mid-way leaves no trace and its rerun gives
 the same images (seeds depend on the prompt index only) and the same states. A committed shard
@@ -48,6 +49,7 @@ from ldmscale.provenance import provenance
 from ldmscale.runtime import resolve_device
 from ldmscale.sample.generate import NOISE_STREAM, ImageGenerator
 from ldmscale.sample.load import checkpoint_info, load_sampling_model
+from ldmscale.sample.speed import fast_sampling_model
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, load_manifest
@@ -236,6 +238,7 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         storage, identity, extractor, device, cfg.eval.batch_size, cfg.storage.options
     )
     model, _ = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage.cache_dir)
+    model, speed = fast_sampling_model(model, cfg.eval)
     generate = ImageGenerator(
         model, cfg.sampler.name, cfg.sampler.steps, cfg.sampler.guidance, cfg.seed
     )
@@ -289,6 +292,7 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         "latency_ms_per_image": 1000.0 * seconds / (stop - start),
         "device": device_name(device),
         "batch_size": cfg.eval.batch_size,
+        "speed": speed,
         "protocol": protocol,
         "provenance": provenance(cfg),
     }

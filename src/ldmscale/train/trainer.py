@@ -18,6 +18,8 @@ global sample index).
   samples_seen, time (unix s), train/loss (mean over the interval, all ranks), train/lr,
   train/samples_per_s, train/tflops (achieved, 3 x forward FLOPs), train/mfu (GPU only);
   written in batches (at once for the first record, then at most every 30 s and at checkpoints).
+- Speed options (`train.compile`, `train.channels_last`, ...) are applied by
+  `ldmscale.train.speed`; the checkpoint meta records them, resolved, under `speed`.
 - EMA (diffusers EMAModel, fp32 shadow weights) needs whole parameters on every rank, so it
   requires train.zero_stage <= 2.
 """
@@ -49,7 +51,6 @@ from ldmscale.train.ds_config import deepspeed_config
 from ldmscale.train.engine import (
     Dist,
     barrier,
-    build_engine,
     full_parameters,
     init_distributed,
     load_engine_state,
@@ -59,6 +60,7 @@ from ldmscale.train.engine import (
     world_size_from_env,
 )
 from ldmscale.train.preemption import Preemption
+from ldmscale.train.speed import build_fast_engine
 from ldmscale.train.throughput import Throughput, TrainLog, peak_tflops
 
 COMPLETED, ALREADY_COMMITTED, PREEMPTED = "completed", "already_committed", "preempted"
@@ -133,7 +135,8 @@ def train(cfg: StudyConfig) -> TrainResult:
             preset, context_dim=data.hidden_size, sample_size=size, latent_channels=channels
         )
 
-    engine = build_engine(build, deepspeed_config(tcfg, dist.world_size, dtype), dist.device)
+    ds_config = deepspeed_config(tcfg, dist.world_size, dtype)
+    engine, speed = build_fast_engine(build, ds_config, dist.device, tcfg)
     schedule = noise_schedule(tcfg)
     ema = None
     if tcfg.ema:
@@ -155,6 +158,7 @@ def train(cfg: StudyConfig) -> TrainResult:
         "autoencoder": _autoencoder_ref(cfg),
         "ema": tcfg.ema,
         "gflops_forward": gflops,
+        "speed": speed,
     }
 
     step, samples_seen, resumed_from = 0, 0, None
