@@ -2,10 +2,11 @@
 `train.gradient_checkpointing`; TrainConfig documents each): resolved for the device once,
 applied where the DeepSpeed engine is built, and returned as a record for the checkpoint meta.
 
-`auto` is on for CUDA and off on a CPU, so training on a CPU with the defaults computes exactly
-what it computed without these options (tests/train checks it bitwise). On a GPU, channels-last
-and compiled kernels change float rounding (not the maths); the gains are the public figures
-cited in TrainConfig until `make bench-gpu` measures them on the GPU at hand.
+`auto` is on for CUDA and off on a CPU, where the defaults apply nothing: training on a CPU
+computes exactly what it computed without these options (tests/train/test_speed.py checks what
+is applied; with the options on, a CPU engine follows the default one up to rounding). On a GPU,
+channels-last and compiled kernels change float rounding (not the maths); the gains are the
+public figures cited in TrainConfig until `make bench-gpu` measures them on the GPU at hand.
 
 Attention is not an option: diffusers' U-Net attention processor (`AttnProcessor2_0`) calls
 torch's `scaled_dot_product_attention`, which picks the flash, memory-efficient or math kernel
