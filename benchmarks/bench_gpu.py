@@ -53,11 +53,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
-    """The CPU check's tiny sizes, or the GPU run's (refused without a CUDA device)."""
+    """The CPU check's tiny sizes, or the GPU run's (a CUDA device is checked by `main`)."""
     if args.cpu_check:
         return cpu_check_sizes()
-    if not torch.cuda.is_available():
-        raise SystemExit("bench_gpu.py needs a CUDA device; --cpu-check runs it on a CPU")
     from ldmscale.train.engine import local_device
     from ldmscale.train.throughput import peak_tflops
 
@@ -146,6 +144,12 @@ def describe(sizes: Sizes, cpu_check: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if not args.cpu_check and not torch.cuda.is_available():
+        print(
+            "bench_gpu.py needs a CUDA device (none here); --cpu-check runs it on a CPU",
+            file=sys.stderr,
+        )
+        return 2
     sizes = sizes_for(args)
     plan = []
     if "train" in args.only:

@@ -7,12 +7,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no GPU")
+def test_without_a_gpu_the_gpu_run_is_refused_with_exit_2(capsys, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_gpu
+
+    assert bench_gpu.main([]) == 2
+    captured = capsys.readouterr()
+    assert "needs a CUDA device" in captured.err and "--cpu-check" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.slow
 def test_cpu_check_prints_every_row(capsys, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import bench_gpu
