@@ -20,7 +20,7 @@ from ldmscale.models.cost import forward_cost
 from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule, sample_draws
-from ldmscale.train.ds_config import deepspeed_config
+from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import init_distributed
 from ldmscale.train.speed import build_fast_engine
 from ldmscale.train.throughput import Throughput
@@ -95,7 +95,12 @@ def ldmscale_train(sizes: Sizes, preset: str, speed_on: bool, checkpointing: boo
     init_distributed(sizes.device)
     ds_config = deepspeed_config(train, 1, sizes.dtype)
     engine, record = build_fast_engine(
-        lambda: _unet(sizes, preset), ds_config, sizes.device, train, sizes.compile_backend
+        lambda: _unet(sizes, preset),
+        ds_config,
+        sizes.device,
+        train,
+        lr_scheduler(train),
+        backend=sizes.compile_backend,
     )
     schedule, batches = noise_schedule(train), Batches(sizes, train)
     _, gflops = forward_cost(preset, sizes.latent, sizes.context, sizes.tokens)

@@ -84,3 +84,60 @@ def test_a_shard_that_disagrees_with_its_index_is_named(tmp_path: Path) -> None:
 def test_missing_shard_is_named(tmp_path: Path) -> None:
     with pytest.raises(CorruptShard, match=r"nope\.tar"):
         read_shard(str(tmp_path / "nope.tar"))
+
+
+def _tar(path: Path, members: list[tuple[str, bytes]]) -> str:
+    """A tar with exactly these members, in this order."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def _image(i: int) -> bytes:
+    return png_bytes(render(0, i, resolution=16).image)
+
+
+def test_a_sample_without_caption_is_named_with_its_shard(tmp_path: Path) -> None:
+    members = []
+    for i in range(4):
+        members.append((f"{i:03d}.png", _image(i)))
+        if i != 2:
+            members.append((f"{i:03d}.txt", b"a caption"))
+    url = _tar(tmp_path / "nocaption.tar", members)
+    with pytest.raises(CorruptShard, match=r"nocaption\.tar: sample '002' has no caption"):
+        build_index(url)
+    # Training names the shard too.
+    with pytest.raises(CorruptShard, match=r"nocaption\.tar: sample '002' has no caption"):
+        decode_caption(read_shard(url)[2])
+
+
+def test_a_sample_whose_files_are_not_adjacent_is_named(tmp_path: Path) -> None:
+    images = [(f"{i:03d}.png", _image(i)) for i in range(4)]
+    captions = [(f"{i:03d}.txt", b"a caption") for i in range(4)]
+    url = _tar(tmp_path / "split.tar", images + captions)
+    with pytest.raises(CorruptShard, match=r"split\.tar: .*sample '000'"):
+        build_index(url)
+
+
+def test_an_undecodable_image_is_named(tmp_path: Path) -> None:
+    members = [("000.png", b"not a png"), ("000.txt", b"a caption")]
+    with pytest.raises(CorruptShard, match=r"bad\.tar: sample '000' has an undecodable image"):
+        build_index(_tar(tmp_path / "bad.tar", members))
+
+
+def test_upper_case_extensions_are_read_as_webdataset_reads_them(tmp_path: Path) -> None:
+    members = []
+    for i in range(4):
+        members += [(f"{i:03d}.PNG", _image(i)), (f"{i:03d}.TXT", f"caption {i}".encode())]
+    url = _tar(tmp_path / "upper.tar", members)
+    index = build_index(url)
+    assert index.counts == (4,)
+    samples = ShardedSamples(index)
+    assert decode_caption(samples[3]) == "caption 3"
+    assert torch.equal(decode_image(samples[3], 16), to_tensor(render(0, 3, resolution=16).image))

@@ -69,6 +69,21 @@ def test_sharded_fid_equals_unsharded_and_reruns_do_nothing(eval_study) -> None:
     assert merge(_cfg(eval_study, "eval.shard=0/3")) == sharded
 
 
+def test_equal_unet_work_is_charged_equal_sampling_cost(eval_study) -> None:
+    # Heun at 2 steps and DDIM at 3 both make 3 U-Net evaluations per image.
+    records = []
+    for sampler, steps in (("heun", 2), ("ddim", 3)):
+        extra = (f"sampler={sampler}", f"sampler.steps={steps}", "eval.num_samples=2")
+        evaluate(_cfg(eval_study, *extra))
+        records.append(merge(_cfg(eval_study, *extra)))
+    heun, ddim = records
+    assert (heun.steps, ddim.steps) == (2, 3)
+    assert heun.unet_evaluations == ddim.unet_evaluations == 3
+    assert heun.sampling_cost == pytest.approx(ddim.sampling_cost)
+    assert heun.gflops_per_image == pytest.approx(ddim.gflops_per_image)
+    assert heun.protocol["timestep_spacing"] == "trailing"
+
+
 def test_interrupted_shard_reruns_to_identical_stats(eval_study, monkeypatch) -> None:
     storage = Storage(eval_study[0])
     cfg = _cfg(eval_study, "eval.shard=1/2", "sampler=euler_a")
@@ -111,9 +126,9 @@ def test_merge_refuses_missing_or_mismatched_shards(eval_study) -> None:
 def test_bad_requests_exit_2_and_write_nothing(eval_study, bad, capsys) -> None:
     study, overrides = eval_study
     storage = Storage(study)
-    before = sorted(storage.glob("evals/**"))
+    before = storage.files("evals")
     assert main(["eval", f"study={study}", *overrides, *BASE, *bad]) == 2
-    assert sorted(storage.glob("evals/**")) == before
+    assert storage.files("evals") == before
     assert "bad configuration" in capsys.readouterr().err
 
 

@@ -77,9 +77,9 @@ def test_table_lists_every_preset_smallest_first() -> None:
     assert [r.gflops for r in rows] == sorted(r.gflops for r in rows)
 
 
-def test_flops_per_image_counts_both_guidance_passes() -> None:
-    assert flops_per_image(10.0, steps=50, guidance=1.0) == 500.0
-    assert flops_per_image(10.0, steps=50, guidance=7.5) == 1000.0
+def test_flops_per_image_counts_every_pass_of_every_evaluation() -> None:
+    assert flops_per_image(10.0, evaluations=50, passes=1) == 500.0
+    assert flops_per_image(10.0, evaluations=50, passes=2) == 1000.0
 
 
 def test_models_json_cli(capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,6 +126,27 @@ def test_a_truncated_shard_is_named_and_nothing_committed(tmp_path: Path, reques
     assert not (tmp_path / "study" / "prepare").exists()
 
 
+def test_a_malformed_sample_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:
+    import io
+    import tarfile
+
+    overrides = _overrides(tmp_path, request, "local")
+    shard = tmp_path / "data" / "shards" / "shard-000001.tar"
+    with tarfile.open(shard) as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+    # The files of each key no longer adjacent: every image first, then every caption.
+    members.sort(key=lambda member: member[0].rsplit(".", 1)[-1])
+    with tarfile.open(shard, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert main(["prepare", *overrides]) == 1
+    err = capsys.readouterr().err
+    assert "shard-000001.tar" in err and "not adjacent" in err
+    assert not (tmp_path / "study" / "prepare").exists()
+
+
 def test_missing_settings_exit_2_naming_them(tmp_path: Path, capsys) -> None:
     study = tmp_path / "study"
     shards = "data.shards='s3://bucket/{0..1}.tar'"

@@ -58,4 +58,5 @@ def test_guidance_batches_both_passes_in_one_call(guidance, batch_factor, tiny_m
     finally:
         hook.remove()
     assert seen == [len(CAPTIONS) * batch_factor] * 3
-    assert generate.unet_evals_per_image == 3 * batch_factor
+    assert generate.evaluations == 3
+    assert generate.passes_per_evaluation == batch_factor

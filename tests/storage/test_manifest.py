@@ -93,13 +93,22 @@ def test_recommit_replaces_the_manifest(storage: Storage) -> None:
     assert verify(storage, "r").meta == {"v": 2}
 
 
-def test_listdir_and_glob(storage: Storage) -> None:
+def test_listdir_and_files(storage: Storage) -> None:
     for step in (1, 10, 2):
         commit(storage, paths.checkpoint_dir("m", step), files={"f": b"x"})
     assert storage.listdir(paths.checkpoints_dir("m")) == ["step-1", "step-10", "step-2"]
     assert storage.listdir("nothing/here") == []
-    found = storage.glob("models/m/checkpoints/*/manifest.json")
-    assert len(found) == 3 and all(f.startswith("models/m/") for f in found)
+    found = storage.files("models/m/checkpoints")
+    assert len(found) == 6 and all(f.startswith("models/m/checkpoints/step-") for f in found)
+    assert found["models/m/checkpoints/step-1/f"] == 1
+    # A prefix is a folder, never a string prefix: step-1 does not list step-10's files.
+    assert set(storage.files(paths.checkpoint_dir("m", 1))) == {
+        "models/m/checkpoints/step-1/f",
+        "models/m/checkpoints/step-1/manifest.json",
+    }
+    assert storage.files("nothing/here") == {}
+    storage.remove(paths.checkpoint_dir("m", 1))
+    assert storage.listdir(paths.checkpoints_dir("m")) == ["step-10", "step-2"]
 
 
 def test_fetch_cached_reuses_and_refetches(storage: Storage, tmp_path: Path) -> None:
@@ -121,3 +130,31 @@ def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
 def test_empty_uri_is_rejected() -> None:
     with pytest.raises(ValueError, match="empty"):
         Storage("")
+
+
+@pytest.mark.parametrize("backend", ["path", "s3"])
+@pytest.mark.parametrize(("name", "sibling"), [("exp?", "expA"), ("run[1]", "run1"), ("a*", "ab")])
+def test_operations_never_reach_a_sibling_study(
+    backend: str, name: str, sibling: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from ldmscale.train.checkpoint import prune_checkpoints
+
+    root = str(tmp_path) if backend == "path" else request.getfixturevalue("s3_bucket")
+    study, other = Storage(f"{root}/prune/{name}"), Storage(f"{root}/prune/{sibling}")
+    for storage in (study, other):
+        for step in (1, 2, 3):
+            commit(storage, paths.checkpoint_dir("debug", step), files={"w": b"x" * step})
+    assert prune_checkpoints(study, "debug", keep_last=1, keep_every=0) == [1, 2]
+    commit(study, paths.checkpoint_dir("debug", 3), files={"w": b"again"})
+    for step in (1, 2, 3):
+        assert is_committed(other, paths.checkpoint_dir("debug", step))
+        assert verify(other, paths.checkpoint_dir("debug", step)).files["w"]["size"] == step
+    assert sorted(study.files()) == [
+        "models/debug/checkpoints/step-3/manifest.json",
+        "models/debug/checkpoints/step-3/w",
+    ]
+
+
+def test_uris_fsspec_would_not_read_literally_are_refused() -> None:
+    with pytest.raises(ValueError, match="'::' chains fsspec protocols"):
+        Storage("simplecache::s3://bucket/x")

@@ -34,9 +34,23 @@ def test_fp32_on_cpu_and_the_optimizer_and_schedule_come_from_the_config() -> No
     assert params["lr"] == train.lr
     assert params["weight_decay"] == 0.05
     assert params["betas"] == list(train.adam_betas)
-    scheduler = config["scheduler"]["params"]
-    assert scheduler["warmup_max_lr"] == train.lr
-    assert scheduler["warmup_num_steps"] == 7
+    assert "scheduler" not in config  # the warmup is a torch LambdaLR (warmup_factor)
+
+
+def test_warmup_starts_at_lr_over_w_and_no_warmup_is_the_full_lr() -> None:
+    from ldmscale.train.ds_config import lr_scheduler, warmup_factor
+
+    assert [warmup_factor(4)(done) for done in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [warmup_factor(0)(done) for done in range(3)] == [1.0, 1.0, 1.0]
+    # The LambdaLR DeepSpeed receives: the lr of step k is read before the k-th scheduler step.
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = lr_scheduler(TrainConfig(warmup_steps=2, lr=1e-3))(optimizer)
+    applied = []
+    for _ in range(3):
+        applied.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert applied == pytest.approx([5e-4, 1e-3, 1e-3])
 
 
 def test_a_batch_that_does_not_split_over_the_ranks_is_refused() -> None:

@@ -13,7 +13,7 @@ from ldmscale.config.schema import TrainConfig
 from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
-from ldmscale.train.ds_config import deepspeed_config
+from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import init_distributed
 from ldmscale.train.speed import (
     TrainSpeed,
@@ -75,7 +75,7 @@ def _engine(train: TrainConfig) -> tuple[object, dict]:
 
     init_distributed(CPU)
     ds = deepspeed_config(train, world_size=1, dtype=torch.float32)
-    return build_fast_engine(build, ds, CPU, train)
+    return build_fast_engine(build, ds, CPU, train, lr_scheduler(train))
 
 
 def _steps(engine, train: TrainConfig, steps: int = 6) -> list[float]:

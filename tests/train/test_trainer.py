@@ -207,3 +207,35 @@ def test_zero3_two_ranks_resume_matches_the_one_rank_run(
     assert sum(losses[-3:]) < 0.95 * sum(losses[:3])
     unet = _unet(study, 8)
     assert unet["conv_in.weight"].shape[0] == 8  # the whole tensor, gathered from both ranks
+
+
+@pytest.mark.parametrize("warmup", [0, 4])
+def test_every_step_applies_its_warmup_lr_from_step_one(
+    warmup: int, prepared_study: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    study = tmp_path / "study"
+    steps = 5
+    args = [
+        *_copy_prepared(prepared_study, study),
+        f"train.warmup_steps={warmup}",
+        f"train.max_steps={steps}",
+        "train.checkpoint_every=1",
+        f"train.keep_last={steps}",
+        "train.ema=false",
+    ]
+    assert _result(_train(args))["step"] == steps
+    lr = 2e-3
+    expected = [lr * min(1.0, k / warmup) if warmup else lr for k in range(1, steps + 1)]
+    assert [r["train/lr"] for r in _log(study)] == pytest.approx(expected)
+    weights = [_unet(study, step) for step in range(1, steps + 1)]
+    for before, after in zip(weights, weights[1:], strict=False):
+        assert any(not torch.equal(before[k], after[k]) for k in before)
+    # Step 1 moved the initial weights too (rebuilt from the trainer's initialisation seed).
+    from ldmscale.models.presets import get_preset
+    from ldmscale.models.unet import build_unet
+    from ldmscale.runtime import derive_seed, seed_everything
+
+    seed_everything(derive_seed(0, "init", "debug"))
+    initial = build_unet(get_preset("debug"), context_dim=384, sample_size=8).state_dict()
+    assert initial.keys() == weights[0].keys()
+    assert any(not torch.equal(initial[k], weights[0][k]) for k in initial)

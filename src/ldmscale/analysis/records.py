@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import MANIFEST, CorruptArtifact, read_file
 
@@ -38,8 +39,10 @@ def load_records(storage: Storage) -> tuple[list[dict[str, Any]], str]:
     """Every committed, verified metrics.json under evals/, and a digest of them all (so that
     analysis can tell whether anything changed). Corrupt records are reported and skipped."""
     rows, digest = [], hashlib.sha256()
-    for manifest_path in storage.glob(f"evals/*/*/*/{MANIFEST}"):
-        rel_dir = manifest_path.rsplit("/", 1)[0]
+    for name in storage.files(paths.evals_dir()):
+        rel_dir, _, base = name.rpartition("/")
+        if base != MANIFEST or not paths.is_config_dir(rel_dir):
+            continue
         try:
             data = read_file(storage, rel_dir, METRICS)
         except CorruptArtifact as err:

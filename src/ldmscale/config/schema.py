@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ldmscale.models.presets import PRESETS
-from ldmscale.sample.registry import SAMPLERS
+from ldmscale.sample.registry import SAMPLERS, TIMESTEP_SPACINGS
 
 
 def _check_choice(what: str, value: str, choices: list[str] | tuple[str, ...]) -> None:
@@ -221,9 +221,13 @@ class SamplerConfig:
     steps: int = 50
     guidance: float = 7.5
     """Classifier-free guidance scale; 1.0 runs the conditional pass only."""
+    timestep_spacing: str = "trailing"
+    """`trailing`: every step count starts at the last training timestep (Lin et al., 2024);
+    `leading`: the SD v1.x convention (steps_offset 1; 1 step evaluates t=1 only); `linspace`."""
 
     def __post_init__(self) -> None:
         _check_choice("sampler.name", self.name, list(SAMPLERS))
+        _check_choice("sampler.timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
         _check_positive("sampler.steps", self.steps)
         if self.guidance < 1.0:
             raise ValueError(f"sampler.guidance={self.guidance!r} must be >= 1.0")

@@ -9,7 +9,10 @@ slices, and the data position on resume is the step alone.
 
 Corrupt shards: a shard that cannot be read, is truncated, or holds a different number of
 samples than its index says raises `CorruptShard` naming it. Training fails rather than silently
-train on a smaller dataset; re-export or re-index the shard.
+train on a smaller dataset; re-export or re-index the shard. Files are grouped into samples by
+key as webdataset groups them (consecutive files with the same key, extensions lower-cased);
+`build_index` reads every sample once and refuses a shard in which a sample lacks a decodable
+image or a caption, or whose files of one key are not adjacent, naming the shard and the key.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import bisect
 import io
 import json
 import tarfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,13 +93,16 @@ class ShardIndex:
 
 
 def build_index(pattern: str, options: dict[str, Any] | None = None) -> ShardIndex:
-    """Read every shard once to count its samples (a corrupt shard raises CorruptShard)."""
+    """Read every shard once, check every sample (`check_samples`) and count them; a corrupt
+    shard or sample raises CorruptShard naming it."""
     from tqdm import tqdm
 
     urls = expand(pattern)
-    counts = [
-        len(read_shard(url, options)) for url in tqdm(urls, desc="indexing shards", unit="shard")
-    ]
+    counts = []
+    for url in tqdm(urls, desc="indexing shards", unit="shard"):
+        samples = read_shard(url, options)
+        check_samples(url, samples)
+        counts.append(len(samples))
     return ShardIndex(tuple(urls), tuple(counts))
 
 
@@ -137,7 +143,35 @@ def _first(sample: dict[str, Any], keys: Sequence[str], what: str) -> Any:
     for key in keys:
         if key in sample:
             return sample[key]
-    raise CorruptShard(f"sample {sample.get('__key__')!r} has no {what} ({', '.join(keys)})")
+    raise CorruptShard(
+        f"shard {sample.get('__url__', '?')}: sample {sample.get('__key__')!r} has no {what} "
+        f"(looked for {', '.join(keys)}; it has {', '.join(_fields(sample)) or 'no files'})"
+    )
+
+
+def _fields(sample: dict[str, Any]) -> list[str]:
+    return sorted(key for key in sample if not key.startswith("__"))
+
+
+def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
+    """Every sample of shard `url` has one decodable image and a caption, and each key's files
+    are adjacent; CorruptShard naming the shard and the sample key otherwise."""
+    keys = Counter(str(sample.get("__key__")) for sample in samples)
+    split = [key for key, groups in keys.items() if groups > 1]
+    if split:
+        raise CorruptShard(
+            f"shard {url}: the files of sample {split[0]!r} are not adjacent in the tar "
+            f"({len(split)} such samples; webdataset groups consecutive files by key): rewrite "
+            "the shard with each sample's files together"
+        )
+    for sample in samples:
+        key = str(sample.get("__key__"))
+        decode_caption(sample)
+        try:
+            with Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))) as image:
+                image.load()
+        except (OSError, ValueError) as err:
+            raise CorruptShard(f"shard {url}: sample {key!r} has an undecodable image ({err})")
 
 
 def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:

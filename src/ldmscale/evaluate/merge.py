@@ -4,8 +4,10 @@
 The shards' metric states are added (so the FID is that of one pass over all samples), the FID is
 computed against the reference statistics named in the shards' protocol, and the cost of the
 configuration is computed from the preset at the checkpoint's latent size and text context:
-norm_cost (GFLOPs of one forward / the c=320 forward's), sampling_cost = norm_cost x steps, and
-gflops_per_image over the U-Net evaluations actually made (two per timestep with guidance).
+norm_cost (GFLOPs of one forward / the c=320 forward's), sampling_cost = norm_cost x U-Net
+evaluations per image (counted while sampling: one per timestep, so a Heun step is charged about
+two), and gflops_per_image over the forward passes actually made (two per evaluation with
+guidance).
 Merge refuses, writing nothing, when a shard is missing or the shards disagree on the protocol.
 """
 
@@ -49,8 +51,12 @@ class MetricsRecord:
     prompt_score: float
     prompt_score_name: str
     norm_cost: float
+    unet_evaluations: int
+    """U-Net evaluations per image (the sampler's timesteps; `steps` is the user's knob)."""
     sampling_cost: float
+    """norm_cost x unet_evaluations (the paper's x-axis: cost of one forward x evaluations)."""
     gflops_per_image: float
+    """GFLOPs of every forward pass for one image (two passes per evaluation with guidance)."""
     latency_ms_per_image: float
     device: str
     protocol: dict[str, Any]
@@ -152,9 +158,11 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
         prompt_score=score.compute(),
         prompt_score_name=protocol["prompt_score"],
         norm_cost=cost.norm_cost,
-        sampling_cost=cost.norm_cost * key.steps,
-        # One forward per timestep, doubled with guidance (Heun-type solvers take ~2 per step).
-        gflops_per_image=flops_per_image(cost.gflops, protocol["timesteps"], key.guidance),
+        unet_evaluations=protocol["unet_evaluations"],
+        sampling_cost=cost.norm_cost * protocol["unet_evaluations"],
+        gflops_per_image=flops_per_image(
+            cost.gflops, protocol["unet_evaluations"], protocol["unet_passes_per_evaluation"]
+        ),
         latency_ms_per_image=1000.0 * seconds / fid_metric.stats.n,
         device=", ".join(devices),
         protocol={**protocol, "shards": count, "gflops_forward": cost.gflops},

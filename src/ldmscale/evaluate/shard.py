@@ -240,7 +240,12 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
     model, _ = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage.cache_dir)
     model, speed = fast_sampling_model(model, cfg.eval)
     generate = ImageGenerator(
-        model, cfg.sampler.name, cfg.sampler.steps, cfg.sampler.guidance, cfg.seed
+        model,
+        cfg.sampler.name,
+        cfg.sampler.steps,
+        cfg.sampler.guidance,
+        cfg.seed,
+        cfg.sampler.timestep_spacing,
     )
     fid_metric = FIDMetric(extractor, reference)
 
@@ -280,8 +285,9 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         "sampler": cfg.sampler.name,
         "steps": cfg.sampler.steps,
         "guidance": cfg.sampler.guidance,
-        "timesteps": generate.timestep_count,
-        "unet_evals_per_image": generate.unet_evals_per_image,
+        "timestep_spacing": cfg.sampler.timestep_spacing,
+        "unet_evaluations": generate.evaluations,
+        "unet_passes_per_evaluation": generate.passes_per_evaluation,
     }
     meta = {
         "shard": index,

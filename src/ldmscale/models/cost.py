@@ -3,8 +3,9 @@ preset on the meta device (so even the 5B preset allocates no weights).
 
 Definitions (DESIGN.md §3):
 - normalized cost = GFLOPs of one forward / GFLOPs of the c=320 forward at the same latent size;
-- sampling cost = normalized cost x sampling steps;
-- FLOPs per image = forward FLOPs x steps x (2 if guidance != 1 else 1).
+- sampling cost = normalized cost x U-Net evaluations per image (one per sampler timestep:
+  the paper's samplers make one a step; a second-order solver such as Heun about two);
+- FLOPs per image = forward FLOPs x evaluations x passes per evaluation (2 with guidance != 1).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def cost_table(
     return sorted(rows, key=lambda row: row.gflops)
 
 
-def flops_per_image(gflops_forward: float, steps: int, guidance: float) -> float:
-    """GFLOPs of the U-Net evaluations for one image (two per step with guidance != 1)."""
-    return gflops_forward * steps * (1 if guidance == 1.0 else 2)
+def flops_per_image(gflops_forward: float, evaluations: int, passes: int) -> float:
+    """GFLOPs of the U-Net forwards for one image: `evaluations` x `passes` per evaluation
+    (2 with classifier-free guidance, 1 without or for a guidance-embedded model)."""
+    return gflops_forward * evaluations * passes

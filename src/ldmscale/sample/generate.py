@@ -57,7 +57,13 @@ class ImageGenerator:
     """Generates images for (caption, prompt index) batches under one sampling configuration."""
 
     def __init__(
-        self, model: SamplingModel, sampler: str, steps: int, guidance: float, seed: int
+        self,
+        model: SamplingModel,
+        sampler: str,
+        steps: int,
+        guidance: float,
+        seed: int,
+        timestep_spacing: str = "trailing",
     ) -> None:
         if guidance < 1.0:
             raise ValueError(f"sampler.guidance={guidance!r} must be >= 1.0")
@@ -66,18 +72,25 @@ class ImageGenerator:
         self.steps = int(steps)
         self.guidance = float(guidance)
         self.seed = int(seed)
-        # Built once to fail fast on a bad name or step count, and to count U-Net calls.
-        self.timestep_count = len(set_steps(build_sampler(sampler, model.schedule), self.steps))
+        self.timestep_spacing = timestep_spacing
+        # Built once to fail fast on a bad name, spacing or step count.
+        set_steps(self._scheduler(), self.steps)
+        self.evaluations = 0
+        """U-Net evaluations per image made by the last call (one per timestep)."""
         self._uncond: torch.Tensor | None = None
+
+    def _scheduler(self) -> Any:
+        return build_sampler(self.sampler, self.model.schedule, self.timestep_spacing)
 
     @property
     def use_guidance(self) -> bool:
+        """Whether the unconditional pass runs (guidance scale != 1)."""
         return self.guidance != 1.0
 
     @property
-    def unet_evals_per_image(self) -> int:
-        """U-Net forwards per image: one per timestep, two with guidance (batched as one call)."""
-        return self.timestep_count * (2 if self.use_guidance else 1)
+    def passes_per_evaluation(self) -> int:
+        """U-Net forward passes per evaluation: two with guidance (batched as one call)."""
+        return 2 if self.use_guidance else 1
 
     def _context(self, captions: list[str]) -> torch.Tensor:
         dtype = self.model.unet.dtype
@@ -98,7 +111,7 @@ class ImageGenerator:
         if len(captions) != len(indices):
             raise ValueError(f"{len(captions)} captions but {len(indices)} prompt indices")
         device, dtype = self.model.device, self.model.unet.dtype
-        scheduler = build_sampler(self.sampler, self.model.schedule)
+        scheduler = self._scheduler()
         timesteps = set_steps(scheduler, self.steps, device)
         generators = prompt_generators(self.seed, indices)
         context = self._context(list(captions))
@@ -108,7 +121,9 @@ class ImageGenerator:
         step_kwargs: dict[str, Any] = {}
         if "generator" in inspect.signature(scheduler.step).parameters:
             step_kwargs["generator"] = generators
+        self.evaluations = 0
         for t in timesteps:
+            self.evaluations += 1
             model_input = torch.cat([latents] * 2) if self.use_guidance else latents
             model_input = scheduler.scale_model_input(model_input, t)
             noise = self.model.unet(

@@ -1,9 +1,16 @@
 """Samplers are diffusers schedulers, looked up by registry name and built from the training
 noise schedule (the `scheduler/` config saved with every checkpoint). Nothing is re-implemented.
 
-`build_sampler(name, schedule)` gives a fresh scheduler; `set_steps(scheduler, steps)` prepares it
-for `steps` sampling steps and returns the timesteps (Heun-type solvers evaluate the U-Net about
-twice per step, so the number of timesteps, not `steps`, is the number of U-Net evaluations).
+`build_sampler(name, schedule, spacing)` gives a fresh scheduler; `set_steps(scheduler, steps)`
+prepares it for `steps` sampling steps and returns its timesteps: one U-Net evaluation each
+(Heun-type solvers list most timesteps twice, so they are charged about two evaluations a step).
+
+Timestep spacing (`sampler.timestep_spacing`): `trailing` (the default) starts every sampler at
+the last training timestep T-1 at every step count, so a few-step sample starts from pure noise
+as the model was trained to expect (Lin et al., 2024, "Common Diffusion Noise Schedules and
+Sample Steps are Flawed", Table 2). `leading` is the SD v1.x convention (with `steps_offset=1`,
+as StableDiffusionPipeline enforces): at 1 step it evaluates t=1 only and returns the noise.
+`linspace` spreads the steps evenly over [0, T-1]. Every metrics record names the spacing.
 """
 
 from __future__ import annotations
@@ -11,40 +18,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
+
 
 @dataclass(frozen=True)
 class SamplerSpec:
+    """A registered sampler: a diffusers scheduler class and its options."""
+
     scheduler: str
     """Class name in `diffusers`."""
     options: dict[str, Any] = field(default_factory=dict)
     """Overrides on top of the training schedule's config."""
-    stochastic: bool = False
-    """Draws fresh noise at each step (needs a generator for reproducibility)."""
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "ddim": SamplerSpec("DDIMScheduler"),
-    "ddpm": SamplerSpec("DDPMScheduler", stochastic=True),
+    "ddpm": SamplerSpec("DDPMScheduler"),
     "dpmpp_2m": SamplerSpec(
         "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}
     ),
     "euler": SamplerSpec("EulerDiscreteScheduler"),
-    "euler_a": SamplerSpec("EulerAncestralDiscreteScheduler", stochastic=True),
+    "euler_a": SamplerSpec("EulerAncestralDiscreteScheduler"),
     "heun": SamplerSpec("HeunDiscreteScheduler"),
     "unipc": SamplerSpec("UniPCMultistepScheduler"),
 }
 
-# The inference convention of SD v1.x, which diffusers' StableDiffusionPipeline also enforces on
-# any scheduler it is given: timesteps offset by one, no clipping of the predicted sample. The
-# training schedule (a DDPMScheduler with its defaults) has neither, so sampling applies them.
-SAMPLING_DEFAULTS: dict[str, Any] = {"steps_offset": 1, "clip_sample": False}
-
-
-def sampler_names() -> list[str]:
-    return list(SAMPLERS)
-
 
 def get_spec(name: str) -> SamplerSpec:
+    """The registered sampler `name`; ValueError naming the registered ones otherwise."""
     if name not in SAMPLERS:
         raise ValueError(
             f"sampler {name!r} is not registered; choose one of: {', '.join(SAMPLERS)}"
@@ -52,7 +53,21 @@ def get_spec(name: str) -> SamplerSpec:
     return SAMPLERS[name]
 
 
-def build_sampler(name: str, training_schedule: dict[str, Any]) -> Any:
+def spacing_options(spacing: str) -> dict[str, Any]:
+    """Scheduler config entries for a timestep spacing. Sampling never clips the predicted
+    sample (the training schedule's `clip_sample=True` is a DDPM default, not SD's inference)."""
+    if spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(
+            f"sampler.timestep_spacing={spacing!r} is not valid; choose one of: "
+            f"{', '.join(TIMESTEP_SPACINGS)}"
+        )
+    options: dict[str, Any] = {"timestep_spacing": spacing, "clip_sample": False}
+    if spacing == "leading":
+        options["steps_offset"] = 1  # SD v1.x, as StableDiffusionPipeline sets it
+    return options
+
+
+def build_sampler(name: str, training_schedule: dict[str, Any], spacing: str = "trailing") -> Any:
     """A fresh diffusers scheduler `name`, configured from the training schedule's config."""
     import diffusers
 
@@ -60,7 +75,7 @@ def build_sampler(name: str, training_schedule: dict[str, Any]) -> Any:
     cls = getattr(diffusers, spec.scheduler)
     # Overrides go in as keyword arguments: diffusers ignores config entries it recorded as
     # defaults (`_use_default_values`), so merging them into the dict would be lost.
-    return cls.from_config(dict(training_schedule), **{**SAMPLING_DEFAULTS, **spec.options})
+    return cls.from_config(dict(training_schedule), **{**spacing_options(spacing), **spec.options})
 
 
 def set_steps(scheduler: Any, steps: int, device: Any = "cpu") -> Any:

@@ -3,6 +3,11 @@
 A `Storage` is rooted at a study URI (`file://`, a plain local path, `s3://`, `gs://`,
 `memory://`); every other module addresses files by paths relative to that root (built by
 `ldmscale.storage.paths`). S3 honours the standard `AWS_ENDPOINT_URL` and credential variables.
+
+Every operation addresses exactly the path it names: nothing here goes through fsspec's pattern
+expansion (`rm`, `glob`, `get`/`put` with wildcards), so a study named `exp?` or `run[1]` never
+touches its siblings. Removal lists the files under a path (`find`, a prefix listing) and deletes
+each by name. A URI fsspec would not read literally (`::` chains protocols) is refused.
 """
 
 from __future__ import annotations
@@ -15,11 +20,20 @@ from typing import Any
 import fsspec
 
 
+def check_uri(uri: str) -> str:
+    """`uri` if fsspec addresses it literally; ValueError naming it otherwise."""
+    if not uri:
+        raise ValueError("an empty storage URI was given")
+    if "::" in uri:
+        raise ValueError(f"storage URI {uri!r}: '::' chains fsspec protocols; use a plain URI")
+    return uri
+
+
 class Storage:
+    """A study's storage, rooted at `uri`; paths are relative to it."""
+
     def __init__(self, uri: str, options: dict[str, Any] | None = None) -> None:
-        if not uri:
-            raise ValueError("an empty storage URI was given")
-        fs, root = fsspec.core.url_to_fs(uri, **(options or {}))
+        fs, root = fsspec.core.url_to_fs(check_uri(uri), **(options or {}))
         self.fs = fs
         self.uri = uri.rstrip("/")
         self.root = root.rstrip("/")
@@ -88,15 +102,30 @@ class Storage:
         names = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
         return sorted(name for name in names if name and str(name) != target.rsplit("/", 1)[-1])
 
-    def glob(self, pattern: str) -> list[str]:
-        """Relative paths matching `pattern` (relative to the root)."""
+    def files(self, rel: str = "") -> dict[str, int]:
+        """Every file under `rel` (or `rel` itself when it is a file): relative path -> size in
+        bytes, from one recursive listing (a prefix listing on object stores)."""
+        target = self.path(rel)
+        try:
+            found = self.fs.find(target, detail=True)
+        except FileNotFoundError:
+            return {}
         prefix = len(self.root) + 1
-        return sorted(str(p)[prefix:] for p in self.fs.glob(self.path(pattern)))
+        out = {}
+        for name, info in found.items():
+            name = str(name).rstrip("/")
+            if info.get("type") == "file" and (name == target or name.startswith(target + "/")):
+                out[name[prefix:]] = int(info.get("size") or 0)
+        return dict(sorted(out.items()))
 
     def remove(self, rel: str) -> None:
+        """Delete `rel` (a file, or a folder and everything under it); nothing else."""
+        for name in self.files(rel):
+            self.fs.rm_file(self.path(name))
         target = self.path(rel)
-        if self.fs.exists(target):
-            self.fs.rm(target, recursive=True)
+        if self.local and os.path.isdir(target):
+            for folder, _, _ in sorted(os.walk(target), key=lambda w: -len(w[0])):
+                os.rmdir(folder)
 
 
 def open_url(url: str, mode: str = "rb", options: dict[str, Any] | None = None) -> Any:
@@ -106,7 +135,8 @@ def open_url(url: str, mode: str = "rb", options: dict[str, Any] | None = None) 
 
 
 def url_exists(url: str, options: dict[str, Any] | None = None) -> bool:
-    fs, path = fsspec.core.url_to_fs(url, **(options or {}))
+    """Whether the object or folder at `url` exists."""
+    fs, path = fsspec.core.url_to_fs(check_uri(url), **(options or {}))
     return bool(fs.exists(path))
 
 

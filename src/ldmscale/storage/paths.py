@@ -91,6 +91,14 @@ def evals_dir() -> str:
     return "evals"
 
 
+_CONFIG_DIR = re.compile(r"^evals/[^/]+/step-\d+/[^/]+$")
+
+
+def is_config_dir(rel: str) -> bool:
+    """Whether `rel` names a sampling configuration's folder (where its metrics.json lives)."""
+    return bool(_CONFIG_DIR.match(rel))
+
+
 def results_file(name: str) -> str:
     return f"{RESULTS}/{name}"
 

@@ -80,9 +80,12 @@ def init_distributed(device: torch.device) -> Dist:
     )
 
 
-def build_engine(build_model: Any, ds_config: dict[str, Any], device: torch.device) -> Any:
-    """`deepspeed.initialize` over the model returned by `build_model()`; under ZeRO-3 the model
-    is built inside `zero.Init`, so each rank only ever holds its partition of the weights."""
+def build_engine(
+    build_model: Any, ds_config: dict[str, Any], device: torch.device, lr_scheduler: Any = None
+) -> Any:
+    """`deepspeed.initialize` over the model returned by `build_model()` (and the learning-rate
+    schedule `lr_scheduler(optimizer)`); under ZeRO-3 the model is built inside `zero.Init`, so
+    each rank only ever holds its partition of the weights."""
     import deepspeed
 
     if ds_config["zero_optimization"]["stage"] == 3:
@@ -94,6 +97,7 @@ def build_engine(build_model: Any, ds_config: dict[str, Any], device: torch.devi
         model=model,
         model_parameters=[p for p in model.parameters() if p.requires_grad],
         config=ds_config,
+        lr_scheduler=lr_scheduler,
     )
     return engine
 

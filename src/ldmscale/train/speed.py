@@ -12,7 +12,7 @@ Attention is not an option: diffusers' U-Net attention processor (`AttnProcessor
 torch's `scaled_dot_product_attention`, which picks the flash, memory-efficient or math kernel
 for the inputs and the GPU itself; the record names the processors in use.
 
-    engine, record = build_fast_engine(build, ds_config, device, train_config)
+    engine, record = build_fast_engine(build, ds_config, device, train, lr_scheduler(train))
 """
 
 from __future__ import annotations
@@ -108,17 +108,19 @@ def build_fast_engine(
     ds_config: dict[str, Any],
     device: torch.device,
     train: TrainConfig,
+    lr_scheduler: Any = None,
     backend: str = COMPILE_BACKEND,
 ) -> tuple[Any, dict[str, Any]]:
-    """(DeepSpeed engine over `build_model()` with the speed options of `train` applied, the
-    record of what was applied: the resolved options, the compile backend and the attention
-    processors). Raises ValueError when fused AdamW is asked of a non-torch optimizer config."""
+    """(DeepSpeed engine over `build_model()` and `lr_scheduler` (as `build_engine` takes them)
+    with the speed options of `train` applied, the record of what was applied: the resolved
+    options, the compile backend and the attention processors). Raises ValueError when fused
+    AdamW is asked of a non-torch optimizer config."""
     speed = resolve_train_speed(train, device)
 
     def build() -> Any:
         return apply_to_unet(build_model(), speed)
 
-    engine = build_engine(build, with_fused_optimizer(ds_config, speed), device)
+    engine = build_engine(build, with_fused_optimizer(ds_config, speed), device, lr_scheduler)
     if speed.compile != "none":
         kwargs = {} if backend != "inductor" else {"mode": speed.compile}
         engine.compile(backend=backend, compile_kwargs=kwargs)

@@ -47,7 +47,7 @@ from ldmscale.storage.manifest import is_committed
 from ldmscale.train import checkpoint as ckpt
 from ldmscale.train.data import batch_source, micro_indices
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
-from ldmscale.train.ds_config import deepspeed_config
+from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import (
     Dist,
     barrier,
@@ -136,7 +136,7 @@ def train(cfg: StudyConfig) -> TrainResult:
         )
 
     ds_config = deepspeed_config(tcfg, dist.world_size, dtype)
-    engine, speed = build_fast_engine(build, ds_config, dist.device, tcfg)
+    engine, speed = build_fast_engine(build, ds_config, dist.device, tcfg, lr_scheduler(tcfg))
     schedule = noise_schedule(tcfg)
     ema = None
     if tcfg.ema:
@@ -214,6 +214,7 @@ def train(cfg: StudyConfig) -> TrainResult:
     loss_count, final_loss = 0, None
     with Preemption() as preemption, _progress(dist, step, tcfg.max_steps) as bar:
         while step < tcfg.max_steps:
+            lr = float(engine.get_lr()[0])  # what this step applies; the schedule moves after it
             for micro in range(accumulation):
                 indices = micro_indices(
                     step, micro, dist.rank, dist.world_size, tcfg.micro_batch, tcfg.global_batch
@@ -246,7 +247,7 @@ def train(cfg: StudyConfig) -> TrainResult:
                     "samples_seen": samples_seen,
                     "time": time.time(),
                     "train/loss": final_loss,
-                    "train/lr": float(engine.get_lr()[0]),
+                    "train/lr": lr,
                     **meter.lap(),
                 }
                 if dist.is_main:
