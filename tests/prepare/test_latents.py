@@ -126,7 +126,9 @@ def test_a_truncated_shard_is_named_and_nothing_committed(tmp_path: Path, reques
     assert not (tmp_path / "study" / "prepare").exists()
 
 
-def test_a_malformed_sample_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:
+def test_a_malformed_sample_is_named_and_nothing_committed(
+    tmp_path: Path, request, capsys
+) -> None:
     import io
     import tarfile
 

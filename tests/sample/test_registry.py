@@ -75,9 +75,7 @@ class GaussianDenoiser(torch.nn.Module):
     def forward(self, x, t, encoder_hidden_states=None, return_dict=False):
         a = self.alphas[int(round(float(t)))]
         x = x.double()
-        x0 = self.mean + a.sqrt() * self.std**2 / (a * self.std**2 + 1 - a) * (
-            x - a.sqrt() * self.mean
-        )
+        x0 = self.mean + a.sqrt() * self.std**2 / (a * self.std**2 + 1 - a) * (x - a.sqrt() * self.mean)
         return ((x - a.sqrt() * x0) / (1 - a).sqrt()).float(), None
 
 
