@@ -1,6 +1,7 @@
 """Feature-extraction throughput of the FID path for bench_gpu.py, through the modules the eval
-shards use (`ldmscale.evaluate.features`): the embedded domain's evaluator, CLIP image features
-(`clip` FID and the CLIP score's image side) and torchmetrics' FID Inception v3.
+shards use (`ldmscale.metrics.features`, `ldmscale.metrics.clip`): the embedded domain's
+evaluator, CLIP image features (`clip` FID and the CLIP score's image side) and torchmetrics'
+FID Inception v3.
 
 Weights are random. CLIP has ViT-L/14's vision tower on a GPU (the CLIP score of the paper's
 protocol) and a tiny one in the CPU check; Inception needs torch-fidelity and the weights file
@@ -18,13 +19,9 @@ from typing import Any
 import torch
 from bench_gpu_common import Row, Sizes, peak_gib, reset_memory, timed
 
-from ldmscale.evaluate.domain_evaluator import DomainEvaluator
-from ldmscale.evaluate.features import (
-    CLIPImageFeatures,
-    TensorCLIP,
-    build_extractor,
-    inception_unavailable,
-)
+from ldmscale.metrics.clip import CLIP, CLIPImageFeatures
+from ldmscale.metrics.features import build_extractor, inception_unavailable
+from ldmscale.models.evaluator import DomainEvaluator
 
 
 def _rate(module: torch.nn.Module, sizes: Sizes, side: int) -> tuple[float, float | None]:
@@ -100,13 +97,13 @@ def clip_features(sizes: Sizes) -> Row:
     )
     torch.manual_seed(0)
     config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict())
-    model = TensorCLIP(CLIPModel(config).to(sizes.device))
+    model = CLIPModel(config).to(sizes.device)
     with tempfile.TemporaryDirectory(prefix="bench-clip-") as tmp:
         processor = _clip_processor(Path(tmp), vision.image_size)
-    module = CLIPImageFeatures(model, processor)
+    module = CLIPImageFeatures(CLIP(model, processor, "random CLIP"))
     rate, peak = _rate(module, sizes, sizes.image_size)
     name = f"CLIP {'ViT-L/14' if large else 'tiny ViT'} image features ({sizes.image_size} px in)"
-    return _row(name, sizes, rate, peak, note="preprocessing by CLIPProcessor on the CPU")
+    return _row(name, sizes, rate, peak, note="preprocessing by CLIPImageProcessor on the CPU")
 
 
 def inception_features(sizes: Sizes, weights: str) -> Row:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ldmscale.config import compose
-from ldmscale.evaluate.metrics import FID_STATS, load_states
 from ldmscale.evaluate.shard import evaluate
+from ldmscale.metrics.fid import FID_STATE, load_state
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import read_file
 
@@ -29,11 +29,12 @@ def test_channels_last_shard_equals_the_default_and_is_recorded(eval_study) -> N
         "channels_last": False,
         "compile_backend": "",
     }
-    expected = load_states(read_file(storage, default.rel_dir, FID_STATS))
+    expected = load_state(read_file(storage, default.rel_dir, FID_STATE))
 
     storage.remove(default.rel_dir)
     fast = evaluate(compose([*args, "device=cpu", "eval.channels_last=on"]))
     assert fast.rel_dir == default.rel_dir and fast.meta["speed"]["channels_last"] is True
-    got = load_states(read_file(storage, fast.rel_dir, FID_STATS))
-    for name in ("n", "sum", "sum_outer"):
+    got = load_state(read_file(storage, fast.rel_dir, FID_STATE))
+    assert got.keys() == expected.keys() and len(got) >= 3  # count, sum, sum of outer products
+    for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5)

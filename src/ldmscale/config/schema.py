@@ -10,6 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ldmscale.config.speed_options import (
+    EVAL_COMPILE_MODES,
+    SWITCHES,
+    TRAIN_COMPILE_MODES,
+    SamplingSpeedOptions,
+    TrainSpeedOptions,
+)
+from ldmscale.errors import ConfigError
 from ldmscale.models.presets import PRESETS
 from ldmscale.sample.registry import SAMPLERS, TIMESTEP_SPACINGS
 
@@ -26,6 +34,8 @@ def _check_positive(what: str, value: float) -> None:
 
 @dataclass
 class ModelConfig:
+    """The `model` group: which U-Net size."""
+
     preset: str = "debug"
     """Name in the preset registry (`ldmscale models` lists them)."""
 
@@ -35,6 +45,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    """The `data` group: training data and its frozen encoders."""
+
     name: str = "shapes"
     """`shapes` (the embedded domain, rendered on the fly) or `webdataset` (image-text shards)."""
     resolution: int = 32
@@ -115,15 +127,14 @@ class DataConfig:
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
-SWITCHES = ("auto", "on", "off")
-"""Values of the on/off speed options (`auto`: on for CUDA, off on a CPU). In YAML files quote
-`'on'` and `'off'`: unquoted they are YAML booleans."""
-TRAIN_COMPILE_MODES = ("auto", "none", "default", "max-autotune-no-cudagraphs")
-EVAL_COMPILE_MODES = ("auto", "none", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TrainSpeedOptions):
+    """The `train` group: optimisation, DeepSpeed, checkpoints and the noise schedule, and the
+    speed options (`compile`, `channels_last`, `fused_optimizer`, `gradient_checkpointing`:
+    declared and documented in `ldmscale.config.speed_options`)."""
+
     max_steps: int = 500_000
     """Optimizer steps."""
     global_batch: int = 2048
@@ -157,29 +168,6 @@ class TrainConfig:
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
     prediction_type: str = "epsilon"
-    # Speed options (ldmscale.train.speed applies them and records what was applied). On a CPU
-    # every `auto` is off, so CPU training is bitwise what it was without them; their GPU gains
-    # are the cited public figures until `make bench-gpu` measures them on the GPU at hand.
-    compile: str = "auto"
-    """torch.compile of the U-Net through DeepSpeed's `engine.compile()`, by torch.compile mode:
-    `none`, `default` or `max-autotune-no-cudagraphs` (CUDA graphs do not mix with DeepSpeed's
-    gradient hooks, so `reduce-overhead` is not offered). `auto` = `default` on CUDA with ZeRO
-    0-2, else `none` (PyTorch 2.0 announcement, pytorch.org/get-started/pytorch-2.0: training
-    speed-ups on an A100 across 163 open-source models). The first steps are slower: they
-    compile."""
-    channels_last: str = "auto"
-    """`on`: the U-Net's input, and so its convolution activations, in the channels-last memory
-    layout that tensor cores read natively (PyTorch's channels-last tutorial: 8-35% faster
-    mixed-precision training across its models on a V100). Weights keep the layout DeepSpeed's
-    flat buffers give them; cuDNN converts them per call. `auto` = on for CUDA."""
-    fused_optimizer: str = "auto"
-    """`on`: DeepSpeed builds `torch.optim.AdamW(fused=True)` (one kernel for the update of the
-    flat ZeRO partition; torch.optim's docs rank fused above foreach and for-loop). `auto` = on
-    for CUDA. (DeepSpeed's own FusedAdam would need its CUDA op built; torch's needs nothing.)"""
-    gradient_checkpointing: bool = False
-    """Recompute the U-Net's activations in the backward pass (diffusers'
-    `enable_gradient_checkpointing`): about a third more compute for much less activation
-    memory; turn it on where a micro-batch does not fit."""
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "global_batch", "micro_batch", "lr", "checkpoint_every"):
@@ -216,8 +204,10 @@ class TrainConfig:
 
 @dataclass
 class SamplerConfig:
+    """The `sampler` group: one sampling configuration."""
+
     name: str = "ddim"
-    """Registry name of a diffusers scheduler (`ldmscale samplers` lists them)."""
+    """Registry name of a diffusers scheduler (`ldmscale.sample.registry.SAMPLERS`)."""
     steps: int = 50
     guidance: float = 7.5
     """Classifier-free guidance scale; 1.0 runs the conditional pass only."""
@@ -233,8 +223,17 @@ class SamplerConfig:
             raise ValueError(f"sampler.guidance={self.guidance!r} must be >= 1.0")
 
 
+MIN_SAMPLES = 2
+"""Fewest generated images per sampling configuration that give every metric (FID's covariance
+needs two; torchmetrics refuses fewer)."""
+
+
 @dataclass
-class EvalConfig:
+class EvalConfig(SamplingSpeedOptions):
+    """The `eval` group: the evaluation protocol and this job's shard, and the sampling speed
+    options (`compile`, `channels_last`: declared and documented in
+    `ldmscale.config.speed_options`)."""
+
     checkpoint: str = "latest"
     """`latest` or `step-<N>`."""
     shard: str = "0/1"
@@ -257,19 +256,18 @@ class EvalConfig:
     """Real data: folder path / URI / hub id of the CLIP model for CLIP score (and `clip` FID)."""
     grid_size: int = 16
     """Images in each shard's sample grid PNG."""
-    compile: str = "auto"
-    """torch.compile of the sampling U-Net (ldmscale.sample.speed), by mode: `none`, `default`,
-    `reduce-overhead` (compiled and replayed as CUDA graphs: the launch overhead of small
-    models and batches goes) or `max-autotune`. `auto` = `reduce-overhead` on CUDA, `none` on a
-    CPU (diffusers' PyTorch 2.0 guide, huggingface.co/docs/diffusers/optimization/torch2.0:
-    compiled SD U-Nets sample faster on A100s and other GPUs). Each new batch size compiles
-    (and records) once."""
-    channels_last: str = "auto"
-    """`on`: the sampling U-Net in the channels-last memory layout; `auto` = on for CUDA."""
+    intervals: int = 200
+    """Bootstrap resamples behind each FID and prompt-score interval (merge). Each costs one FID
+    computation: seconds for Inception's 2048 features at 30k samples, nothing for the domain's."""
 
     def __post_init__(self) -> None:
-        _check_positive("eval.num_samples", self.num_samples)
+        if self.num_samples < MIN_SAMPLES:
+            raise ValueError(
+                f"eval.num_samples={self.num_samples!r} must be >= {MIN_SAMPLES} (FID needs a "
+                "covariance of the generated features)"
+            )
         _check_positive("eval.batch_size", self.batch_size)
+        _check_positive("eval.intervals", self.intervals)
         _check_choice(
             "eval.feature_extractor", self.feature_extractor, ("domain", "inception", "clip")
         )
@@ -279,14 +277,21 @@ class EvalConfig:
             self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
         ):
             raise ValueError(f"eval.checkpoint={self.checkpoint!r} must be 'latest' or 'step-<N>'")
-        parse_shard(self.shard)
+        _, count = parse_shard(self.shard)
+        if count > self.num_samples:
+            raise ValueError(
+                f"eval.shard={self.shard} would leave shards empty: {count} shards for "
+                f"eval.num_samples={self.num_samples} (at most one shard per sample)"
+            )
 
     @property
     def shard_index(self) -> int:
+        """i of `eval.shard=i/n`."""
         return parse_shard(self.shard)[0]
 
     @property
     def shard_count(self) -> int:
+        """n of `eval.shard=i/n`."""
         return parse_shard(self.shard)[1]
 
     def shard_range(self) -> tuple[int, int]:
@@ -310,21 +315,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @dataclass
 class SweepConfig:
-    name: str = "smoke"
+    """The grid of a sweep. A sweep file (`configs/sweep/<name>.yaml`) is a Hydra config at the
+    root package: it holds this grid under `sweep:` and, beside it, whatever else the study needs
+    (`train.max_steps`, `eval.num_samples`, `override /train: domain`, ...), so every parameter
+    is defined once and anything given on the command line wins over the sweep file."""
+
+    name: str = "none"
+    """The sweep file's name (`none`: no sweep, the default of the stage commands)."""
     models: list[str] = field(default_factory=lambda: ["debug"])
     """Presets to train and evaluate."""
     samplers: list[str] = field(default_factory=lambda: ["ddim"])
     steps: list[int] = field(default_factory=lambda: [10])
     guidance: list[float] = field(default_factory=lambda: [3.0])
     shards: int = 1
-    """Eval shards per sampling configuration."""
-    num_samples: int = 64
-    """Samples per sampling configuration."""
-    train_steps: int = 100
+    """Eval shards per sampling configuration (at most eval.num_samples)."""
     budgets: list[float] = field(default_factory=list)
-    """Sampling-cost budgets (norm. cost x steps) for the best-size table; empty = derived."""
-    overrides: list[str] = field(default_factory=list)
-    """Hydra overrides applied to every job of the sweep (e.g. `train=domain`)."""
+    """Sampling-cost budgets (norm. cost x U-Net evaluations) for the best-size table; empty =
+    derived from the measured costs."""
 
     def __post_init__(self) -> None:
         for model in self.models:
@@ -339,12 +346,13 @@ class SweepConfig:
         for scale in self.guidance:
             if scale < 1.0:
                 raise ValueError(f"sweep.guidance={scale!r} must be >= 1.0")
-        for key in ("shards", "num_samples", "train_steps"):
-            _check_positive(f"sweep.{key}", getattr(self, key))
+        _check_positive("sweep.shards", self.shards)
 
 
 @dataclass
 class StorageConfig:
+    """The `storage` group: how storage is reached and where the node cache lives."""
+
     options: dict[str, Any] = field(default_factory=dict)
     """fsspec storage options (credentials come from the environment, never from here)."""
     cache_dir: str = ""
@@ -356,6 +364,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class StudyConfig:
+    """The whole configuration of a study job (`configs/config.yaml` composes it)."""
+
     study: str = ""
     """fsspec URI of the study root (file://, s3://, gs://, memory://, or a local path)."""
     seed: int = 0
@@ -372,10 +382,16 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         _check_choice("device", self.device, DEVICES)
+        if self.sweep.shards > self.eval.num_samples:
+            raise ValueError(
+                f"sweep.shards={self.sweep.shards} would leave shards empty: at most "
+                f"eval.num_samples={self.eval.num_samples}"
+            )
 
     def require_study(self) -> str:
+        """The study URI; ConfigError when none was given."""
         if not self.study:
-            raise ValueError(
+            raise ConfigError(
                 "study=<URI> is required (e.g. study=runs/smoke or study=s3://bucket/x)"
             )
         return self.study

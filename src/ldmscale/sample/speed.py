@@ -61,17 +61,21 @@ class CompiledUNet:
 
     @property
     def dtype(self) -> torch.dtype:
+        """The U-Net's parameter dtype."""
         return self.unet.dtype
 
     @property
     def device(self) -> torch.device:
+        """Where the U-Net runs."""
         return self.unet.device
 
     @property
     def config(self) -> Any:
+        """The U-Net's diffusers config."""
         return self.unet.config
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The U-Net's output for the U-Net's arguments (copied under CUDA graphs)."""
         out = self.compiled(*args, **kwargs)
         if not self.copies_outputs:
             return out

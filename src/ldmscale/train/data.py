@@ -42,7 +42,7 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.train.diffusion import SampleDraws, sample_draws
 
 if TYPE_CHECKING:
-    from ldmscale.prepare.latents import LatentSet
+    from ldmscale.data.prepared import LatentSet
 
 
 def micro_indices(
@@ -55,6 +55,8 @@ def micro_indices(
 
 @dataclass
 class Batch:
+    """One micro-batch of training, on the training device."""
+
     latents: torch.Tensor
     """[B, C, H, W] scaled latents of the images (float32, on the training device)."""
     context: torch.Tensor
@@ -107,10 +109,12 @@ class DomainBatches(_EncodedBatches):
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
-        from ldmscale.data.shapes import render, to_tensor
+        """The batch of the global sample `indices`."""
+        from ldmscale.data.pixels import from_uint8
+        from ldmscale.data.shapes import render
 
         samples = [render(self.seed, i, resolution=self.resolution) for i in indices]
-        pixels = torch.stack([to_tensor(s.image) for s in samples]).to(self.device)
+        pixels = torch.stack([from_uint8(s.image) for s in samples]).to(self.device)
         latents = self.autoencoder.encode(pixels).float()
         draws = sample_draws(
             self.seed,
@@ -136,12 +140,18 @@ class Batches(Protocol):
     latent_shape: tuple[int, int, int]
 
     @property
-    def hidden_size(self) -> int: ...
+    def hidden_size(self) -> int:
+        """Width of the text embeddings."""
+        ...
 
     @property
-    def max_tokens(self) -> int: ...
+    def max_tokens(self) -> int:
+        """Tokens per caption."""
+        ...
 
-    def batch(self, indices: list[int]) -> Batch: ...
+    def batch(self, indices: list[int]) -> Batch:
+        """The batch of the global sample `indices`."""
+        ...
 
 
 def _draws(cfg: StudyConfig, indices: list[int], latent_shape: tuple[int, int, int]) -> SampleDraws:
@@ -166,20 +176,6 @@ def _contexts(
             rows.append(kept[position])
             position += 1
     return torch.stack(rows)
-
-
-def decode_pixels(
-    samples: Sequence[dict[str, Any]], resolution: int, pool: ThreadPoolExecutor | None = None
-) -> torch.Tensor:
-    """[B, 3, R, R] in [-1, 1]: the samples' images resized and centre-cropped to `resolution`,
-    decoded by `pool`'s threads (each sample by one thread) or in this thread."""
-    from ldmscale.data.webdataset import decode_image
-
-    def decode(sample: dict[str, Any]) -> torch.Tensor:
-        return decode_image(sample, resolution)
-
-    images = list(pool.map(decode, samples)) if pool is not None else [decode(s) for s in samples]
-    return torch.stack(images)
 
 
 class ImageTextBatches(_EncodedBatches):
@@ -210,7 +206,8 @@ class ImageTextBatches(_EncodedBatches):
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
-        from ldmscale.data.webdataset import decode_caption
+        """The batch of the global sample `indices`."""
+        from ldmscale.data.webdataset import decode_caption, decode_pixels
 
         samples = [self.samples[i] for i in indices]
         pixels = decode_pixels(samples, self.cfg.data.resolution, self.pool).to(self.device)
@@ -244,14 +241,17 @@ class LatentBatches:
 
     @property
     def hidden_size(self) -> int:
+        """Width of the text embeddings."""
         return int(self.empty.shape[-1])
 
     @property
     def max_tokens(self) -> int:
+        """Tokens per caption."""
         return int(self.empty.shape[0])
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
+        """The batch of the global sample `indices`."""
         from ldmscale.data.webdataset import decode_array
 
         samples = [self.samples[i] for i in indices]
@@ -272,22 +272,19 @@ class LatentBatches:
 
 def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
     """The batch source of `cfg.data`, with its frozen components loaded (none when the latents
-    are precomputed). Raises FileNotFoundError when the study lacks what `prepare` makes."""
+    are precomputed). Raises MissingInput when the study lacks what `prepare` makes."""
+    from ldmscale.data import prepared
+    from ldmscale.data.webdataset import ShardedSamples
+    from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.text_encoder import load_text_encoder
-    from ldmscale.prepare.domain import autoencoder_for
-
-    if cfg.data.name == "shapes":
-        autoencoder = autoencoder_for(cfg, device)
-        text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
-        return DomainBatches(cfg, autoencoder, text_encoder, device)
-    from ldmscale.prepare import latents
 
     if cfg.data.precomputed:
-        return LatentBatches(cfg, latents.load_latents(cfg), device)
-    from ldmscale.data.webdataset import ShardedSamples
-
-    index = latents.shard_index(cfg)
+        return LatentBatches(cfg, prepared.load_latents(cfg), device)
+    index = prepared.shard_index(cfg) if cfg.data.name == "webdataset" else None
     autoencoder = autoencoder_for(cfg, device)
-    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    data = cfg.data
+    text_encoder = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
+    if index is None:
+        return DomainBatches(cfg, autoencoder, text_encoder, device)
     samples = ShardedSamples(index, cfg.storage.options)
     return ImageTextBatches(cfg, autoencoder, text_encoder, device, samples)

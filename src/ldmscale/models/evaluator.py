@@ -1,4 +1,4 @@
-"""The embedded domain's evaluator (DESIGN.md §6): a small CNN with one head per attribute.
+"""The embedded domain's evaluator: a small CNN with one head per attribute.
 
 Two uses, standing in for what Inception and CLIP do on real data:
 
@@ -32,6 +32,8 @@ CONFIG = "config.json"
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
+    """Architecture of the domain evaluator."""
+
     resolution: int = 32
     """Input side in pixels; other sizes are resized to it first."""
     widths: tuple[int, ...] = (16, 32, 64)
@@ -75,6 +77,7 @@ class DomainEvaluator(nn.Module):
 
     @property
     def feature_dim(self) -> int:
+        """Width of the features FID is computed on."""
         return self.config.feature_dim
 
     @property
@@ -84,6 +87,7 @@ class DomainEvaluator(nn.Module):
 
     @property
     def attributes(self) -> tuple[str, ...]:
+        """Attribute names, in label-column order."""
         return tuple(self.config.heads)
 
     def _prepare(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -124,6 +128,7 @@ class DomainEvaluator(nn.Module):
         return (self.predict(pixels) == labels).float().mean(dim=1)
 
     def save(self, folder: str | Path) -> None:
+        """Write `model.safetensors` and `config.json` to `folder`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}

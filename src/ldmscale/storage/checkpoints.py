@@ -6,8 +6,9 @@ manifest. Layout of one checkpoint:
     scheduler/            the training noise schedule (DDPMScheduler save_pretrained)
     deepspeed/            the DeepSpeed engine state (optimizer, scheduler, RNG), for resume
     train_state.json      step, samples seen, data position, training compute
-    manifest.json         written last; meta: preset, step, context_dim, latent shape, ...
+    manifest.json         written last; meta: `CheckpointMeta`
 
+`CheckpointMeta` is written by training and read by every consumer (sampling, merge, the plan).
 Readers use only committed checkpoints and verify their hashes; a corrupt one is reported and
 skipped. The write side (`commit_checkpoint`, `prune_checkpoints`) is used by the trainer only:
 files are staged in a local folder, then committed by manifest; retention keeps the newest
@@ -16,12 +17,15 @@ files are staged in a local folder, then committed by manifest; retention keeps 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ldmscale.errors import MissingInput
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import (
@@ -31,11 +35,59 @@ from ldmscale.storage.manifest import (
     commit,
     fetch,
     is_committed,
+    load_manifest,
     verify,
 )
 
 TRAIN_STATE = "train_state.json"
 """Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint's manifest says about it (its `meta`)."""
+
+    preset: str
+    step: int
+    context_dim: int
+    """Width of the text encoder's hidden states (the U-Net's cross-attention dim)."""
+    latent_channels: int
+    latent_size: int
+    """Side of the (square) latent, in latent pixels."""
+    resolution: int
+    """Side of the images, in pixels."""
+    text_encoder: str
+    max_text_tokens: int
+    autoencoder: str
+    """Study-relative folder of the domain autoencoder, or the pretrained one's path / id."""
+    ema: bool
+    gflops_forward: float
+    """GFLOPs of one U-Net forward at batch 1 (`ldmscale.models.cost.forward_cost`)."""
+    train_flops: float
+    """~3 x forward FLOPs x samples seen."""
+    samples_seen: int
+    speed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The training speed options applied, resolved (`ldmscale.train.speed`); empty in
+    checkpoints written before they were recorded."""
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one latent."""
+        return self.latent_channels, self.latent_size, self.latent_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest meta (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any]) -> CheckpointMeta:
+        """Read a manifest's meta; CorruptArtifact when a field is missing."""
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in meta]
+        if missing:
+            raise CorruptArtifact(f"checkpoint meta lacks {', '.join(missing)}")
+        return cls(**{f.name: meta[f.name] for f in fields if f.name in meta})
 
 
 def committed_steps(storage: Storage, model: str) -> list[int]:
@@ -67,29 +119,42 @@ def latest_valid_step(
 
 
 def resolve_step(storage: Storage, model: str, checkpoint: str) -> int:
-    """`latest` or `step-<N>` -> a committed step of `model`; a clear error when there is none."""
+    """`latest` or `step-<N>` -> a committed step of `model`; MissingInput when there is none."""
     if checkpoint == "latest":
         step = latest_valid_step(storage, model)
         if step is None:
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"no committed checkpoint of model {model!r} under "
                 f"{storage.url(paths.checkpoints_dir(model))}; train it first"
             )
         return step
     step = paths.parse_checkpoint_name(checkpoint)
     if step is None or step not in committed_steps(storage, model):
-        raise FileNotFoundError(
+        raise MissingInput(
             f"checkpoint {checkpoint!r} of model {model!r} is not committed; committed: "
             f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, model))) or 'none'}"
         )
     return step
 
 
+def read_meta(storage: Storage, model: str, step: int) -> CheckpointMeta:
+    """The meta of a committed checkpoint (from its manifest; nothing else is read)."""
+    rel = paths.checkpoint_dir(model, step)
+    manifest = load_manifest(storage, rel)
+    if manifest is None:
+        raise MissingInput(f"{storage.url(rel)} is not committed")
+    try:
+        return CheckpointMeta.from_dict(manifest.meta)
+    except CorruptArtifact as err:
+        raise CorruptArtifact(f"{storage.url(rel)}: {err}") from None
+
+
 def commit_checkpoint(
-    storage: Storage, model: str, step: int, local_dir: Path, meta: Mapping[str, Any]
+    storage: Storage, model: str, local_dir: Path, meta: CheckpointMeta
 ) -> Manifest:
-    """Upload the staged checkpoint folder `local_dir` as step `step` of `model` and commit it."""
-    return commit(storage, paths.checkpoint_dir(model, step), local_dir=local_dir, meta=meta)
+    """Upload the staged checkpoint folder `local_dir` as step `meta.step` and commit it."""
+    rel = paths.checkpoint_dir(model, meta.step)
+    return commit(storage, rel, local_dir=local_dir, meta=meta.to_dict())
 
 
 def fetch_checkpoint(storage: Storage, model: str, step: int, local_dir: Path) -> Manifest:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ldmscale.data.shapes import ATTRIBUTES, render_batch
-from ldmscale.evaluate.domain_evaluator import DomainEvaluator, EvaluatorConfig
+from ldmscale.models.evaluator import DomainEvaluator, EvaluatorConfig
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,9 @@ def test_torchmetrics_fid_uses_it_as_the_feature_extractor(evaluator: DomainEval
 def test_saved_evaluator_keeps_the_label_column_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from ldmscale.data.shapes import ATTRIBUTES, render, to_tensor
-    from ldmscale.evaluate.domain_evaluator import DomainEvaluator
+    from ldmscale.data.pixels import from_uint8 as to_tensor
+    from ldmscale.data.shapes import ATTRIBUTES, render
+    from ldmscale.models.evaluator import DomainEvaluator
 
     torch.manual_seed(0)
     evaluator = DomainEvaluator().eval()
