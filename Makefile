@@ -12,7 +12,11 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
+<<<<<<< HEAD
 .PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-gpu check-k8s chart-docs render images clean
+=======
+.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status check-k8s chart-docs render images clean
+>>>>>>> main
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,9 +59,14 @@ bench-sample: $(STAMP) ## images/s of ldmscale generation vs diffusers' StableDi
 bench-train: $(STAMP) ## samples/s of train() vs a plain PyTorch loop (debug, t16), and their ratio
 	$(PY) benchmarks/bench_train.py
 
+<<<<<<< HEAD
 BENCH_ARGS ?=
 bench-gpu: $(STAMP) ## one table on a CUDA GPU: training MFU, sampling vs diffusers, FID features (< 8 min)
 	$(PY) benchmarks/bench_gpu.py $(BENCH_ARGS)
+=======
+bench-status: $(STAMP) ## ldmscale status on a paper-sized local study vs one check per job (S3: ARGS=--s3)
+	$(PY) benchmarks/bench_status.py $(ARGS)
+>>>>>>> main
 
 check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
 	$(BIN)/pytest -q tests/cluster

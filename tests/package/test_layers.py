@@ -1,5 +1,5 @@
-"""Dependencies point one way: cli -> orchestrate -> stages (prepare, train, evaluate, analysis)
--> sample / models / data / metrics -> storage / config / runtime. Every import of the package is
+"""Dependencies point one way: cli -> orchestrate / cluster -> stages (prepare, train, evaluate,
+analysis) -> sample / models / data / metrics -> storage / config / runtime. Every import is
 read from the source (function-level ones too) and checked against the layers, and neither
 modules nor units (the layer table's entries) may import each other in a cycle."""
 
@@ -29,6 +29,7 @@ LAYERS = {
     "ldmscale.evaluate": 2,
     "ldmscale.analysis": 2,
     "ldmscale.orchestrate": 3,
+    "ldmscale.cluster": 3,
     "ldmscale.cli": 4,
     "ldmscale.__main__": 5,
     # The root package only holds the version.

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from ldmscale import __version__
 from ldmscale.cli import (
     analyze,
+    cancel,
     check_storage,
     eval,
     merge,
@@ -25,13 +26,31 @@ from ldmscale.cli import (
     plan,
     prepare,
     run,
+    status,
+    submit,
     sweep,
     train,
+    watch,
 )
 from ldmscale.cli.command import add_command
 from ldmscale.errors import EXIT_FAILED, BadInput, ConfigError, Retryable, exit_code
 
-COMMANDS = (models, plan, sweep, run, prepare, train, eval, merge, analyze, check_storage)
+COMMANDS = (
+    models,
+    plan,
+    sweep,
+    run,
+    prepare,
+    train,
+    eval,
+    merge,
+    analyze,
+    status,
+    submit,
+    watch,
+    cancel,
+    check_storage,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

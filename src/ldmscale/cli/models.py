@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ldmscale.models.cost import cost_table
-
 NAME = "models"
 SUMMARY = "list the model presets with params, GFLOPs and normalized cost"
 OVERRIDES = False
@@ -37,6 +35,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the cost table."""
+    from ldmscale.models.cost import cost_table  # torch: only when counting
+
     rows = cost_table(args.latent, args.context, args.tokens)
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=1))

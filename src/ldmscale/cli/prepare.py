@@ -16,7 +16,6 @@ from typing import Any
 
 from ldmscale.cli.command import print_json
 from ldmscale.config import compose
-from ldmscale.data.shapes import ATTRIBUTES
 
 NAME = "prepare"
 SUMMARY = (
@@ -37,6 +36,8 @@ def _quality(meta: dict[str, Any]) -> str:
             f"held-out PSNR {quality['heldout_psnr_db']:.2f} dB, MSE {quality['heldout_mse']:.2e}"
         )
     if "heldout_accuracy" in quality:
+        from ldmscale.data.shapes import ATTRIBUTES
+
         accuracy = quality["heldout_accuracy"]
         parts = ", ".join(f"{name} {accuracy[name]:.3f}" for name in ATTRIBUTES if name in accuracy)
         return f"held-out accuracy: {parts}"

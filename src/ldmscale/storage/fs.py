@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,30 @@ class Storage:
                 out[name[prefix:]] = int(info.get("size") or 0)
         return dict(sorted(out.items()))
 
+    def read_many(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
+        """Several whole objects in one batched call (`cat_ranges`: concurrent on object stores,
+        each path read literally): relative path -> its bytes, or the exception reading it
+        raised."""
+        rels = list(rels)
+        if not rels:
+            return {}
+        got = self.fs.cat_ranges([self.path(rel) for rel in rels], None, None, on_error="return")
+        return dict(zip(rels, got, strict=True))
+
+    def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes | Exception]:
+        """Byte ranges `[start, end)` of several objects, `(rel, start, end)` each, in one
+        batched call: the bytes, or the exception reading them raised, in the given order."""
+        if not ranges:
+            return []
+        return list(
+            self.fs.cat_ranges(
+                [self.path(rel) for rel, _, _ in ranges],
+                [start for _, start, _ in ranges],
+                [end for _, _, end in ranges],
+                on_error="return",
+            )
+        )
+
     def remove(self, rel: str) -> None:
         """Delete `rel` (a file, or a folder and everything under it); nothing else."""
         for name in self.files(rel):
@@ -179,6 +204,31 @@ def url_exists(url: str, options: dict[str, Any] | None = None) -> bool:
     """Whether the object or folder at `url` exists."""
     fs, path = fsspec.core.url_to_fs(check_uri(url), **(options or {}))
     return bool(fs.exists(path))
+
+
+LOCAL_PROTOCOLS = ("file", "local", "memory")
+"""Storage only this machine (or this process) sees."""
+
+
+def uri_protocol(uri: str, remote: bool = False) -> str:
+    """The fsspec protocol of a study URI (`file` for a plain path), checked without connecting.
+    `remote=True` also refuses storage that cluster pods cannot reach (a local path, `file://`,
+    `memory://`). Raises ValueError naming the URI and the valid forms."""
+    examples = "s3://bucket/study, gs://bucket/study"
+    if not uri.strip():
+        raise BadInput(f"study is empty; give study=<URI>, e.g. {examples} or runs/x")
+    protocol = fsspec.core.split_protocol(uri)[0] or "file"
+    if protocol not in fsspec.available_protocols():
+        raise BadInput(
+            f"study={uri!r}: unknown storage protocol {protocol!r}; use a local path, file://, "
+            "s3://, gs://, az:// or memory:// (or another protocol fsspec knows)"
+        )
+    if remote and protocol in LOCAL_PROTOCOLS:
+        raise BadInput(
+            f"study={uri!r} is on this machine; a cluster study needs object storage that every "
+            f"pod reaches, e.g. {examples}"
+        )
+    return protocol
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

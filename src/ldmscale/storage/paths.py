@@ -29,6 +29,11 @@ def content_hash(identity: Any) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def prepare_pattern(component: str) -> str:
+    """`prepare/<component>-*`: every prepared folder of a component, whatever its hash."""
+    return f"prepare/{component}-*"
+
+
 def prepare_dir(component: str, identity: Any) -> str:
     """A prepare-stage artifact, cached by the hash of everything that determines it."""
     return f"prepare/{component}-{content_hash(identity)[:16]}"
