@@ -12,11 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
-<<<<<<< HEAD
-.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-gpu check-k8s chart-docs render images clean
-=======
-.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status check-k8s chart-docs render images clean
->>>>>>> main
+.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chart-docs render images clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
