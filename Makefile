@@ -55,14 +55,11 @@ bench-sample: $(STAMP) ## images/s of ldmscale generation vs diffusers' StableDi
 bench-train: $(STAMP) ## samples/s of train() vs a plain PyTorch loop (debug, t16), and their ratio
 	$(PY) benchmarks/bench_train.py
 
-<<<<<<< HEAD
-BENCH_ARGS ?=
-bench-gpu: $(STAMP) ## one table on a CUDA GPU: training MFU, sampling vs diffusers, FID features (< 8 min)
-	$(PY) benchmarks/bench_gpu.py $(BENCH_ARGS)
-=======
 bench-status: $(STAMP) ## ldmscale status on a paper-sized local study vs one check per job (S3: ARGS=--s3)
 	$(PY) benchmarks/bench_status.py $(ARGS)
->>>>>>> main
+
+bench-gpu: $(STAMP) ## one table on a CUDA GPU: training MFU, sampling vs diffusers, FID features (ARGS=...)
+	$(PY) benchmarks/bench_gpu.py $(ARGS)
 
 check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
 	$(BIN)/pytest -q tests/cluster
