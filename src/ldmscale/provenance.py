@@ -10,9 +10,10 @@ import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 _PACKAGES = ("ldmscale", "torch", "diffusers", "transformers", "deepspeed", "torchmetrics")
 
@@ -65,6 +66,8 @@ def provenance(config: Any = None) -> dict[str, Any]:
 
 def weights_hash(module: torch.nn.Module) -> str:
     """sha256 of a module's state (names, shapes, values): identifies the weights used."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())

@@ -76,3 +76,53 @@ def test_a_command_and_run_of_its_job_agree(
 )
 def test_one_mapping_from_failure_to_exit_code(error: BaseException | None, code: int) -> None:
     assert exit_code(error) == code
+
+
+def test_bad_storage_is_bad_input_naming_it(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    assert main(["train", "study=foo://x"]) == EXIT_BAD_INPUT
+    assert "unknown storage protocol 'foo'" in capsys.readouterr().err
+    assert main(["plan", "sweep=debug", "study=s3://no-such-bucket-x1/study"]) == EXIT_BAD_INPUT
+    assert "bucket 'no-such-bucket-x1'" in capsys.readouterr().err
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code = main(
+        ["plan", "sweep=debug", f"study={s3_bucket}/s", "+storage.options.skip_instance_cache=true"]
+    )
+    assert code == EXIT_BAD_INPUT
+    assert "no credentials" in capsys.readouterr().err
+
+
+def test_sigterm_outside_training_exits_75(tmp_path: Path, monkeypatch, capsys) -> None:
+    import os
+    import signal
+
+    from ldmscale.cli import plan
+
+    def terminated(args) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(plan, "run", terminated)
+    assert main(["plan", "sweep=debug", f"study={tmp_path}"]) == EXIT_RETRY
+    assert "SIGTERM" in capsys.readouterr().err
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_the_leftovers_of_killed_processes_are_removed_at_start(tmp_path: Path) -> None:
+    import socket
+
+    from ldmscale.storage.staging import STAGING, clean_stale_staging, make_staging
+
+    host = socket.gethostname()
+    dead = tmp_path / f"{STAGING}{host}-999999999-checkpoint-abc"
+    other_host = tmp_path / f"{STAGING}elsewhere-1-checkpoint-abc"
+    for folder in (dead, other_host):
+        folder.mkdir()
+    mine = make_staging("checkpoint", tmp_path)
+    assert clean_stale_staging(tmp_path) == [dead]
+    assert mine.exists() and other_host.exists() and not dead.exists()

@@ -56,7 +56,7 @@ def _commit_job(storage: Storage, job_id: str) -> None:
     job = parse_job_id(job_id)
     cfg = _cfg(storage.uri)
     folders = {
-        "prepare": [evaluator_dir(cfg), autoencoder_dir(cfg)],
+        "prepare": [evaluator_dir(cfg), autoencoder_dir(cfg), paths.prepare_dir("reference", 0)],
         "train": [paths.checkpoint_dir(job.model, cfg.train.max_steps)],
         "eval": [job.eval_key.shard_dir(job.shard, job.shards)],
         "merge": [job.eval_key.dir],

@@ -10,10 +10,11 @@ import pytest
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
+from ldmscale.errors import Retryable
 from ldmscale.models import domain as components
 from ldmscale.prepare import domain
 from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import MANIFEST, CorruptArtifact
+from ldmscale.storage.manifest import MANIFEST
 
 
 def _copy(prepared: tuple[str, list[str]], target: Path) -> list[str]:
@@ -85,11 +86,15 @@ def test_corrupt_artifact_is_detected_then_rebuilt(
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(CorruptArtifact, match="sha256"):
+    with pytest.raises(Retryable, match=r"sha256 .* uncommitted and will be made again"):
         components.evaluator_for(cfg)
     result = domain.prepare(cfg)
     assert result.built == ("evaluator",)
     assert components.evaluator_for(cfg).feature_dim == 128
+    # A manifest replaced by garbage: the component is rebuilt too (not a traceback).
+    manifest = tmp_path / "study" / components.evaluator_dir(cfg) / MANIFEST
+    manifest.write_text("{garbage")
+    assert domain.prepare(cfg).built == ("evaluator",)
 
 
 @pytest.mark.slow

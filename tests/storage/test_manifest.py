@@ -12,6 +12,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.cache import fetch_artifact
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import (
+    MANIFEST,
     CorruptArtifact,
     commit,
     fetch,
@@ -158,3 +159,47 @@ def test_operations_never_reach_a_sibling_study(
 def test_uris_fsspec_would_not_read_literally_are_refused() -> None:
     with pytest.raises(ValueError, match="'::' chains fsspec protocols"):
         Storage("simplecache::s3://bucket/x")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "garbage manifest"])
+def test_a_damaged_artifact_is_not_done_and_is_uncommitted(
+    damage: str, storage: Storage, capsys
+) -> None:
+    from ldmscale.storage.manifest import intact
+
+    commit(storage, "a", files={"w.bin": b"abcdef" * 100, "x.json": b"{}"})
+    assert intact(storage, "a")
+    if damage == "truncate":
+        storage.write_bytes("a/w.bin", b"abc")
+    elif damage == "flip":
+        storage.write_bytes("a/w.bin", b"abcdeF" + b"abcdef" * 99)
+    elif damage == "delete":
+        storage.remove("a/w.bin")
+    else:
+        storage.write_text(f"a/{MANIFEST}", "{not json")
+    assert not intact(storage, "a")
+    assert not is_committed(storage, "a")  # the job that makes it runs again
+    assert "uncommitting corrupt" in capsys.readouterr().err
+
+
+def test_a_large_artifact_is_checked_by_size_alone(storage: Storage) -> None:
+    from ldmscale.storage.manifest import intact
+
+    commit(storage, "big", files={"w.bin": b"abcdef" * 100})
+    storage.write_bytes("big/w.bin", b"abcdeF" + b"abcdef" * 99)  # same size
+    assert intact(storage, "big", limit=10)  # sizes only (hashes are checked when fetched)
+    assert not intact(storage, "big")
+
+
+def test_recommitting_removes_leftovers_of_an_interrupted_write(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "w.bin.tmp-1a2b3c4d").write_bytes(b"half")
+    commit(storage, "d/shard-0", files={"s.npz": b"s"})  # an artifact inside the folder
+    commit(storage, "d", files={"w.bin": b"1"})
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "manifest.json",
+        "shard-0",
+        "w.bin",
+    ]
+    assert is_committed(storage, "d/shard-0")

@@ -55,6 +55,9 @@ def _stage(tmp_path: Path, step: int) -> Path:
     local = tmp_path / f"stage-{step}"
     (local / "unet").mkdir(parents=True)
     (local / "unet" / "weights.bin").write_bytes(bytes([step % 256]) * 64)
+    for part in ("scheduler", "deepspeed"):
+        (local / part).mkdir()
+        (local / part / "state.json").write_text("{}")
     (local / ckpt.TRAIN_STATE).write_text(f'{{"step": {step}, "samples_seen": {step * 4}}}')
     return local
 
@@ -102,3 +105,17 @@ def test_fetch_verifies_and_a_truncated_file_falls_back_to_the_previous(tmp_path
     assert "step-2" in reports[0]
     with pytest.raises(CorruptArtifact):
         ckpt.fetch_checkpoint(storage, "debug", 2, tmp_path / "again")
+
+
+def test_a_checkpoint_lacking_a_file_a_reader_needs_falls_back_to_the_previous(
+    tmp_path: Path,
+) -> None:
+    storage = Storage(str(tmp_path / "study"))
+    for step in (1, 2):
+        staged = _stage(tmp_path, step)
+        if step == 2:
+            (staged / ckpt.TRAIN_STATE).unlink()  # committed without its train state
+        ckpt.commit_checkpoint(storage, "debug", staged, _meta(step))
+    reports: list[str] = []
+    assert ckpt.latest_valid_step(storage, "debug", report=reports.append) == 1
+    assert "step-2" in reports[0] and "lacks train_state.json" in reports[0]

@@ -18,8 +18,8 @@ from ldmscale.analysis.budget import (
 from ldmscale.analysis.records import load_records, to_csv
 from ldmscale.config.schema import StudyConfig
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, load_manifest
+from ldmscale.storage.fs import open_study
+from ldmscale.storage.manifest import commit, intact, load_manifest
 
 
 @dataclass
@@ -36,7 +36,7 @@ class AnalysisResult:
 def analyze(cfg: StudyConfig) -> AnalysisResult:
     """Write the tables and the report from every committed metrics record (a no-op when none
     changed). MissingInput when the study has no metrics yet."""
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     rows, digest = load_records(storage)
     if not rows:
         raise FileNotFoundError(
@@ -46,8 +46,8 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
     budgets = list(cfg.sweep.budgets) or default_budgets(rows)
     table = best_per_budget(rows, budgets)
     index = storage.url(paths.report_file("index.html"))
-    done = load_manifest(storage, paths.REPORT)
-    if done is not None and done.meta.get("inputs") == digest:
+    done = load_manifest(storage, paths.REPORT) if intact(storage, paths.REPORT) else None
+    if done is not None and done.meta.get("inputs") == digest and intact(storage, paths.RESULTS):
         return AnalysisResult(len(rows), table, index, skipped=True)
 
     best = best_guidance(rows)

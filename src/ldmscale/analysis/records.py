@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import CorruptArtifact, read_file
+from ldmscale.storage.manifest import CorruptArtifact, read_file, recompute
 from ldmscale.storage.records import METRICS, metrics_dirs
 
 # Columns in the order a reader wants them; any further keys of metrics.json follow.
@@ -40,16 +40,16 @@ COLUMNS = [
 
 def load_records(storage: Storage) -> tuple[list[dict[str, Any]], str]:
     """Every committed, verified metrics.json under evals/, and a digest of them all (so that
-    analysis can tell whether anything changed). Corrupt records are reported and skipped."""
+    analysis can tell whether anything changed). A corrupt record is uncommitted (its merge
+    runs again) and Retryable raised: a report without it would silently lack a point."""
     rows, digest = [], hashlib.sha256()
     for rel_dir in metrics_dirs(storage):
         try:
             data = read_file(storage, rel_dir, METRICS)
-        except CorruptArtifact as err:
-            print(f"skipping corrupt metrics record: {err}")
-            continue
+            rows.append(json.loads(data))
+        except (CorruptArtifact, ValueError) as err:
+            raise recompute(storage, rel_dir, CorruptArtifact(str(err))) from err
         digest.update(rel_dir.encode() + hashlib.sha256(data).digest())
-        rows.append(json.loads(data))
     rows.sort(key=lambda r: (r["norm_cost"], r["model"], r["sampler"], r["steps"], r["guidance"]))
     return rows, digest.hexdigest()
 

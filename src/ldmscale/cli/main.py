@@ -11,9 +11,12 @@ anything else, with a message naming the problem (a traceback only for the unexp
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from types import FrameType
 
 from ldmscale import __version__
 from ldmscale.cli import (
@@ -104,9 +107,19 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Retryable("stopped by SIGTERM before finishing; nothing half-written is committed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns its exit code."""
+    """Run one command; returns its exit code. SIGTERM (a pod stopped, a node drained) ends any
+    command with 75, retryable: every job is idempotent (training commits a checkpoint first)."""
     args = parse(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    from ldmscale.storage.staging import clean_stale_staging
+
+    clean_stale_staging()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

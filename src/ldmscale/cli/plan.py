@@ -14,7 +14,7 @@ from pathlib import Path
 from ldmscale.config import compose
 from ldmscale.orchestrate.jobs import Job
 from ldmscale.orchestrate.plan import build_plan, pending_jobs, write_plan
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import open_study
 
 NAME = "plan"
 SUMMARY = "expand a sweep into jobs; write plan.json; print the job ids"
@@ -51,7 +51,7 @@ def _write_ids(folder: Path, listed: list[Job], shards: int) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan (or list the pending evaluations) and print the job ids."""
     cfg = compose(args.overrides)
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     if args.pending:
         jobs = [Job("prepare"), *pending_jobs(cfg, storage)]
     else:

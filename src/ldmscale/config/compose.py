@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ldmscale.config import schema
 from ldmscale.errors import ConfigError
@@ -72,10 +73,19 @@ def compose(overrides: Sequence[str] = (), name: str = "config") -> schema.Study
 
 def _explain(err: Exception) -> str:
     # Hydra and OmegaConf wrap the message of the ValueError raised in __post_init__; show the
-    # innermost message, which names the field, the bad value and the valid choices.
+    # innermost message, which names the field, the bad value and the valid choices. OmegaConf's
+    # own errors name the key (`full_key`) and, for an unknown key, the schema's valid keys.
     inner: BaseException = err
     while inner.__cause__ is not None:
         inner = inner.__cause__
     text = str(inner).strip() or str(err).strip()
     text = text.split("\n    full_key")[0]
-    return text.split("\nConfig search path")[0].replace("\n\t", " ").replace("\n\n", " ")
+    text = text.split("\nConfig search path")[0].replace("\n\t", " ").replace("\n\n", " ")
+    full_key = getattr(inner, "full_key", None)
+    schema_type = getattr(inner, "object_type", None)
+    if isinstance(inner, ConfigAttributeError | ConfigKeyError) and is_dataclass(schema_type):
+        valid = ", ".join(f.name for f in fields(schema_type))
+        return f"{full_key}: no such key; the keys here are: {valid}"
+    if full_key and full_key not in text:
+        return f"{full_key}: {text}"
+    return text

@@ -357,6 +357,16 @@ class StorageConfig:
     """fsspec storage options (credentials come from the environment, never from here)."""
     cache_dir: str = ""
     """Local cache for pretrained components fetched from storage; default ~/.cache/ldmscale."""
+    timeout: float = 60.0
+    """Seconds a request to object storage may take to connect, and to answer."""
+    retries: int = 4
+    """Retries of a request after a transient failure (timeout, lost connection, throttling),
+    waiting 1, 2, 4, ... s; then the job exits 75 (retryable)."""
+
+    def __post_init__(self) -> None:
+        _check_positive("storage.timeout", self.timeout)
+        if self.retries < 0:
+            raise ValueError(f"storage.retries={self.retries!r} must be >= 0")
 
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -30,8 +30,8 @@ from ldmscale.data.webdataset import INDEX, ShardIndex, build_index, expand
 from ldmscale.errors import MissingInput
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, is_committed, load_manifest, read_file
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import commit, intact, load_manifest, read_file
 
 RECIPE_VERSION = 1
 """Bump when the encoding changes in a way the identity below does not show."""
@@ -41,7 +41,7 @@ EMPTY = "empty_emb.npy"
 
 
 def _storage(cfg: StudyConfig) -> Storage:
-    return Storage(cfg.require_study(), cfg.storage.options)
+    return open_study(cfg)
 
 
 def _urls(cfg: StudyConfig) -> list[str]:
@@ -58,7 +58,7 @@ def shard_index(cfg: StudyConfig) -> ShardIndex:
     """The committed index of `data.shards`; built (every shard read once, a corrupt one raises
     CorruptShard naming it) and committed first when the study has none."""
     storage, rel = _storage(cfg), shard_index_dir(cfg)
-    if is_committed(storage, rel):
+    if intact(storage, rel):
         return ShardIndex.from_json(read_file(storage, rel, INDEX).decode())
     index = build_index(cfg.data.shards, cfg.storage.options)
     meta = {"shards": cfg.data.shards, "samples": index.total, "provenance": provenance()}

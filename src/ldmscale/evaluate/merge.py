@@ -29,8 +29,14 @@ from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import read_meta, resolve_step
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, load_manifest, read_file
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import (
+    CorruptArtifact,
+    commit,
+    load_manifest,
+    read_file,
+    recompute,
+)
 from ldmscale.storage.records import METRICS, MetricsRecord, load_metrics
 
 
@@ -72,9 +78,16 @@ def _merged(
     parts: dict[str, list[np.ndarray]] = {"features": [], "scores": []}
     for index in range(count):
         rel = key.shard_dir(index, count)
-        fid.merge(load_state(read_file(storage, rel, FID_STATE)))
-        score.merge(load_state(read_file(storage, rel, SCORE_STATE)))
-        with np.load(io.BytesIO(read_file(storage, rel, SAMPLES))) as arrays:
+        try:
+            states = [
+                load_state(read_file(storage, rel, name)) for name in (FID_STATE, SCORE_STATE)
+            ]
+            per_sample = read_file(storage, rel, SAMPLES)
+        except CorruptArtifact as err:
+            raise recompute(storage, rel, err) from err
+        fid.merge(states[0])
+        score.merge(states[1])
+        with np.load(io.BytesIO(per_sample)) as arrays:
             for name in parts:
                 parts[name].append(arrays[name])
     samples = {name: np.concatenate(values) for name, values in parts.items()}
@@ -83,7 +96,7 @@ def _merged(
 
 def merge(cfg: StudyConfig) -> MetricsRecord:
     """Merge the `eval.shard` count of shards of the configured sampling configuration."""
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
     key = eval_key(cfg, step)
     done = load_metrics(storage, key)

@@ -31,8 +31,8 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.metrics.fid import FID, FID_STATE, load_state, save_state
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, is_committed, read_file
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import commit, intact, read_file
 
 COMPONENT = "reference"
 STATE_FORMAT = 2
@@ -174,7 +174,7 @@ def reference_stats(
     """(study-relative dir, FID real half-state) of the reference set; computed and committed
     when absent."""
     rel = reference_dir(identity)
-    if is_committed(storage, rel):
+    if intact(storage, rel):
         return rel, load_state(read_file(storage, rel, FID_STATE))
     count, resolution = int(identity["num_samples"]), int(identity["resolution"])
     if is_domain(identity["prompt_set"]):
@@ -200,17 +200,16 @@ def reference_stats(
 def prepare_reference(
     cfg: StudyConfig, device: torch.device | None = None
 ) -> tuple[str, dict[str, np.ndarray]]:
-    """Compute and commit, ahead of the eval shards, the real-data reference statistics of
+    """Compute and commit (or verify), ahead of the eval shards, the reference statistics of
     `cfg.eval` for images at `data.resolution` (the resolution checkpoints record), so that a
-    sweep's shards find them committed instead of each computing them. For the prepare stage;
-    the embedded domain's references are cheap and left to the first shard."""
+    sweep's shards find them committed instead of each computing them, and a corrupt copy is
+    found and rebuilt by the prepare job. For the prepare stage."""
     from ldmscale.evaluate.prompts import missing_inputs
     from ldmscale.metrics.features import build_extractor
+    from ldmscale.models.domain import evaluator_for
     from ldmscale.runtime import resolve_device
 
     e = cfg.eval
-    if is_domain(e.prompt_set):
-        raise ValueError("prepare_reference is for real data; eval.prompt_set is 'shapes'")
     missing = missing_inputs(
         e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
     )
@@ -219,6 +218,7 @@ def prepare_reference(
     device = device or resolve_device(cfg.device)
     extractor, protocol = build_extractor(
         e.feature_extractor,
+        evaluator=evaluator_for(cfg, device) if e.feature_extractor == "domain" else None,
         inception_weights=e.inception_weights,
         clip_model=e.clip_model,
         options=cfg.storage.options,
@@ -233,7 +233,7 @@ def prepare_reference(
         protocol,
         cfg.storage.options,
     )
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     return reference_stats(
         storage, identity, extractor.to(device), device, e.batch_size, cfg.storage.options
     )

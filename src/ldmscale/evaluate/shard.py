@@ -37,8 +37,8 @@ from ldmscale.metrics.scores import SCORE_STATE, Batch
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import resolve_step
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, load_manifest
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import commit, intact, load_manifest
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
@@ -133,9 +133,10 @@ def grid_png(images: list[torch.Tensor]) -> bytes:
 
 
 def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, Any] | None:
-    manifest = load_manifest(storage, rel)
-    if manifest is None:
+    if not intact(storage, rel):
         return None
+    manifest = load_manifest(storage, rel)
+    assert manifest is not None  # intact: committed
     committed = manifest.meta["protocol"]
     asked = request(cfg)
     differ = [k for k in REQUEST_KEYS if committed.get(k) != asked[k]]
@@ -216,7 +217,7 @@ def _samples_npz(out: Generated, start: int, stop: int) -> bytes:
 
 def evaluate(cfg: StudyConfig) -> ShardRecord:
     """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model`."""
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     _check_inputs(cfg)
     step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
     key = eval_key(cfg, step)

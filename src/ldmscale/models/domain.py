@@ -21,7 +21,7 @@ from ldmscale.models.autoencoder import Autoencoder, domain_autoencoder_config, 
 from ldmscale.models.evaluator import DomainEvaluator, EvaluatorConfig
 from ldmscale.storage import paths
 from ldmscale.storage.cache import fetch_artifact
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import open_study
 from ldmscale.storage.manifest import load_manifest
 
 RECIPE_VERSION = 1
@@ -93,7 +93,7 @@ def evaluator_dir(cfg: StudyConfig) -> str:
 
 
 def _fetch(cfg: StudyConfig, component: str, rel: str) -> str:
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     if load_manifest(storage, rel) is None:
         raise MissingInput(
             f"the domain {component} is not prepared in {storage.url()} (no {storage.url(rel)}); "

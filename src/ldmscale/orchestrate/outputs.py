@@ -58,7 +58,10 @@ def prepare_components(cfg: StudyConfig) -> tuple[str, ...]:
     else:
         names = ["shards", *(["latents"] if cfg.data.precomputed else [])]
     e = cfg.eval
-    if e.feature_extractor != "domain" and e.reference_images and e.prompt_set != "shapes":
+    if e.prompt_set == "shapes":
+        if e.feature_extractor == "domain" and cfg.data.name == "shapes":
+            names.append("reference")
+    elif e.feature_extractor != "domain" and e.reference_images:
         names.append("reference")
     return tuple(names)
 

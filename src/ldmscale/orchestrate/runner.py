@@ -19,8 +19,8 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.orchestrate.jobs import Job, parse_job_id
 from ldmscale.orchestrate.plan import build_plan, check_identity, load_plan_overrides, write_plan
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import is_committed
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import intact
 
 
 def _stage(kind: str) -> Callable[[StudyConfig], Any]:
@@ -47,13 +47,14 @@ def _stage(kind: str) -> Callable[[StudyConfig], Any]:
 
 
 def job_done(job: Job, storage: Storage, cfg: StudyConfig) -> bool:
-    """Whether the job's output is committed (prepare and analyze check themselves)."""
+    """Whether the job's output is committed and intact (`intact`: a corrupt one is uncommitted
+    so the job runs again); prepare and analyze check themselves."""
     if job.kind == "train":
-        return is_committed(storage, paths.checkpoint_dir(job.model, cfg.train.max_steps))
+        return intact(storage, paths.checkpoint_dir(job.model, cfg.train.max_steps))
     if job.kind == "eval":
-        return is_committed(storage, job.eval_key.shard_dir(job.shard, job.shards))
+        return intact(storage, job.eval_key.shard_dir(job.shard, job.shards))
     if job.kind == "merge":
-        return is_committed(storage, job.eval_key.dir)
+        return intact(storage, job.eval_key.dir)
     return False
 
 
@@ -84,8 +85,7 @@ class JobResult:
 def run_job(job_id: str, study: str, extra: Sequence[str] = ()) -> JobResult:
     """Run one job of the study's plan by id (the plan supplies the base overrides)."""
     job = parse_job_id(job_id)
-    options = compose([*extra, override("study", study)]).storage.options
-    storage = Storage(study, options)
+    storage = open_study(compose([*extra, override("study", study)]))
     base = load_plan_overrides(storage)
     shards = compose([*base, *extra, override("study", study)]).sweep.shards
     return _execute(job, job_config(job, study, base, shards, extra), storage)
@@ -103,7 +103,7 @@ def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobR
     """Plan the sweep, write plan.json, and run every job in order, skipping committed ones.
     A preempted job ends the sweep (its result is the last): the jobs after it depend on it."""
     study = cfg.require_study()
-    storage = Storage(study, cfg.storage.options)
+    storage = open_study(cfg)
     plan = build_plan(cfg, user_overrides)
     write_plan(storage, plan)
     results = []

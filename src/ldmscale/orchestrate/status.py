@@ -30,7 +30,7 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.orchestrate.outputs import StudyOutputs, output_dirs, study_outputs
 from ldmscale.orchestrate.plan import build_plan
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.listing import Listing
 
 COMPOSED = "the sweep (no plan.json)"
@@ -228,7 +228,7 @@ def study_status(
     a manifest is listed, and no artifact is reported corrupt. Raises ValueError for a bad study
     URI; a study with no files yet has every job missing."""
     start = time.perf_counter()
-    storage = Storage(cfg.require_study(), cfg.storage.options)
+    storage = open_study(cfg)
     listing = Listing.of(storage)
     planned = _plan(cfg, overrides, storage, listing)
     outputs = study_outputs(planned.cfg)

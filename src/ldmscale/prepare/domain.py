@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,12 @@ from ldmscale.models.evaluator import DomainEvaluator
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed, resolve_device
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import CorruptArtifact, commit, load_manifest, verify
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import commit, intact, load_manifest
+from ldmscale.storage.staging import staging
+
+HASH_ALL = 2**62
+"""Prepared components are small and reused by every job: every file's hash is checked."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class PreparedDomain:
 
 
 def _storage(cfg: StudyConfig) -> Storage:
-    return Storage(cfg.require_study(), cfg.storage.options)
+    return open_study(cfg)
 
 
 def _report(message: str) -> None:
@@ -206,15 +209,13 @@ def _ensure(
     train: Callable[[StudyConfig, torch.device, Path], dict[str, Any]],
 ) -> PreparedComponent:
     """The committed artifact at `rel`; trained and committed first if missing or corrupt."""
-    if load_manifest(storage, rel) is not None:
-        try:
-            manifest = verify(storage, rel)
-            return PreparedComponent(component, rel, built=False, meta=manifest.meta)
-        except CorruptArtifact as err:
-            _report(f"prepare: rebuilding corrupt {component}: {err}")
+    if intact(storage, rel, limit=HASH_ALL):
+        manifest = load_manifest(storage, rel)
+        assert manifest is not None  # intact: committed
+        return PreparedComponent(component, rel, built=False, meta=manifest.meta)
     device = resolve_device(cfg.device)
     with (
-        tempfile.TemporaryDirectory(prefix=f"ldmscale-{component}-") as tmp,
+        staging(component) as tmp,
         torch.random.fork_rng(devices=[]),
     ):
         quality = train(cfg, device, Path(tmp))

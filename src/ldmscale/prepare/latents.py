@@ -13,7 +13,6 @@ shard is committed.
 from __future__ import annotations
 
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,13 @@ from ldmscale.data.webdataset import (
     write_shard,
 )
 from ldmscale.provenance import provenance
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, is_committed, load_manifest
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import commit, intact, load_manifest
+from ldmscale.storage.staging import staging
 
 
 def _storage(cfg: StudyConfig) -> Storage:
-    return Storage(cfg.require_study(), cfg.storage.options)
+    return open_study(cfg)
 
 
 def _shard_name(number: int) -> str:
@@ -113,7 +113,7 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
     from ldmscale.runtime import resolve_device
 
     storage, rel = _storage(cfg), latents_dir(cfg)
-    done = load_manifest(storage, rel)
+    done = load_manifest(storage, rel) if intact(storage, rel) else None
     if done is not None:
         meta = done.meta
         return PreparedLatents(
@@ -142,10 +142,10 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
     )
     for number, (url, count) in bar:
         sub = f"{rel}/{_shard_name(number)}"
-        if is_committed(storage, sub):
+        if intact(storage, sub):
             continue
         bar.set_postfix_str(url.rsplit("/", 1)[-1])
-        with tempfile.TemporaryDirectory(prefix="ldmscale-latents-") as tmp:
+        with staging("latents") as tmp:
             written = _encode_shard(url, count, cfg, autoencoder, text_encoder, Path(tmp))
             commit(storage, sub, local_dir=Path(tmp), meta={"source": url, "count": written})
         encoded.append(number)

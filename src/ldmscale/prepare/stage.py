@@ -4,10 +4,9 @@ the plan's `prepare` job), so that the jobs after it find what they share commit
 - `shapes`: the embedded domain's autoencoder and evaluator (`ldmscale.prepare.domain`);
 - `webdataset`: the shard index of `data.shards`, and with `data.precomputed=true` the latents
   and text embeddings of every sample (`ldmscale.prepare.latents`);
-- either, when the evaluation is on real data (`eval.feature_extractor` is not `domain` and
-  `eval.reference_images` is set): the FID reference statistics
-  (`ldmscale.evaluate.reference.prepare_reference`), so that eval shards do not race to
-  compute them.
+- either: the FID reference statistics (`ldmscale.evaluate.reference.prepare_reference`) of
+  the embedded domain's eval renders, or of `eval.reference_images` on real data, so that eval
+  shards do not race to compute them and a corrupt copy is found and rebuilt here.
 
 Idempotent: whatever is committed is reused.
 """
@@ -44,17 +43,18 @@ class PreparedStudy:
     data: PreparedData | None
     """The shard index and latents (data.name=webdataset)."""
     reference: str | None
-    """Study-relative folder of the real-data FID reference statistics, when prepared."""
+    """Study-relative folder of the FID reference statistics, when prepared."""
 
 
 def needs_reference(cfg: StudyConfig) -> bool:
-    """Whether prepare computes the real-data reference statistics for `cfg.eval`."""
+    """Whether prepare computes the reference statistics for `cfg.eval`: on the embedded domain
+    with its evaluator's features, and on real data given its reference images."""
     from ldmscale.evaluate.prompts import is_domain
 
     e = cfg.eval
-    return (
-        e.feature_extractor != "domain" and bool(e.reference_images) and not is_domain(e.prompt_set)
-    )
+    if is_domain(e.prompt_set):
+        return e.feature_extractor == "domain" and cfg.data.name == "shapes"
+    return e.feature_extractor != "domain" and bool(e.reference_images)
 
 
 def prepare_data(cfg: StudyConfig) -> PreparedData:

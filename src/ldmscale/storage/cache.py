@@ -20,13 +20,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ldmscale.storage.fs import Storage, download_url
-from ldmscale.storage.manifest import MANIFEST, fetch, load_manifest
+from ldmscale.storage.manifest import MANIFEST, CorruptArtifact, fetch, load_manifest, recompute
+from ldmscale.storage.staging import clean_stale_staging, make_staging
 
 RECORD = ".ldmscale-cache.json"
 """Inside a cache entry: {name: [size, mtime_ns]} of each file as fetched."""
@@ -67,7 +67,8 @@ def _cached(target: Path, fill: Callable[[Path], None], what: str) -> Path:
         )
         shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".fetch-"))
+    clean_stale_staging(target.parent)
+    staging = make_staging("fetch", target.parent)
     try:
         fill(staging)
         (staging / RECORD).write_text(json.dumps(_record(staging)))
@@ -82,7 +83,8 @@ def _cached(target: Path, fill: Callable[[Path], None], what: str) -> Path:
 
 def fetch_artifact(storage: Storage, rel_dir: str, configured_cache: str = "") -> Path:
     """A verified local copy of the committed artifact `rel_dir`, keyed by its manifest so a
-    recommitted artifact is fetched again. Raises MissingInput / CorruptArtifact."""
+    recommitted artifact is fetched again. Raises MissingInput; a corrupt artifact is
+    uncommitted and Retryable raised (`recompute`)."""
     from ldmscale.errors import MissingInput
 
     manifest = load_manifest(storage, rel_dir)
@@ -91,7 +93,10 @@ def fetch_artifact(storage: Storage, rel_dir: str, configured_cache: str = "") -
     key = hashlib.sha256(f"{storage.url(rel_dir)}\n{manifest.to_json()}".encode()).hexdigest()
 
     def fill(staging: Path) -> None:
-        fetch(storage, rel_dir, staging)
+        try:
+            fetch(storage, rel_dir, staging)
+        except CorruptArtifact as err:
+            raise recompute(storage, rel_dir, err) from err
         (staging / MANIFEST).write_text(manifest.to_json())
 
     return _cached(cache_root(configured_cache) / key[:24], fill, storage.url(rel_dir))

@@ -41,6 +41,8 @@ from ldmscale.storage.manifest import (
 
 TRAIN_STATE = "train_state.json"
 """Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
+REQUIRED = (TRAIN_STATE, "scheduler/", "unet/", "deepspeed/")
+"""Files (or folders, ending in /) a checkpoint must hold to be resumed from or sampled."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,21 @@ def _warn(message: str) -> None:
 def latest_valid_step(
     storage: Storage, model: str, report: Callable[[str], None] = _warn
 ) -> int | None:
-    """The newest committed checkpoint whose files verify; corrupt ones are reported, skipped."""
+    """The newest committed checkpoint whose files verify and that holds every file a reader
+    needs (`REQUIRED`); the others are reported and skipped."""
     for step in reversed(committed_steps(storage, model)):
+        rel = paths.checkpoint_dir(model, step)
         try:
-            verify(storage, paths.checkpoint_dir(model, step))
+            manifest = verify(storage, rel)
+            lacking = [
+                name
+                for name in REQUIRED
+                if not any(f == name or f.startswith(name) for f in manifest.files)
+            ]
+            if lacking:
+                raise CorruptArtifact(
+                    f"{storage.url(rel)}: its manifest lacks {', '.join(lacking)}"
+                )
         except CorruptArtifact as err:
             report(f"skipping corrupt checkpoint: {err}")
             continue

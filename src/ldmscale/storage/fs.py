@@ -7,20 +7,38 @@ A `Storage` is rooted at a study URI (`file://`, a plain local path, `s3://`, `g
 Every operation addresses exactly the path it names: nothing here goes through fsspec's pattern
 expansion (`rm`, `glob`, `get`/`put` with wildcards), so a study named `exp?` or `run[1]` never
 touches its siblings. Removal lists the files under a path (`find`, a prefix listing) and deletes
-each by name. A URI fsspec would not read literally (`::` chains protocols) is refused.
+each by name. A URI fsspec would not read literally (`::` chains protocols) or whose protocol
+fsspec does not know is refused (BadInput).
+
+Every request goes through `ldmscale.storage.resilience`: object stores get connect and read
+timeouts, transient failures are retried with backoff (logged) and then raise Retryable (exit
+75), and missing credentials or permissions raise BadInput (exit 2).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 
+from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import BadInput
+from ldmscale.storage.resilience import call, request_options, single_attempts
+
+T = TypeVar("T")
+TEMPORARY = ".tmp-"
+"""Infix of a file being written on a local disk (renamed into place when complete)."""
+
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds a request to object storage may take to connect, and to answer."""
+DEFAULT_RETRIES = 4
+"""Retries of a request after a transient failure (1, 2, 4, 8 s apart)."""
 
 
 def check_uri(uri: str) -> str:
@@ -29,21 +47,61 @@ def check_uri(uri: str) -> str:
         raise BadInput("an empty storage URI was given")
     if "::" in uri:
         raise BadInput(f"storage URI {uri!r}: '::' chains fsspec protocols; use a plain URI")
+    uri_protocol(uri)
     return uri
 
 
-class Storage:
-    """A study's storage, rooted at `uri`; paths are relative to it."""
+def _filesystem(
+    uri: str, options: dict[str, Any] | None, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[Any, str]:
+    """(fsspec filesystem, path) of `uri`, with request timeouts on object stores."""
+    protocol = uri_protocol(check_uri(uri))
+    fs, path = fsspec.core.url_to_fs(uri, **request_options(protocol, options, timeout))
+    return single_attempts(fs), path
 
-    def __init__(self, uri: str, options: dict[str, Any] | None = None) -> None:
-        fs, root = fsspec.core.url_to_fs(check_uri(uri), **(options or {}))
+
+class Storage:
+    """A study's storage, rooted at `uri`; paths are relative to it. `timeout` (seconds) bounds
+    each request to object storage; `retries` is how often a transient failure is retried."""
+
+    def __init__(
+        self,
+        uri: str,
+        options: dict[str, Any] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        fs, root = _filesystem(uri, options, timeout)
         self.fs = fs
         self.uri = uri.rstrip("/")
         self.root = root.rstrip("/")
         self.local = "file" in _protocols(fs)
+        self.retries = retries
+
+    def _call(self, what: str, rel: str, fn: Callable[[], T]) -> T:
+        return call(what, self.url(rel), fn, self.retries)
 
     def __repr__(self) -> str:
         return f"Storage({self.uri!r})"
+
+    def probe(self) -> None:
+        """Check the study can be addressed before any work: BadInput naming a missing bucket,
+        an unreadable study folder or missing credentials; Retryable when unreachable."""
+        if self.local:
+            if os.path.isdir(self.root) and not os.access(self.root, os.R_OK | os.X_OK):
+                raise BadInput(f"cannot read the study {self.uri}: permission denied")
+            return
+        protocol = _protocols(self.fs)[0]
+        if protocol in ("s3", "s3a", "gs", "gcs", "abfs", "az"):
+            bucket = self.root.split("/", 1)[0]
+            try:
+                # `info`, not `exists`: it raises what stands in the way (no credentials, ...).
+                self._call("look up bucket", "", lambda: self.fs.info(bucket))
+            except FileNotFoundError:
+                raise BadInput(
+                    f"the bucket {bucket!r} of study {self.uri} does not exist (or these "
+                    "credentials cannot see it); create it or fix study="
+                ) from None
 
     def path(self, rel: str) -> str:
         """The filesystem path of `rel` (relative to the study root)."""
@@ -55,11 +113,11 @@ class Storage:
 
     def exists(self, rel: str) -> bool:
         """Whether `rel` exists."""
-        return bool(self.fs.exists(self.path(rel)))
+        return bool(self._call("look up", rel, lambda: self.fs.exists(self.path(rel))))
 
     def read_bytes(self, rel: str) -> bytes:
         """The bytes of file `rel`."""
-        return bytes(self.fs.cat_file(self.path(rel)))
+        return bytes(self._call("read", rel, lambda: self.fs.cat_file(self.path(rel))))
 
     def read_text(self, rel: str) -> str:
         """The text of file `rel` (UTF-8)."""
@@ -69,16 +127,19 @@ class Storage:
         """Write a whole object. On a local disk it appears atomically (temp name + rename);
         object stores make a single put atomic by themselves."""
         target = self.path(rel)
-        if self.local:
+        if not self.local:
+            self._call("write", rel, lambda: self.fs.pipe_file(target, data))
+            return
+        try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            tmp = f"{target}{TEMPORARY}{uuid.uuid4().hex[:8]}"
             with open(tmp, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
-        else:
-            self.fs.pipe_file(target, data)
+        except PermissionError as err:
+            raise BadInput(f"write {self.url(rel)}: permission denied ({err})") from err
 
     def write_text(self, rel: str, text: str) -> None:
         """Write a whole text file (UTF-8), atomically as `write_bytes`."""
@@ -94,18 +155,18 @@ class Storage:
         if self.local:
             self.write_bytes(rel, Path(local).read_bytes())
         else:
-            self.fs.put_file(str(local), self.path(rel))
+            self._call("upload", rel, lambda: self.fs.put_file(str(local), self.path(rel)))
 
     def get_file(self, rel: str, local: Path) -> None:
         """Download file `rel` to the local path `local`."""
         Path(local).parent.mkdir(parents=True, exist_ok=True)
-        self.fs.get_file(self.path(rel), str(local))
+        self._call("download", rel, lambda: self.fs.get_file(self.path(rel), str(local)))
 
     def listdir(self, rel: str) -> list[str]:
         """Names (not paths) directly under `rel`; empty when it does not exist."""
         target = self.path(rel)
         try:
-            entries = self.fs.ls(target, detail=False)
+            entries = self._call("list", rel, lambda: self.fs.ls(target, detail=False))
         except FileNotFoundError:
             return []
         names = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
@@ -116,7 +177,7 @@ class Storage:
         bytes, from one recursive listing (a prefix listing on object stores)."""
         target = self.path(rel)
         try:
-            found = self.fs.find(target, detail=True)
+            found = self._call("list", rel, lambda: self.fs.find(target, detail=True))
         except FileNotFoundError:
             return {}
         prefix = len(self.root) + 1
@@ -134,7 +195,10 @@ class Storage:
         rels = list(rels)
         if not rels:
             return {}
-        got = self.fs.cat_ranges([self.path(rel) for rel in rels], None, None, on_error="return")
+        paths = [self.path(rel) for rel in rels]
+        got = self._call(
+            "read", "", lambda: self.fs.cat_ranges(paths, None, None, on_error="return")
+        )
         return dict(zip(rels, got, strict=True))
 
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes | Exception]:
@@ -143,36 +207,51 @@ class Storage:
         if not ranges:
             return []
         return list(
-            self.fs.cat_ranges(
-                [self.path(rel) for rel, _, _ in ranges],
-                [start for _, start, _ in ranges],
-                [end for _, _, end in ranges],
-                on_error="return",
+            self._call(
+                "read",
+                "",
+                lambda: self.fs.cat_ranges(
+                    [self.path(rel) for rel, _, _ in ranges],
+                    [start for _, start, _ in ranges],
+                    [end for _, _, end in ranges],
+                    on_error="return",
+                ),
             )
         )
 
     def remove(self, rel: str) -> None:
         """Delete `rel` (a file, or a folder and everything under it); nothing else."""
         for name in self.files(rel):
-            self.fs.rm_file(self.path(name))
+            path = self.path(name)
+            self._call("remove", name, partial(self.fs.rm_file, path))
         target = self.path(rel)
         if self.local and os.path.isdir(target):
             for folder, _, _ in sorted(os.walk(target), key=lambda w: -len(w[0])):
                 os.rmdir(folder)
 
 
+def open_study(cfg: StudyConfig) -> Storage:
+    """The storage of `cfg.study` with `cfg.storage`'s options, timeout and retries, probed
+    (`Storage.probe`). ConfigError when no study is given."""
+    s = cfg.storage
+    storage = Storage(cfg.require_study(), s.options, s.timeout, s.retries)
+    storage.probe()
+    return storage
+
+
 def open_url(url: str, mode: str = "rb", options: dict[str, Any] | None = None) -> Any:
     """Open a file given by its full URL (datasets and pretrained components that live outside
     the study). Use as a context manager."""
-    return fsspec.open(check_uri(url), mode, **(options or {}))
+    protocol = uri_protocol(check_uri(url))
+    return fsspec.open(url, mode, **request_options(protocol, options, DEFAULT_TIMEOUT))
 
 
 def list_url(url: str, options: dict[str, Any] | None = None) -> dict[str, int]:
     """The files at `url` (a file, or a folder listed recursively): name relative to `url` (the
     file's own name for a file) -> size in bytes. FileNotFoundError when there is nothing."""
-    fs, root = fsspec.core.url_to_fs(check_uri(url), **(options or {}))
+    fs, root = _filesystem(url, options)
     root = root.rstrip("/")
-    found = fs.find(root, detail=True)
+    found = call("list", url, lambda: fs.find(root, detail=True), DEFAULT_RETRIES)
     files = {}
     for name, info in found.items():
         name = str(name).rstrip("/")
@@ -190,20 +269,21 @@ def list_url(url: str, options: dict[str, Any] | None = None) -> dict[str, int]:
 def download_url(url: str, local: Path, options: dict[str, Any] | None = None) -> dict[str, int]:
     """Copy the file or folder at `url` into the folder `local` (each file by its literal name);
     returns what `list_url` lists."""
-    fs, root = fsspec.core.url_to_fs(check_uri(url), **(options or {}))
+    fs, root = _filesystem(url, options)
     files = list_url(url, options)
     single = list(files) == [root.rstrip("/").rsplit("/", 1)[-1]] and not fs.isdir(root)
     for name in files:
         target = Path(local) / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        fs.get_file(root.rstrip("/") if single else f"{root.rstrip('/')}/{name}", str(target))
+        source = root.rstrip("/") if single else f"{root.rstrip('/')}/{name}"
+        call("download", url, partial(fs.get_file, source, str(target)), DEFAULT_RETRIES)
     return files
 
 
 def url_exists(url: str, options: dict[str, Any] | None = None) -> bool:
     """Whether the object or folder at `url` exists."""
-    fs, path = fsspec.core.url_to_fs(check_uri(url), **(options or {}))
-    return bool(fs.exists(path))
+    fs, path = _filesystem(url, options)
+    return bool(call("look up", url, lambda: fs.exists(path), DEFAULT_RETRIES))
 
 
 LOCAL_PROTOCOLS = ("file", "local", "memory")
@@ -213,7 +293,7 @@ LOCAL_PROTOCOLS = ("file", "local", "memory")
 def uri_protocol(uri: str, remote: bool = False) -> str:
     """The fsspec protocol of a study URI (`file` for a plain path), checked without connecting.
     `remote=True` also refuses storage that cluster pods cannot reach (a local path, `file://`,
-    `memory://`). Raises ValueError naming the URI and the valid forms."""
+    `memory://`). Raises BadInput naming the URI and the valid forms."""
     examples = "s3://bucket/study, gs://bucket/study"
     if not uri.strip():
         raise BadInput(f"study is empty; give study=<URI>, e.g. {examples} or runs/x")

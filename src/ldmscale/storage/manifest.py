@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmscale.storage.fs import Storage
+from ldmscale.errors import Retryable
+from ldmscale.storage.fs import TEMPORARY, Storage
 
 MANIFEST = "manifest.json"
 
@@ -63,8 +65,9 @@ def commit(
     local_dir: Path | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Write `files` (name -> bytes) and/or every file under `local_dir` to `rel_dir`, then the
-    manifest. Any earlier manifest is removed first, so a crash mid-way leaves no commit."""
+    """Write `files` (name -> bytes) and/or every file under `local_dir` to `rel_dir`, remove
+    the temporary files an interrupted local write left there, then write the manifest.
+    Any earlier manifest is removed first, so a crash mid-way leaves no commit."""
     storage.remove(f"{rel_dir}/{MANIFEST}")
     entries: dict[str, dict[str, Any]] = {}
     if local_dir is not None:
@@ -76,6 +79,11 @@ def commit(
     for name, data in (files or {}).items():
         entries[name] = _entry(data)
         storage.write_bytes(f"{rel_dir}/{name}", data)
+    # Temporary files of an earlier, interrupted write are not part of it. (Only those: an
+    # artifact's folder may hold other artifacts, as a configuration's holds its shards.)
+    for stale in storage.files(rel_dir):
+        if TEMPORARY in stale.rsplit("/", 1)[-1]:
+            storage.remove(stale)
     manifest = Manifest(files=entries, meta=dict(meta or {}))
     storage.write_text(f"{rel_dir}/{MANIFEST}", manifest.to_json())
     return manifest
@@ -90,6 +98,71 @@ def load_manifest(storage: Storage, rel_dir: str) -> Manifest | None:
         return Manifest.from_json(storage.read_text(path))
     except (ValueError, KeyError) as err:
         raise CorruptArtifact(f"{storage.url(path)}: unreadable manifest ({err})") from err
+
+
+HASH_LIMIT = 256 * 2**20
+"""Artifacts up to this many bytes have every file's sha256 checked by `intact`; larger ones
+(big checkpoints) have their sizes checked there and their hashes when they are fetched."""
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _problem(storage: Storage, rel_dir: str, limit: int) -> str | None:
+    """What is wrong with committed `rel_dir` (None: nothing)."""
+    try:
+        manifest = load_manifest(storage, rel_dir)
+    except CorruptArtifact as err:
+        return str(err)
+    if manifest is None:
+        return None
+    listed = storage.files(rel_dir)
+    for name, entry in sorted(manifest.files.items()):
+        size = listed.get(f"{rel_dir}/{name}")
+        if size is None:
+            return f"{storage.url(f'{rel_dir}/{name}')} is missing"
+        if size != entry["size"]:
+            return f"{storage.url(f'{rel_dir}/{name}')} has {size} bytes, not {entry['size']}"
+    if sum(int(e["size"]) for e in manifest.files.values()) <= limit:
+        try:
+            verify(storage, rel_dir)
+        except CorruptArtifact as err:
+            return str(err)
+    return None
+
+
+def intact(
+    storage: Storage,
+    rel_dir: str,
+    report: Callable[[str], None] = _warn,
+    limit: int = HASH_LIMIT,
+) -> bool:
+    """Whether `rel_dir` is committed and its files are what its manifest says: present, of
+    their sizes (one listing) and, up to `limit` bytes in all, of their sha256. A committed
+    artifact that is not is uncommitted (its manifest removed), with `report` naming the
+    problem, so the job that makes it runs again: "done" means verified."""
+    problem = _problem(storage, rel_dir, limit)
+    if problem is not None:
+        report(f"uncommitting corrupt {storage.url(rel_dir)} (it will be made again): {problem}")
+        uncommit(storage, rel_dir)
+        return False
+    return is_committed(storage, rel_dir)
+
+
+def uncommit(storage: Storage, rel_dir: str) -> None:
+    """Remove the manifest of `rel_dir`: its files no longer exist for readers."""
+    storage.remove(f"{rel_dir}/{MANIFEST}")
+
+
+def recompute(storage: Storage, rel_dir: str, error: CorruptArtifact) -> Retryable:
+    """A reader found `rel_dir` corrupt: uncommit it (so the job that makes it runs again) and
+    return the Retryable to raise (exit 75: run again)."""
+    uncommit(storage, rel_dir)
+    return Retryable(
+        f"{error}; {storage.url(rel_dir)} is uncommitted and will be made again: run the sweep "
+        "(or the job that makes it) again"
+    )
 
 
 def is_committed(storage: Storage, rel_dir: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import MANIFEST, load_manifest, read_file
+from ldmscale.storage.manifest import MANIFEST, intact, read_file
 
 METRICS = "metrics.json"
 
@@ -64,8 +64,9 @@ class MetricsRecord:
 
 
 def load_metrics(storage: Storage, key: paths.EvalKey) -> MetricsRecord | None:
-    """The committed metrics of `key` (verified against its manifest), or None."""
-    if load_manifest(storage, key.dir) is None:
+    """The committed metrics of `key` (verified against its manifest), or None (also when they
+    were corrupt: `intact` uncommits them so merge makes them again)."""
+    if not intact(storage, key.dir):
         return None
     return MetricsRecord.from_json(read_file(storage, key.dir, METRICS).decode())
 

@@ -93,7 +93,7 @@ class Checkpointer:
         from diffusers import UNet2DConditionModel
         from diffusers.training_utils import EMAModel
 
-        with shared_staging(self.dist, "ldmscale-resume-") as local:
+        with shared_staging(self.dist, "resume") as local:
             if self.dist.is_main:
                 ckpt.fetch_checkpoint(self.storage, self.model, step, local)
             barrier(self.dist)
@@ -117,7 +117,7 @@ class Checkpointer:
         """Stage, commit and prune (collective: every rank calls it)."""
         dist, parts = self.dist, self.parts
         flops = 3 * self.meta["gflops_forward"] * 1e9 * state.samples_seen
-        with shared_staging(dist, "ldmscale-ckpt-") as local:
+        with shared_staging(dist, "checkpoint") as local:
             save_engine_state(parts.engine, local / "deepspeed")
             with full_parameters(parts.engine) as module:
                 if dist.is_main:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from ldmscale.runtime import resolve_device
+from ldmscale.storage.staging import make_staging
 
 DEEPSPEED_TAG = "state"
 """The tag of the DeepSpeed state inside `<checkpoint>/deepspeed/`."""
@@ -117,9 +117,9 @@ def full_parameters(engine: Any) -> Iterator[Any]:
 
 
 @contextmanager
-def shared_staging(dist: Dist, prefix: str) -> Iterator[Path]:
+def shared_staging(dist: Dist, kind: str) -> Iterator[Path]:
     """A local folder made by rank 0, known to every rank, removed by rank 0 after use."""
-    holder: list[Any] = [tempfile.mkdtemp(prefix=prefix) if dist.is_main else None]
+    holder: list[Any] = [str(make_staging(kind)) if dist.is_main else None]
     if dist.world_size > 1:
         torch.distributed.broadcast_object_list(holder, src=0)
     path = Path(holder[0])

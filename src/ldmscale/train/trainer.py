@@ -31,8 +31,8 @@ from ldmscale.config import ConfigError
 from ldmscale.config.schema import StudyConfig
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
-from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import is_committed
+from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.manifest import intact
 from ldmscale.train.checkpointer import Checkpointer, TrainState
 from ldmscale.train.engine import any_rank, world_size_from_env
 from ldmscale.train.preemption import Preemption
@@ -86,9 +86,9 @@ def check_config(cfg: StudyConfig, world_size: int) -> None:
 def train(cfg: StudyConfig) -> TrainResult:
     """Train `cfg.model.preset` on the study `cfg.study` up to `cfg.train.max_steps`."""
     check_config(cfg, world_size_from_env())
-    storage = Storage(cfg.study, cfg.storage.options)
+    storage = open_study(cfg)
     model, tcfg = cfg.model.preset, cfg.train
-    if is_committed(storage, paths.checkpoint_dir(model, tcfg.max_steps)):
+    if intact(storage, paths.checkpoint_dir(model, tcfg.max_steps)):
         return TrainResult(
             model, ALREADY_COMMITTED, tcfg.max_steps, checkpoints=committed_steps(storage, model)
         )
