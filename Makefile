@@ -12,7 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
-.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chart-docs render images clean
+.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chaos chart-docs render images clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ bench-gpu: $(STAMP) ## one table on a CUDA GPU: training MFU, sampling vs diffus
 
 check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
 	$(BIN)/pytest -q tests/cluster
+
+chaos: $(STAMP) ## the fault-injection campaign (not part of make test): prints a table of trials
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/chaos --chaos -k whole
 
 chart-docs: $(STAMP) ## regenerate charts/eval/README.md from the `# --` comments of values.yaml
 	$(PY) tests/support/chart_docs.py

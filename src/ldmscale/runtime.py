@@ -7,13 +7,15 @@ import random
 import numpy as np
 import torch
 
+from ldmscale.errors import BadInput
+
 
 def resolve_device(choice: str = "auto") -> torch.device:
     """`auto` -> CUDA when present, else CPU; `cuda` without a GPU is an error, not a fallback."""
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but no CUDA device is available")
+        raise BadInput("device='cuda' was asked for but no CUDA device is available")
     return torch.device(choice)
 
 

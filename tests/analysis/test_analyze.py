@@ -29,7 +29,6 @@ def record(
         "model": model,
         "params": int(cost * 1e9),
         "channels": 0,
-        "checkpoint_step": 100,
         "sampler": extra.pop("sampler", "ddim"),
         "steps": steps,
         "guidance": guidance,
@@ -42,7 +41,8 @@ def record(
         "gflops_per_image": cost * steps * 2,
         "latency_ms_per_image": 1.0,
         "device": "cpu",
-        "protocol": {"feature_extractor": "domain"},
+        "checkpoint_step": extra.pop("checkpoint_step", 100),
+        "protocol": {"feature_extractor": "domain", "shards": 1, "gflops_forward": cost * 800},
         **extra,
     }
 
@@ -80,9 +80,20 @@ def test_frontier_is_monotone_and_budgets_cover_the_grid() -> None:
     assert budgets[0] == pytest.approx(0.5) and budgets[-1] >= 20.0
 
 
+def _png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _commit_records(storage: Storage, rows: list[dict]) -> None:
     for row in rows:
-        key = paths.EvalKey(row["model"], 100, row["sampler"], row["steps"], row["guidance"])
+        key = paths.EvalKey(
+            row["model"], row["checkpoint_step"], row["sampler"], row["steps"], row["guidance"]
+        )
+        commit(storage, key.shard_dir(0, 1), files={"grid.png": _png()})
         commit(storage, key.dir, files={"metrics.json": json.dumps(row).encode()})
 
 
@@ -101,10 +112,17 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     )
     assert [(r["budget"], r["model"]) for r in budget] == [("1.0", "small"), ("20.0", "large")]
     page = (tmp_path / "report/index.html").read_text()
-    for name in ("fid_vs_steps.png", "fid_vs_cost.png", "score_vs_cost.png"):
+    figures = (
+        "fid_vs_steps.png", "fid_vs_cost.png", "score_vs_cost.png", "optimal_guidance.png",
+        "sampler_frontiers.png", "equal_cost_grids.png",
+    )  # fmt: skip
+    for name in figures:
         assert name in page
         assert (tmp_path / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "training_compute.png" not in page  # one checkpoint per model: no Fig. 3
     assert "200 generated images" in page and "feature_extractor" in page
+    table1 = list(csv.DictReader(io.StringIO((tmp_path / "results/table1.csv").read_text())))
+    assert [(r["model"], r["fid"]) for r in table1] == [("small", "20.0"), ("large", "12.0")]
     # Nothing new: nothing rewritten. A new record: the report follows.
     assert analyze(cfg).skipped
     _commit_records(storage, [record("large", 1.0, 50, 2.0, 10.0)])
@@ -139,3 +157,18 @@ def test_a_winner_inside_the_noise_is_marked_tied() -> None:
     assert large_budget["samples_to_separate"] == 200 * (2 + 2) ** 2
     assert (all_fit["model"], all_fit["tied_with"], all_fit["runner_up"]) == ("huge", "", "large")
     assert all_fit["samples_to_separate"] == 0
+
+
+def test_earlier_checkpoints_draw_the_training_compute_figure(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    early = [record(r["model"], r["norm_cost"], r["steps"], r["guidance"], r["fid"] + 5,
+                    checkpoint_step=50) for r in ROWS]  # fmt: skip
+    _commit_records(storage, [*ROWS, *early])
+    analyze(compose([f"study={tmp_path}", "sweep.samplers=[ddim]"]))
+    page = (tmp_path / "report/index.html").read_text()
+    assert "training_compute.png" in page and "Fig. 3" in page
+    # Sizes are compared at their final checkpoint: the budget table ignores step 50.
+    budget = list(
+        csv.DictReader(io.StringIO((tmp_path / "results/best_per_budget.csv").read_text()))
+    )
+    assert {r["fid"] for r in budget} <= {str(r["fid"]) for r in ROWS}

@@ -195,3 +195,24 @@ def test_sample_counts_that_cannot_give_a_metric_are_refused_before_anything_is_
     assert main([command, "sweep=debug", *bad, f"study={tmp_path}/s"]) == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_intermediate_checkpoints_are_evaluated_at_the_fixed_protocol() -> None:
+    overrides = ["sweep=debug", "sweep.checkpoints=[10]", "train.keep_every=10"]
+    plan = build_plan(compose(overrides), overrides)
+    early = [parse_job_id(i) for i in plan.ids("eval") if "/step-10/" in i]
+    assert {(j.sampler, j.steps) for j in early} == {("ddim", 4)} and len(early) == 2
+    assert all(p.deps == ["train/debug"] for p in plan.jobs if p.job.kind == "eval")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sweep.checkpoints=[7]"], "multiple of train.checkpoint_every=10"),
+        (["sweep.checkpoints=[30]"], "below train.max_steps=20"),
+        (["train.max_steps=40", "sweep.checkpoints=[10]"], "the retention removes"),
+    ],
+)
+def test_checkpoints_the_sweep_cannot_evaluate_are_refused(overrides, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        compose(["sweep=debug", *overrides])

@@ -36,7 +36,7 @@ from ldmscale.cli import (
     watch,
 )
 from ldmscale.cli.command import add_command
-from ldmscale.errors import EXIT_FAILED, BadInput, ConfigError, Retryable, exit_code
+from ldmscale.errors import EXIT_FAILED, EXIT_RETRY, BadInput, ConfigError, Retryable, exit_code
 
 COMMANDS = (
     models,
@@ -84,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 def report(command: str, error: BaseException) -> int:
     """Print what went wrong (a traceback only for the unexpected) and return the exit code."""
     code = exit_code(error)
+    if isinstance(error, SystemExit):
+        return code
     if isinstance(error, BadInput):
         what = "bad configuration: " if isinstance(error, ConfigError) else ""
         print(f"ldmscale {command}: {what}{error}", file=sys.stderr)
     elif isinstance(error, Retryable):
         print(f"ldmscale {command}: {error} (retryable: run it again)", file=sys.stderr)
-    elif not isinstance(error, SystemExit):
+    else:
         traceback.print_exception(error, file=sys.stderr)
         print(f"ldmscale {command}: failed: {type(error).__name__}: {error}", file=sys.stderr)
     return code if code else EXIT_FAILED
@@ -108,7 +110,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise Retryable("stopped by SIGTERM before finishing; nothing half-written is committed")
+    # SystemExit, not an exception class libraries catch and re-wrap (lazy importers do): the
+    # command unwinds (finally blocks run) and exits 75. Nothing half-written is committed.
+    print(
+        "SIGTERM: stopping; run the job again to finish it (exit 75)", file=sys.stderr, flush=True
+    )
+    raise SystemExit(EXIT_RETRY)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -324,6 +324,11 @@ class SweepConfig:
     budgets: list[float] = field(default_factory=list)
     """Sampling-cost budgets (norm. cost x U-Net evaluations) for the best-size table; empty =
     derived from the measured costs."""
+    checkpoints: list[int] = field(default_factory=list)
+    """Training steps, besides train.max_steps, whose checkpoints are evaluated too (at the first
+    sampler's largest step count and every guidance scale): the points of the quality against
+    training compute figure (Fig. 3). Each must be a multiple of train.checkpoint_every that the
+    retention keeps (a multiple of train.keep_every, or among the newest train.keep_last)."""
 
     def __post_init__(self) -> None:
         for model in self.models:
@@ -384,11 +389,30 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         _check_choice("device", self.device, DEVICES)
+        self._check_checkpoints()
         if self.sweep.shards > self.eval.num_samples:
             raise ValueError(
                 f"sweep.shards={self.sweep.shards} would leave shards empty: at most "
                 f"eval.num_samples={self.eval.num_samples}"
             )
+
+    def _check_checkpoints(self) -> None:
+        t = self.train
+        newest = {t.max_steps - k * t.checkpoint_every for k in range(t.keep_last)}
+        for step in self.sweep.checkpoints:
+            if not 0 < step < t.max_steps or step % t.checkpoint_every:
+                raise ValueError(
+                    f"sweep.checkpoints has {step}: each must be a multiple of "
+                    f"train.checkpoint_every={t.checkpoint_every} below train.max_steps="
+                    f"{t.max_steps}"
+                )
+            kept = (t.keep_every > 0 and step % t.keep_every == 0) or step in newest
+            if not kept:
+                raise ValueError(
+                    f"sweep.checkpoints has {step}, which the retention removes: make it a "
+                    f"multiple of train.keep_every={t.keep_every} (or raise train.keep_last="
+                    f"{t.keep_last})"
+                )
 
     def require_study(self) -> str:
         """The study URI; ConfigError when none was given."""

@@ -99,11 +99,17 @@ def base_overrides(cfg: StudyConfig, user_overrides: Sequence[str]) -> list[str]
     return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *user]
 
 
-def eval_jobs(sweep: SweepConfig, model: str, step: int) -> list[Job]:
-    """The eval shards of every sampling configuration of one checkpoint."""
+def eval_jobs(sweep: SweepConfig, model: str, step: int, full: bool = True) -> list[Job]:
+    """The eval shards of every sampling configuration of one checkpoint (`full`), or of the
+    first sampler at its largest step count only (an intermediate checkpoint: Fig. 3)."""
+    grid = (
+        product(sweep.samplers, sweep.steps, sweep.guidance)
+        if full
+        else product(sweep.samplers[:1], [max(sweep.steps)], sweep.guidance)
+    )
     return [
         Job("eval", model, step, sampler, steps, guidance, shard, sweep.shards)
-        for sampler, steps, guidance in product(sweep.samplers, sweep.steps, sweep.guidance)
+        for sampler, steps, guidance in grid
         for shard in range(sweep.shards)
     ]
 
@@ -124,7 +130,8 @@ def merge_job(shard: Job) -> Job:
 
 def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
-    sampling configuration of each model's final checkpoint (train.max_steps), analyze."""
+    sampling configuration of each model's final checkpoint (train.max_steps) and of the
+    intermediate ones `sweep.checkpoints` names, analyze."""
     sweep = cfg.sweep
     if sweep.name == NO_SWEEP:
         raise ConfigError(
@@ -135,7 +142,15 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     for model in sweep.models:
         train = PlannedJob(Job("train", model), deps=["prepare"])
         jobs.append(train)
-        for shard in eval_jobs(sweep, model, cfg.train.max_steps):
+        shards = [
+            *(
+                job
+                for step in sorted(sweep.checkpoints)
+                for job in eval_jobs(sweep, model, step, False)
+            ),
+            *eval_jobs(sweep, model, cfg.train.max_steps),
+        ]
+        for shard in shards:
             jobs.append(PlannedJob(shard, deps=[train.id]))
             merge = merges.setdefault(merge_job(shard).id, PlannedJob(merge_job(shard)))
             merge.deps.append(shard.id)

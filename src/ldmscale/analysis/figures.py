@@ -1,0 +1,171 @@
+"""The paper's figures (Mei et al., 2024) on whatever a study ran, as PNG bytes; every FID and
+prompt score is drawn with its 95% interval (error bars).
+
+- Table 1 (`table1`): quality per size at one fixed protocol;
+- Fig. 3 (`training_compute`): FID and prompt score against training compute (GFLOPs of one
+  forward x training steps, the paper's axis), from the checkpoints `sweep.checkpoints` names;
+- Fig. 8 (`optimal_guidance`): the best guidance scale per size and step count;
+- Fig. 9 (`quality_vs_cost`): best FID (or prompt score) against sampling cost per size, with
+  the Pareto frontier, where the crossover of sizes shows;
+- Fig. 10 (`equal_cost_grids`): sample grids of every size at one sampling cost;
+- Fig. 11 (`sampler_frontiers`): the FID frontier of each sampler over every size.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+from ldmscale.analysis.budget import Row, pareto_frontier
+
+COST_AXIS = "sampling cost (normalized cost x U-Net evaluations)"
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _by_model(rows: list[Row]) -> dict[str, list[Row]]:
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["norm_cost"], r["sampling_cost"])):
+        groups[row["model"]].append(row)
+    return groups
+
+
+def _errors(rows: list[Row], key: str) -> Any:
+    """Asymmetric error bars from `<key>_low` / `<key>_high` (zero where a row has none)."""
+    low = [r[key] - r.get(f"{key}_low", r[key]) for r in rows]
+    high = [r.get(f"{key}_high", r[key]) - r[key] for r in rows]
+    return [low, high]
+
+
+def _log_ticks(ax: Any, values: list[float]) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def table1(best: list[Row], sampler: str, steps: int) -> list[Row]:
+    """One row per size at `sampler` / `steps` (best guidance each), smallest first."""
+    rows = [r for r in best if r["sampler"] == sampler and r["steps"] == steps]
+    return sorted(rows, key=lambda r: r["norm_cost"])
+
+
+def training_compute(rows: list[Row], score_name: str) -> bytes:
+    """Fig. 3: FID and prompt score against GFLOPs x training steps, one line per size (rows at
+    one protocol, every evaluated checkpoint)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for model, group in _by_model(rows).items():
+        group = sorted(group, key=lambda r: r["checkpoint_step"])
+        compute = [r["protocol"]["gflops_forward"] * r["checkpoint_step"] for r in group]
+        for ax, key in zip(axes, ("fid", "prompt_score"), strict=True):
+            ax.errorbar(compute, [r[key] for r in group], yerr=_errors(group, key), fmt="o-",
+                        capsize=2, label=model)  # fmt: skip
+    axes[0].set(ylabel="FID", xscale="log", xlabel="training compute (GFLOPs x steps)")
+    axes[1].set(ylabel=score_name, xscale="log", xlabel="training compute (GFLOPs x steps)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(title="model", fontsize=8)
+    return _png(fig)
+
+
+def optimal_guidance(best: list[Row]) -> bytes:
+    """Fig. 8: the guidance scale with the best FID per size and step count, per sampler."""
+    samplers = sorted({r["sampler"] for r in best})
+    fig, axes = plt.subplots(1, len(samplers), figsize=(4.5 * len(samplers), 3.6), squeeze=False)
+    for ax, sampler in zip(axes[0], samplers, strict=True):
+        for model, group in _by_model([r for r in best if r["sampler"] == sampler]).items():
+            group = sorted(group, key=lambda r: r["steps"])
+            ax.plot([r["steps"] for r in group], [r["guidance"] for r in group], "o-", label=model)
+        _log_ticks(ax, [r["steps"] for r in best])
+        ax.set(title=sampler, xlabel="sampling steps", ylabel="best guidance scale")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(title="model", fontsize=8)
+    return _png(fig)
+
+
+def quality_by_steps(best: list[Row]) -> bytes:
+    """FID against sampling steps per size (best guidance), one panel per sampler."""
+    samplers = sorted({r["sampler"] for r in best})
+    fig, axes = plt.subplots(1, len(samplers), figsize=(4.5 * len(samplers), 3.8), squeeze=False)
+    for ax, sampler in zip(axes[0], samplers, strict=True):
+        for model, group in _by_model([r for r in best if r["sampler"] == sampler]).items():
+            group = sorted(group, key=lambda r: r["steps"])
+            ax.errorbar([r["steps"] for r in group], [r["fid"] for r in group],
+                        yerr=_errors(group, "fid"), fmt="o-", capsize=2, label=model)  # fmt: skip
+        _log_ticks(ax, [r["steps"] for r in best])
+        ax.set(title=sampler, xlabel="sampling steps", ylabel="FID (best guidance)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(title="model", fontsize=8)
+    return _png(fig)
+
+
+def quality_vs_cost(best: list[Row], key: str, label: str, frontier: bool) -> bytes:
+    """Fig. 9: `key` against sampling cost per size (best guidance), with the Pareto frontier
+    of FID when asked."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for model, group in _by_model(best).items():
+        ax.errorbar([r["sampling_cost"] for r in group], [r[key] for r in group],
+                    yerr=_errors(group, key), fmt="o", ms=4, capsize=2, label=model)  # fmt: skip
+    if frontier:
+        front = pareto_frontier(best)
+        ax.step([r["sampling_cost"] for r in front], [r[key] for r in front], "k--",
+                where="post", lw=1, label="Pareto frontier")  # fmt: skip
+    ax.set(xlabel=COST_AXIS, ylabel=label, xscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def sampler_frontiers(best: list[Row]) -> bytes:
+    """Fig. 11: the FID Pareto frontier of each sampler over every size."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for sampler in sorted({r["sampler"] for r in best}):
+        front = pareto_frontier([r for r in best if r["sampler"] == sampler])
+        ax.step([r["sampling_cost"] for r in front], [r["fid"] for r in front], "o-",
+                where="post", ms=4, label=sampler)  # fmt: skip
+    ax.set(xlabel=COST_AXIS, ylabel="FID (frontier)", xscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(title="sampler", fontsize=8)
+    return _png(fig)
+
+
+def equal_cost_choice(best: list[Row]) -> tuple[float, list[Row]]:
+    """(cost, per size the best-FID configuration costing at most it): the smallest sampling
+    cost at which every size has a configuration, so each size shows its best at one budget
+    (Fig. 10)."""
+    groups = _by_model(best)
+    cost = max(min(r["sampling_cost"] for r in group) for group in groups.values())
+    chosen = [
+        min((r for r in group if r["sampling_cost"] <= cost * (1 + 1e-9)), key=lambda r: r["fid"])
+        for group in groups.values()
+    ]
+    return cost, chosen
+
+
+def equal_cost_grids(chosen: list[Row], grids: list[bytes], cost: float) -> bytes:
+    """Fig. 10: the sample grids (PNG bytes) of `chosen` side by side, labelled."""
+    from PIL import Image
+
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
+    for ax, row, grid in zip(axes[0], chosen, grids, strict=True):
+        ax.imshow(Image.open(io.BytesIO(grid)))
+        ax.set_title(
+            f"{row['model']}: {row['sampler']} {row['steps']} steps, g {row['guidance']:g}\n"
+            f"cost {row['sampling_cost']:.3g}, FID {row['fid']:.3g}",
+            fontsize=8,
+        )
+        ax.axis("off")
+    fig.suptitle(f"every size at sampling cost <= {cost:.3g}", fontsize=10)
+    return _png(fig)
