@@ -5,7 +5,6 @@ in the slow tier of `make test`."""
 from __future__ import annotations
 
 import random
-import signal
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from harness import Table, random_delays
 
 
 @pytest.mark.campaign
+@pytest.mark.timeout(4 * 3600)  # about an hour on an idle 2-core machine
 def test_the_whole_campaign(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     began = time.monotonic()
     rng = random.Random(int(time.time()))
@@ -69,7 +69,6 @@ def test_a_sample_of_the_campaign(tmp_path: Path) -> None:
     bad_input.run(campaign, [case for case in bad_input.CASES if case[0] in SAMPLE_INPUTS])
     print("\n" + table.render())
     assert not table.failed, [f"{t.category}: {t.name}: {t.outcome}" for t in table.failed]
-    assert signal.SIGKILL  # the sample covers a hard kill
 
 
 SAMPLE_INPUTS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -111,11 +112,15 @@ def test_a_checkpoint_lacking_a_file_a_reader_needs_falls_back_to_the_previous(
     tmp_path: Path,
 ) -> None:
     storage = Storage(str(tmp_path / "study"))
-    for step in (1, 2):
+    for step in (1, 2, 3):
         staged = _stage(tmp_path, step)
         if step == 2:
-            (staged / ckpt.TRAIN_STATE).unlink()  # committed without its train state
+            shutil.rmtree(staged / "unet")  # nothing to sample
+        if step == 3:
+            (staged / ckpt.TRAIN_STATE).unlink()  # nothing to resume from, but can be sampled
         ckpt.commit_checkpoint(storage, "debug", staged, _meta(step))
     reports: list[str] = []
-    assert ckpt.latest_valid_step(storage, "debug", report=reports.append) == 1
-    assert "step-2" in reports[0] and "lacks train_state.json" in reports[0]
+    assert ckpt.latest_valid_step(storage, "debug", ckpt.FOR_RESUMING, reports.append) == 1
+    assert "step-3" in reports[0] and "lacks train_state.json" in reports[0]
+    assert "step-2" in reports[1] and "lacks unet/" in reports[1]
+    assert ckpt.latest_valid_step(storage, "debug", report=reports.append) == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ldmscale.analysis.records import QUALITY
 from ldmscale.metrics.intervals import Interval, samples_to_separate
 
 Row = dict[str, Any]
@@ -101,24 +102,8 @@ def best_per_budget(rows: list[Row], budgets: list[float]) -> list[Row]:
 
 
 BUDGET_COLUMNS = [
-    "budget",
-    "model",
-    "params",
-    "sampler",
-    "steps",
-    "guidance",
-    "fid",
-    "fid_low",
-    "fid_high",
-    "prompt_score",
-    "prompt_score_low",
-    "prompt_score_high",
-    "sampling_cost",
-    "norm_cost",
-    "unet_evaluations",
-    "latency_ms_per_image",
-    "num_samples",
-    "tied_with",
-    "runner_up",
-    "samples_to_separate",
+    *["budget", "model", "params", "sampler", "steps", "guidance"],
+    *QUALITY,
+    *["sampling_cost", "norm_cost", "unet_evaluations", "latency_ms_per_image", "num_samples"],
+    *["tied_with", "runner_up", "samples_to_separate"],
 ]

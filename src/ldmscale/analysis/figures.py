@@ -82,30 +82,26 @@ def training_compute(rows: list[Row], score_name: str) -> bytes:
 
 def optimal_guidance(best: list[Row]) -> bytes:
     """Fig. 8: the guidance scale with the best FID per size and step count, per sampler."""
-    samplers = sorted({r["sampler"] for r in best})
-    fig, axes = plt.subplots(1, len(samplers), figsize=(4.5 * len(samplers), 3.6), squeeze=False)
-    for ax, sampler in zip(axes[0], samplers, strict=True):
-        for model, group in _by_model([r for r in best if r["sampler"] == sampler]).items():
-            group = sorted(group, key=lambda r: r["steps"])
-            ax.plot([r["steps"] for r in group], [r["guidance"] for r in group], "o-", label=model)
-        _log_ticks(ax, [r["steps"] for r in best])
-        ax.set(title=sampler, xlabel="sampling steps", ylabel="best guidance scale")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(title="model", fontsize=8)
-    return _png(fig)
+    return _against_steps(best, "guidance", "best guidance scale")
 
 
 def quality_by_steps(best: list[Row]) -> bytes:
     """FID against sampling steps per size (best guidance), one panel per sampler."""
+    return _against_steps(best, "fid", "FID (best guidance)")
+
+
+def _against_steps(best: list[Row], key: str, label: str) -> bytes:
+    """One panel per sampler: `key` against sampling steps, a line per size, with the
+    interval of `key` as error bars where rows have one."""
     samplers = sorted({r["sampler"] for r in best})
     fig, axes = plt.subplots(1, len(samplers), figsize=(4.5 * len(samplers), 3.8), squeeze=False)
     for ax, sampler in zip(axes[0], samplers, strict=True):
         for model, group in _by_model([r for r in best if r["sampler"] == sampler]).items():
             group = sorted(group, key=lambda r: r["steps"])
-            ax.errorbar([r["steps"] for r in group], [r["fid"] for r in group],
-                        yerr=_errors(group, "fid"), fmt="o-", capsize=2, label=model)  # fmt: skip
+            ax.errorbar([r["steps"] for r in group], [r[key] for r in group],
+                        yerr=_errors(group, key), fmt="o-", capsize=2, label=model)  # fmt: skip
         _log_ticks(ax, [r["steps"] for r in best])
-        ax.set(title=sampler, xlabel="sampling steps", ylabel="FID (best guidance)")
+        ax.set(title=sampler, xlabel="sampling steps", ylabel=label)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(title="model", fontsize=8)
     return _png(fig)

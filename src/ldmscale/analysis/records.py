@@ -12,30 +12,17 @@ from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import CorruptArtifact, read_file, recompute
 from ldmscale.storage.records import METRICS, metrics_dirs
 
-# Columns in the order a reader wants them; any further keys of metrics.json follow.
+QUALITY = ["fid", "fid_low", "fid_high", "prompt_score", "prompt_score_low", "prompt_score_high"]
+"""The quality columns: each metric with its interval's bounds."""
 COLUMNS = [
-    "model",
-    "params",
-    "channels",
-    "checkpoint_step",
-    "sampler",
-    "steps",
-    "guidance",
+    *["model", "params", "channels", "checkpoint_step", "sampler", "steps", "guidance"],
     "num_samples",
-    "fid",
-    "fid_low",
-    "fid_high",
-    "prompt_score",
-    "prompt_score_low",
-    "prompt_score_high",
+    *QUALITY,
     "prompt_score_name",
-    "norm_cost",
-    "unet_evaluations",
-    "sampling_cost",
-    "gflops_per_image",
-    "latency_ms_per_image",
-    "device",
+    *["norm_cost", "unet_evaluations", "sampling_cost", "gflops_per_image"],
+    *["latency_ms_per_image", "device"],
 ]
+"""Columns of results/metrics.csv in the order a reader wants them; further keys follow."""
 
 
 def load_records(storage: Storage) -> tuple[list[dict[str, Any]], str]:

@@ -18,10 +18,7 @@ from ldmscale.cli.command import print_json
 from ldmscale.config import compose
 
 NAME = "prepare"
-SUMMARY = (
-    "build what the study's jobs share: domain components, shard index, latents, reference "
-    "statistics (reused when committed)"
-)
+SUMMARY = "build what the jobs share: domain parts, shards, latents, reference statistics"
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

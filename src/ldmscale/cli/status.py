@@ -24,10 +24,7 @@ examples:
 """
 
 NAME = "status"
-SUMMARY = (
-    "show a study's progress from its storage: jobs committed and missing per stage, "
-    "training, corrupt artifacts, best model per budget"
-)
+SUMMARY = "show a study's progress: jobs per stage, training, corrupt artifacts, best per budget"
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,10 +30,7 @@ examples:
 """
 
 NAME = "submit"
-SUMMARY = (
-    "create the sweep Workflow on the cluster (Kubernetes API or Argo Server); print "
-    "its name; --wait follows it"
-)
+SUMMARY = "create the sweep Workflow on the cluster and print its name (--wait follows it)"
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from argo_workflows.model.io_argoproj_workflow_v1alpha1_workflow_terminate_reque
 )
 from argo_workflows.model_utils import model_to_dict
 
-from ldmscale.cluster.client import ClusterError, Obj
+from ldmscale.cluster.client import ClusterError, Obj, refusal
 from ldmscale.cluster.kube import TIMEOUT, WATCH_SECONDS
 
 DEFAULT_NAMESPACE = "default"
@@ -87,19 +87,13 @@ class ArgoServerClient:
             raise ClusterError(f"cannot reach Argo Server at {self.url}: {err}") from None
 
     def _explain(self, err: ApiException, what: str) -> str:
-        try:
-            message = str(json.loads(err.body)["message"])
-        except (TypeError, ValueError, KeyError):
-            message = str(err.reason)
-        if err.status == 403:
-            return (
-                f"forbidden: Argo Server {self.url} does not let your token {what} in namespace "
-                f"{self.namespace} ({message}); ask for the RBAC your SSO group or service "
-                f"account needs there"
-            )
-        if err.status == 401:
-            return f"unauthorized: Argo Server {self.url} refused the token ({message})"
-        return f"{what} in namespace {self.namespace} failed: {err.status} {message}"
+        return refusal(
+            err,
+            f"{what} in namespace {self.namespace}",
+            forbidden=f"Argo Server {self.url} does not let your token {what} in namespace "
+            f"{self.namespace}: ask for the RBAC your SSO group or service account needs there",
+            unauthorized=f"Argo Server {self.url} refused the token",
+        )
 
     def templates(self) -> dict[str, Obj]:
         """The namespace's WorkflowTemplates by name."""

@@ -10,6 +10,7 @@ what to do about it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -21,6 +22,25 @@ TOKEN_ENV = "ARGO_TOKEN"
 SHUTDOWN = ("Stop", "Terminate")
 """Argo's `spec.shutdown` strategies: Stop lets running pods finish (exit handlers run);
 Terminate stops them at once. Either way committed work stays in the study."""
+
+
+def api_message(err: Any) -> str:
+    """The Status message of an API error (its body is a Status object), else its reason."""
+    try:
+        return str(json.loads(err.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(err.reason or err)
+
+
+def refusal(err: Any, what: str, forbidden: str, unauthorized: str) -> str:
+    """The message of a ClusterError for an API error `err` (`.status`, `.body`, `.reason`) on
+    doing `what`: `forbidden` says what to ask for (403), `unauthorized` who refused (401)."""
+    message = api_message(err)
+    if err.status == 403:
+        return f"forbidden: {forbidden}; the API said: {message}"
+    if err.status == 401:
+        return f"unauthorized: {unauthorized}; the API said: {message}"
+    return f"{what} failed: {err.status} {message}"
 
 
 class ClusterError(BadInput):

@@ -10,7 +10,6 @@ RBAC forbidden (403, naming the verb, resource and namespace), not found (404).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.config.config_exception import ConfigException
 
-from ldmscale.cluster.client import ClusterError, Obj
+from ldmscale.cluster.client import ClusterError, Obj, refusal
 from ldmscale.cluster.workflow import GROUP, VERSION
 
 TIMEOUT = (5.0, 60.0)
@@ -78,16 +77,14 @@ class KubernetesClient:
 
     def _explain(self, err: Any, verb: str, plural: str) -> str:
         resource = f"{plural}.{GROUP}"
-        message = _message(err)
-        if err.status == 403:
-            return (
-                f"forbidden: your credentials may not {verb} {resource} in namespace "
-                f"{self.namespace} ({message}); ask for a Role granting {verb} on {resource} "
-                f"there (the chart's RBAC covers the workflow pods only)"
-            )
-        if err.status == 401:
-            return f"unauthorized: {self.host} refused the kubeconfig's credentials ({message})"
-        return f"{verb} {resource} in namespace {self.namespace} failed: {err.status} {message}"
+        return refusal(
+            err,
+            f"{verb} {resource} in namespace {self.namespace}",
+            forbidden=f"your credentials may not {verb} {resource} in namespace "
+            f"{self.namespace}: ask for a Role granting {verb} on {resource} there (the "
+            f"chart's RBAC covers the workflow pods only)",
+            unauthorized=f"{self.host} refused the kubeconfig's credentials",
+        )
 
     def templates(self) -> dict[str, Obj]:
         """The namespace's WorkflowTemplates by name."""
@@ -148,11 +145,3 @@ class KubernetesClient:
         return dict(
             self._call("patch", "workflows", self.api.patch_namespaced_custom_object, name, patch)
         )
-
-
-def _message(err: Any) -> str:
-    """The Status message of an API error (the body is a Status object), else its reason."""
-    try:
-        return str(json.loads(err.body)["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(err.reason or err)

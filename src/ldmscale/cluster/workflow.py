@@ -9,7 +9,6 @@ The folder is `$LDMSCALE_WORKFLOWS_DIR`, else the `workflows/` folder of the sou
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from ldmscale.config import ConfigError
+from ldmscale.config.compose import project_folder
 
 WORKFLOWS_DIR_ENV = "LDMSCALE_WORKFLOWS_DIR"
 SWEEP_FILE = "scaling-sweep.yaml"
@@ -29,14 +29,7 @@ Obj = dict[str, Any]
 
 def workflows_dir() -> Path:
     """`$LDMSCALE_WORKFLOWS_DIR`, else the `workflows/` folder of the source checkout."""
-    if os.environ.get(WORKFLOWS_DIR_ENV):
-        return Path(os.environ[WORKFLOWS_DIR_ENV]).resolve()
-    checkout = Path(__file__).resolve().parents[3] / "workflows"
-    if checkout.is_dir():
-        return checkout
-    raise ConfigError(
-        f"no workflows/ folder found; set {WORKFLOWS_DIR_ENV} to the project's workflows/"
-    )
+    return project_folder("workflows", WORKFLOWS_DIR_ENV)
 
 
 def load_sweep_workflow(folder: Path | None = None) -> Obj:

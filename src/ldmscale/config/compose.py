@@ -30,14 +30,20 @@ from ldmscale.sample.registry import SAMPLERS
 CONFIG_DIR_ENV = "LDMSCALE_CONFIG_DIR"
 
 
-def config_dir() -> Path:
-    """`$LDMSCALE_CONFIG_DIR`, else the `configs/` folder of the source checkout."""
-    if os.environ.get(CONFIG_DIR_ENV):
-        return Path(os.environ[CONFIG_DIR_ENV]).resolve()
-    checkout = Path(__file__).resolve().parents[3] / "configs"
+def project_folder(name: str, env: str) -> Path:
+    """`$<env>`, else the folder `name` of the source checkout (an installed package names its
+    copy in the variable, as the container image does). ConfigError when neither exists."""
+    if os.environ.get(env):
+        return Path(os.environ[env]).resolve()
+    checkout = Path(__file__).resolve().parents[3] / name
     if checkout.is_dir():
         return checkout
-    raise ConfigError(f"no configs/ folder found; set {CONFIG_DIR_ENV} to the project's configs/")
+    raise ConfigError(f"no {name}/ folder found; set {env} to the project's {name}/")
+
+
+def config_dir() -> Path:
+    """`$LDMSCALE_CONFIG_DIR`, else the `configs/` folder of the source checkout."""
+    return project_folder("configs", CONFIG_DIR_ENV)
 
 
 @lru_cache(maxsize=1)

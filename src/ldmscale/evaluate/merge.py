@@ -94,6 +94,23 @@ def _merged(
     return fid, score, reference, samples
 
 
+def _costs(storage: Storage, cfg: StudyConfig, step: int, protocol: dict[str, Any]) -> dict:
+    """The cost fields of the record, from the preset at the checkpoint's shapes."""
+    meta = read_meta(storage, cfg.model.preset, step)
+    cost = model_cost(cfg.model.preset, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
+    evaluations = int(protocol["unet_evaluations"])
+    passes = int(protocol["unet_passes_per_evaluation"])
+    return {
+        "params": cost.params,
+        "channels": cost.channels,
+        "norm_cost": cost.norm_cost,
+        "unet_evaluations": evaluations,
+        "sampling_cost": cost.norm_cost * evaluations,
+        "gflops_per_image": flops_per_image(cost.gflops, evaluations, passes),
+        "gflops_forward": cost.gflops,
+    }
+
+
 def merge(cfg: StudyConfig) -> MetricsRecord:
     """Merge the `eval.shard` count of shards of the configured sampling configuration."""
     storage = open_study(cfg)
@@ -106,29 +123,27 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
     metas = _shard_metas(storage, key, count)
     protocol = metas[0]["protocol"]
     fid, score, reference, samples = _merged(storage, key, count, protocol)
-    if fid.count(real=False) != protocol["num_samples"]:
+    n = fid.count(real=False)
+    if n != protocol["num_samples"]:
         raise EvalInputError(
-            f"shards of {storage.url(key.dir)} hold {fid.count(real=False)} samples, the protocol "
-            f"says {protocol['num_samples']}"
+            f"shards of {storage.url(key.dir)} hold {n} samples, the protocol says "
+            f"{protocol['num_samples']}"
         )
-    resamples = cfg.eval.intervals
-    seed = derive_seed(cfg.seed, "bootstrap", key.path)
+    resamples, seed = cfg.eval.intervals, derive_seed(cfg.seed, "bootstrap", key.path)
     fid_ci = fid_interval(reference, samples["features"], resamples, seed)
     score_ci = mean_interval(samples["scores"], resamples, seed, score.floor)
-
-    meta = read_meta(storage, cfg.model.preset, step)
-    cost = model_cost(cfg.model.preset, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
-    seconds = sum(m["generation_seconds"] for m in metas)
-    evaluations = int(protocol["unet_evaluations"])
+    costs = _costs(storage, cfg, step, protocol)
+    interval = (
+        f"{fid_ci.level:.0%} percentile bootstrap over generated samples ({resamples} "
+        "resamples, reference fixed)"
+    )
     record = MetricsRecord(
         model=cfg.model.preset,
-        params=cost.params,
-        channels=cost.channels,
         checkpoint_step=step,
         sampler=key.sampler,
         steps=key.steps,
         guidance=key.guidance,
-        num_samples=fid.count(real=False),
+        num_samples=n,
         fid=fid.compute(),
         fid_low=fid_ci.low,
         fid_high=fid_ci.high,
@@ -136,27 +151,17 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
         prompt_score_low=score_ci.low,
         prompt_score_high=score_ci.high,
         prompt_score_name=protocol["prompt_score"],
-        norm_cost=cost.norm_cost,
-        unet_evaluations=evaluations,
-        sampling_cost=cost.norm_cost * evaluations,
-        gflops_per_image=flops_per_image(
-            cost.gflops, evaluations, int(protocol["unet_passes_per_evaluation"])
-        ),
-        latency_ms_per_image=1000.0 * seconds / fid.count(real=False),
+        latency_ms_per_image=1000.0 * sum(m["generation_seconds"] for m in metas) / n,
         device=", ".join(sorted({m["device"] for m in metas})),
         protocol={
             **protocol,
             "shards": count,
-            "gflops_forward": cost.gflops,
-            "interval": f"{fid_ci.level:.0%} percentile bootstrap over generated samples "
-            f"({resamples} resamples, reference fixed)",
+            "interval": interval,
+            "gflops_forward": costs.pop("gflops_forward"),
         },
         provenance=provenance(cfg),
+        **costs,
     )
-    commit(
-        storage,
-        key.dir,
-        files={METRICS: record.to_json().encode()},
-        meta={"fid": record.fid, "shards": count, "num_samples": record.num_samples},
-    )
+    meta = {"fid": record.fid, "shards": count, "num_samples": n}
+    commit(storage, key.dir, files={METRICS: record.to_json().encode()}, meta=meta)
     return record

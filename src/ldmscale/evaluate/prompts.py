@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ldmscale.config.schema import EvalConfig
 from ldmscale.storage.fs import open_url
 
 SHAPES = "shapes"
@@ -153,22 +154,16 @@ def dataset_protocol(prompt_set: str, options: dict[str, Any] | None = None) -> 
     }
 
 
-def missing_inputs(
-    prompt_set: str,
-    reference_images: str,
-    feature_extractor: str,
-    inception_weights: str,
-    clip_model: str,
-) -> list[str]:
+def missing_inputs(e: EvalConfig) -> list[str]:
     """What a real-data evaluation lacks, one message per missing `eval.*` field (empty: none)."""
     missing = []
-    if not prompt_set:
+    if not e.prompt_set:
         missing.append("eval.prompt_set=<path or URI of a COCO captions JSON, or 'shapes'>")
-    if feature_extractor == "inception" and not inception_weights:
+    if e.feature_extractor == "inception" and not e.inception_weights:
         missing.append("eval.inception_weights=<path or URI of the FID Inception weights (.pth)>")
-    real = not is_domain(prompt_set)
-    if real and not reference_images:
+    real = not is_domain(e.prompt_set)
+    if real and not e.reference_images:
         missing.append("eval.reference_images=<folder path or URI of the reference images>")
-    if not clip_model and (real or feature_extractor == "clip"):
+    if not e.clip_model and (real or e.feature_extractor == "clip"):
         missing.append("eval.clip_model=<folder path or URI of a CLIP model (save_pretrained)>")
     return missing

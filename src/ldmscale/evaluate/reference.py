@@ -210,9 +210,7 @@ def prepare_reference(
     from ldmscale.runtime import resolve_device
 
     e = cfg.eval
-    missing = missing_inputs(
-        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
-    )
+    missing = missing_inputs(e)
     if missing:
         raise ValueError("the reference statistics need " + "; ".join(missing))
     device = device or resolve_device(cfg.device)

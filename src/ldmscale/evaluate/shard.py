@@ -152,9 +152,7 @@ def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, 
 def _check_inputs(cfg: StudyConfig) -> None:
     """Refuse, before loading anything, a real-data request that lacks inputs or samples."""
     e = cfg.eval
-    missing = missing_inputs(
-        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
-    )
+    missing = missing_inputs(e)
     if missing:
         raise EvalInputError("this evaluation needs " + "; ".join(missing))
     if not is_domain(e.prompt_set):

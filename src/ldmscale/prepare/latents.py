@@ -45,10 +45,6 @@ from ldmscale.storage.manifest import commit, intact, load_manifest
 from ldmscale.storage.staging import staging
 
 
-def _storage(cfg: StudyConfig) -> Storage:
-    return open_study(cfg)
-
-
 def _shard_name(number: int) -> str:
     return f"shard-{number:06d}"
 
@@ -105,6 +101,36 @@ def _encode_shard(
     return write_shard(str(out / SHARD_FILE), records)
 
 
+def _encode_missing(
+    cfg: StudyConfig,
+    storage: Storage,
+    rel: str,
+    index: ShardIndex,
+    autoencoder: Any,
+    text_encoder: Any,
+) -> list[int]:
+    """Encode and commit each input shard whose output is not committed; their numbers."""
+    encoded = []
+    bar = tqdm(
+        enumerate(zip(index.urls, index.counts, strict=True)),
+        total=len(index.urls),
+        desc="prepare latents",
+        unit="shard",
+        file=sys.stderr,
+    )
+    for number, (url, count) in bar:
+        sub = f"{rel}/{_shard_name(number)}"
+        if intact(storage, sub):
+            continue
+        bar.set_postfix_str(url.rsplit("/", 1)[-1])
+        with staging("latents") as tmp:
+            written = _encode_shard(url, count, cfg, autoencoder, text_encoder, Path(tmp))
+            commit(storage, sub, local_dir=Path(tmp), meta={"source": url, "count": written})
+        encoded.append(number)
+    bar.close()
+    return encoded
+
+
 def precompute(cfg: StudyConfig, device: torch.device | None = None) -> PreparedLatents:
     """Encode every sample of `data.shards` once (resuming: committed shards are skipped) and
     commit the latents' index and the empty-caption embedding last. Idempotent."""
@@ -112,7 +138,7 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
     from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.runtime import resolve_device
 
-    storage, rel = _storage(cfg), latents_dir(cfg)
+    storage, rel = open_study(cfg), latents_dir(cfg)
     done = load_manifest(storage, rel) if intact(storage, rel) else None
     if done is not None:
         meta = done.meta
@@ -132,24 +158,7 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
     )
     size = autoencoder.latent_size(cfg.data.resolution)
     latent_shape = (autoencoder.latent_channels, size, size)
-    encoded = []
-    bar = tqdm(
-        enumerate(zip(index.urls, index.counts, strict=True)),
-        total=len(index.urls),
-        desc="prepare latents",
-        unit="shard",
-        file=sys.stderr,
-    )
-    for number, (url, count) in bar:
-        sub = f"{rel}/{_shard_name(number)}"
-        if intact(storage, sub):
-            continue
-        bar.set_postfix_str(url.rsplit("/", 1)[-1])
-        with staging("latents") as tmp:
-            written = _encode_shard(url, count, cfg, autoencoder, text_encoder, Path(tmp))
-            commit(storage, sub, local_dir=Path(tmp), meta={"source": url, "count": written})
-        encoded.append(number)
-    bar.close()
+    encoded = _encode_missing(cfg, storage, rel, index, autoencoder, text_encoder)
     empty = text_encoder.encode([""])[0].float().cpu().numpy()
     names = tuple(f"{_shard_name(n)}/{SHARD_FILE}" for n in range(len(index.urls)))
     meta = {

@@ -77,10 +77,7 @@ def check_inputs(cfg: StudyConfig) -> None:
             cfg.data.require_real()
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    e = cfg.eval
-    missing = needs_reference(cfg) and missing_inputs(
-        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
-    )
+    missing = needs_reference(cfg) and missing_inputs(cfg.eval)
     if missing:
         raise ConfigError("the reference statistics need " + "; ".join(missing))
 

@@ -41,8 +41,10 @@ from ldmscale.storage.manifest import (
 
 TRAIN_STATE = "train_state.json"
 """Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
-REQUIRED = (TRAIN_STATE, "scheduler/", "unet/", "deepspeed/")
-"""Files (or folders, ending in /) a checkpoint must hold to be resumed from or sampled."""
+FOR_SAMPLING = ("scheduler/", "unet/")
+"""Files (or folders, ending in /) a checkpoint must hold to be sampled (eval, merge)."""
+FOR_RESUMING = (TRAIN_STATE, "scheduler/", "unet/", "deepspeed/")
+"""Files (or folders, ending in /) a checkpoint must hold for training to resume from it."""
 
 
 @dataclass(frozen=True)
@@ -107,17 +109,20 @@ def _warn(message: str) -> None:
 
 
 def latest_valid_step(
-    storage: Storage, model: str, report: Callable[[str], None] = _warn
+    storage: Storage,
+    model: str,
+    needs: tuple[str, ...] = FOR_SAMPLING,
+    report: Callable[[str], None] = _warn,
 ) -> int | None:
-    """The newest committed checkpoint whose files verify and that holds every file a reader
-    needs (`REQUIRED`); the others are reported and skipped."""
+    """The newest committed checkpoint whose files verify and that holds every file in `needs`
+    (`FOR_SAMPLING` or `FOR_RESUMING`); the others are reported and skipped."""
     for step in reversed(committed_steps(storage, model)):
         rel = paths.checkpoint_dir(model, step)
         try:
             manifest = verify(storage, rel)
             lacking = [
                 name
-                for name in REQUIRED
+                for name in needs
                 if not any(f == name or f.startswith(name) for f in manifest.files)
             ]
             if lacking:

@@ -80,7 +80,11 @@ class Checkpointer:
         """The state of the newest valid checkpoint (engine and EMA restored), or a fresh one;
         log records past it belong to steps that will be redone and are dropped."""
         dist = self.dist
-        found = ckpt.latest_valid_step(self.storage, self.model) if dist.is_main else None
+        found = (
+            ckpt.latest_valid_step(self.storage, self.model, ckpt.FOR_RESUMING)
+            if dist.is_main
+            else None
+        )
         latest = broadcast(dist, found)
         state = TrainState()
         if latest is not None:
