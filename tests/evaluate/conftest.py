@@ -53,10 +53,6 @@ def make_checkpoint(
         unet.save_pretrained(local / "unet")
         schedule.save_pretrained(local / "scheduler")
         (local / "train_state.json").write_text(json.dumps({"step": step, "samples_seen": 0}))
-        # A committed checkpoint holds the engine state (storage.checkpoints.REQUIRED); sampling
-        # never reads it, so DeepSpeed's tag file stands for it here.
-        (local / "deepspeed").mkdir()
-        (local / "deepspeed" / "latest").write_text("state")
         meta: dict[str, Any] = {
             "preset": model,
             "step": step,
