@@ -12,7 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
-.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status check-k8s chaos chart-docs render images clean
+.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chaos chart-docs render images clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench-train: $(STAMP) ## samples/s of train() vs a plain PyTorch loop (debug, t1
 
 bench-status: $(STAMP) ## ldmscale status on a paper-sized local study vs one check per job (S3: ARGS=--s3)
 	$(PY) benchmarks/bench_status.py $(ARGS)
+
+bench-gpu: $(STAMP) ## one table on a CUDA GPU: training MFU, sampling vs diffusers, FID features (ARGS=...)
+	$(PY) benchmarks/bench_gpu.py $(ARGS)
 
 check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
 	$(BIN)/pytest -q tests/cluster

@@ -1,18 +1,25 @@
 """Training throughput of the real `train()` path against a plain PyTorch loop, in one process.
 
 For each preset, `train()` (DeepSpeed ZeRO, one rank) runs on a fresh prepared study of the
-embedded domain; its steady-state samples/s comes from `train_log.jsonl`, between the record at
-`--warmup` steps and the last record (start-up, the first steps and the final checkpoint are
-excluded). The baseline is a plain loop over the same U-Net initialisation, batch, loss, torch
-AdamW, gradient clipping and warmup, with no DeepSpeed. Both include the same data work (render,
-autoencoder encode, cached caption embeddings, per-sample draws), so the ratio isolates the
-trainer's overhead. Run: `make bench-train` (or `python benchmarks/bench_train.py --help`).
+embedded domain, logging every step; its steady-state samples/s comes from `train_log.jsonl`,
+between the record at `--warmup` steps and the last record (start-up, the first steps and the
+final checkpoint are excluded). The baseline is a plain loop over the same U-Net initialisation,
+batch, loss, torch AdamW, gradient clipping and warmup, with no DeepSpeed, run before and after
+`train()`. Both include the same data work (render, autoencoder encode, cached caption
+embeddings, per-sample draws), so the ratio isolates the trainer's overhead.
+
+Two ratios (train() / plain, higher is better, 1.0 = no overhead): `ratio` of the mean rates,
+and `median_ratio` of the median step times, which a burst of load from other processes on a
+shared machine moves far less. Run: `make bench-train` (or `python benchmarks/bench_train.py
+--help`).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -24,15 +31,17 @@ import torch
 PREPARE = ["data=shapes_fast"]
 
 
-def _steady_rate(log_text: str, warmup: int) -> float:
+def _steady(log_text: str, warmup: int) -> tuple[float, list[float]]:
+    """(samples/s, step durations in s) of train() after `warmup` steps, from its log."""
     records = [json.loads(line) for line in log_text.splitlines() if line.strip()]
-    start = next(r for r in records if r["step"] >= warmup)
-    end = records[-1]
-    return (end["samples_seen"] - start["samples_seen"]) / (end["time"] - start["time"])
+    steady = [r for r in records if r["step"] >= warmup]
+    start, end = steady[0], steady[-1]
+    rate = (end["samples_seen"] - start["samples_seen"]) / (end["time"] - start["time"])
+    return rate, [b["time"] - a["time"] for a, b in itertools.pairwise(steady)]
 
 
-def plain_loop(cfg: object, steps: int, warmup: int) -> float:
-    """Samples/s of a plain PyTorch training loop (steps after `warmup`), no DeepSpeed."""
+def plain_loop(cfg: object, steps: int, warmup: int) -> list[float]:
+    """Step durations (s) of a plain PyTorch training loop after `warmup` steps, no DeepSpeed."""
     from ldmscale.config.schema import StudyConfig
     from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.presets import get_preset
@@ -67,10 +76,8 @@ def plain_loop(cfg: object, steps: int, warmup: int) -> float:
     warm = max(tcfg.warmup_steps, 1)
     schedule_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / warm))
     schedule = noise_schedule(tcfg)
-    start = time.perf_counter()
+    durations, last = [], time.perf_counter()
     for step in range(steps):
-        if step == warmup:
-            start = time.perf_counter()
         indices = micro_indices(step, 0, 0, 1, tcfg.global_batch, tcfg.global_batch)
         batch = data.batch(indices)
         loss = diffusion_loss(
@@ -81,9 +88,13 @@ def plain_loop(cfg: object, steps: int, warmup: int) -> float:
         optimizer.step()
         schedule_lr.step()
         optimizer.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (steps - warmup) * tcfg.global_batch / (time.perf_counter() - start)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if step >= warmup:
+            durations.append(now - last)
+        last = now
+    return durations
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"train.global_batch={args.batch}",
                 f"train.micro_batch={args.batch}",
                 f"train.checkpoint_every={args.steps}",
-                "train.log_every=5",
+                "train.log_every=1",
                 *args.overrides,
             ]
             cfg = compose(overrides)
@@ -123,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             before = plain_loop(cfg, args.steps, args.warmup)
             train(cfg)
             log = Storage(cfg.study).read_text(paths.train_log(preset))
-            trainer = _steady_rate(log, args.warmup)
-            plain = (before + plain_loop(cfg, args.steps, args.warmup)) / 2
+            trainer, train_steps = _steady(log, args.warmup)
+            plain_steps = before + plain_loop(cfg, args.steps, args.warmup)
+            plain = args.batch / statistics.mean(plain_steps)
+            median_ratio = statistics.median(plain_steps) / statistics.median(train_steps)
             rows.append(
                 {
                     "preset": preset,
@@ -132,15 +145,17 @@ def main(argv: list[str] | None = None) -> int:
                     "train_samples_per_s": round(trainer, 2),
                     "plain_samples_per_s": round(plain, 2),
                     "ratio": round(trainer / plain, 3),
+                    "median_ratio": round(median_ratio, 3),
                     "overhead_pct": round(100 * (plain / trainer - 1), 1),
                     "threads": torch.get_num_threads(),
                 }
             )
-    print(f"{'preset':>7} {'batch':>5} {'train() s/s':>12} {'plain s/s':>10} {'ratio':>6}")
+    print(f"{'preset':>7} {'batch':>5} {'train() s/s':>12} {'plain s/s':>10} {'ratio':>6}", end="")
+    print(f" {'median':>6}")
     for row in rows:
         print(
             f"{row['preset']:>7} {row['batch']:>5} {row['train_samples_per_s']:>12} "
-            f"{row['plain_samples_per_s']:>10} {row['ratio']:>6}"
+            f"{row['plain_samples_per_s']:>10} {row['ratio']:>6} {row['median_ratio']:>6}"
         )
     print(json.dumps(rows))
     return 0

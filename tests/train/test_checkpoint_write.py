@@ -42,6 +42,16 @@ def test_the_meta_round_trips_and_a_missing_field_is_named(tmp_path: Path) -> No
         ckpt.CheckpointMeta.from_dict(partial)
 
 
+def test_the_speed_record_round_trips_and_older_metas_read_without_it() -> None:
+    speed = {"compile": "default", "channels_last": True, "attention": {"AttnProcessor2_0": 20}}
+    meta = ckpt.CheckpointMeta(**{**_meta(3).to_dict(), "speed": speed})
+    assert ckpt.CheckpointMeta.from_dict(meta.to_dict()) == meta
+    older = meta.to_dict()
+    del older["speed"]  # written before the speed options were recorded
+    assert ckpt.CheckpointMeta.from_dict(older) == _meta(3)
+    assert _meta(3).speed == {}
+
+
 def _stage(tmp_path: Path, step: int) -> Path:
     local = tmp_path / f"stage-{step}"
     (local / "unet").mkdir(parents=True)

@@ -68,3 +68,51 @@ def test_deepspeed_parses_the_generated_config() -> None:
     assert parsed.train_batch_size == 16
     assert parsed.gradient_accumulation_steps == 8
     assert parsed.zero_optimization_stage == 2
+
+
+def test_gradients_are_bucketed_contiguously_only_where_ranks_reduce_them() -> None:
+    # One rank under ZeRO 1/2 has nothing to reduce-scatter: the per-parameter copies into the
+    # bucket are skipped (the same weights, bitwise: the next test).
+    for stage, world_size, contiguous in [(2, 1, False), (1, 1, False), (2, 2, True), (3, 1, True)]:
+        train = TrainConfig(global_batch=8, micro_batch=4, zero_stage=stage)
+        config = deepspeed_config(train, world_size=world_size, dtype=torch.float32)
+        assert config["zero_optimization"]["contiguous_gradients"] is contiguous, (
+            stage,
+            world_size,
+        )
+
+
+def test_one_rank_trains_to_the_same_bits_with_or_without_the_gradient_bucket() -> None:
+    from ldmscale.models.presets import get_preset
+    from ldmscale.models.unet import build_unet
+    from ldmscale.train.diffusion import diffusion_loss, noise_schedule
+    from ldmscale.train.engine import build_engine, init_distributed
+
+    train = TrainConfig(global_batch=8, micro_batch=4, lr=1e-3, warmup_steps=1)
+    generator = torch.Generator().manual_seed(0)
+    batches = [
+        [torch.randn(4, 4, 8, 8, generator=generator) for _ in range(3)] for _ in range(6)
+    ]  # (latents, noise, context source) per micro-batch
+    init_distributed(torch.device("cpu"))
+    weights = []
+    for contiguous in (True, False):
+        config = deepspeed_config(train, world_size=1, dtype=torch.float32)
+        config["zero_optimization"]["contiguous_gradients"] = contiguous
+
+        def build() -> torch.nn.Module:
+            torch.manual_seed(0)
+            return build_unet(get_preset("debug"), context_dim=64, sample_size=8)
+
+        engine = build_engine(build, config, torch.device("cpu"))
+        schedule = noise_schedule(train)
+        for latents, noise, context in batches:  # 3 optimizer steps of 2 micro-batches
+            t = torch.tensor([5, 300, 600, 999])
+            loss = diffusion_loss(
+                engine, schedule, latents, context.reshape(4, 4, 64), noise, t, torch.float32
+            )
+            engine.backward(loss)
+            engine.step()
+        weights.append({k: v.clone() for k, v in engine.module.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    initial = build().state_dict()
+    assert not torch.equal(weights[0]["conv_in.weight"], initial["conv_in.weight"])  # it trained

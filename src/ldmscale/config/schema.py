@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ldmscale.config import speed_options as speed
 from ldmscale.errors import ConfigError
 from ldmscale.models.presets import PRESETS
 from ldmscale.sample.registry import SAMPLERS, TIMESTEP_SPACINGS
@@ -126,8 +127,9 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
-class TrainConfig:
-    """The `train` group: optimisation, DeepSpeed, checkpoints and the noise schedule."""
+class TrainConfig(speed.TrainSpeedOptions):
+    """The `train` group: optimisation, DeepSpeed, checkpoints, the noise schedule and the speed
+    options (declared and documented in `ldmscale.config.speed_options`)."""
 
     max_steps: int = 500_000
     """Optimizer steps."""
@@ -181,6 +183,9 @@ class TrainConfig:
             raise ValueError(f"train.caption_dropout={self.caption_dropout!r} must be in [0, 1)")
         if self.keep_last < 1:
             raise ValueError(f"train.keep_last={self.keep_last!r} must be >= 1")
+        _check_choice("train.compile", self.compile, speed.TRAIN_COMPILE_MODES)
+        _check_choice("train.channels_last", self.channels_last, speed.SWITCHES)
+        _check_choice("train.fused_optimizer", self.fused_optimizer, speed.SWITCHES)
 
     def accumulation(self, world_size: int) -> int:
         """Gradient-accumulation steps for `world_size` ranks; the batch must divide evenly."""
@@ -220,8 +225,9 @@ needs two; torchmetrics refuses fewer)."""
 
 
 @dataclass
-class EvalConfig:
-    """The `eval` group: the evaluation protocol and this job's shard."""
+class EvalConfig(speed.SamplingSpeedOptions):
+    """The `eval` group: the evaluation protocol, this job's shard and the sampling speed options
+    (declared and documented in `ldmscale.config.speed_options`)."""
 
     checkpoint: str = "latest"
     """`latest` or `step-<N>`."""
@@ -260,6 +266,8 @@ class EvalConfig:
         _check_choice(
             "eval.feature_extractor", self.feature_extractor, ("domain", "inception", "clip")
         )
+        _check_choice("eval.compile", self.compile, speed.EVAL_COMPILE_MODES)
+        _check_choice("eval.channels_last", self.channels_last, speed.SWITCHES)
         if self.checkpoint != "latest" and not (
             self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
         ):

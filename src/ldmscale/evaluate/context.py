@@ -19,6 +19,7 @@ from ldmscale.metrics.scores import AlignmentScorer, MeanScore
 from ldmscale.runtime import resolve_device
 from ldmscale.sample.generate import NOISE_STREAM, ImageGenerator
 from ldmscale.sample.load import CheckpointInfo, load_sampling_model
+from ldmscale.sample.speed import fast_sampling_model
 from ldmscale.storage.fs import Storage
 
 
@@ -46,6 +47,8 @@ class ShardContext:
     reference_rel: str
     reference_identity: dict[str, Any]
     dataset: dict[str, Any]
+    speed: dict[str, Any]
+    """The sampling speed options applied to the U-Net (ldmscale.sample.speed)."""
 
     @property
     def device_name(self) -> str:
@@ -107,6 +110,7 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
     extractor.to(device)
     scorer = _scorer(cfg, evaluator, device)
     model, info = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage)
+    model, speed = fast_sampling_model(model, e)
     identity = reference_identity(
         e.prompt_set,
         e.reference_images,
@@ -134,4 +138,5 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
         reference_rel=reference_rel,
         reference_identity=identity,
         dataset=dataset_protocol(e.prompt_set, cfg.storage.options),
+        speed=speed,
     )

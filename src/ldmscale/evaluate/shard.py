@@ -8,7 +8,8 @@ Output, committed by manifest under
     prompt_score.npz    the MeanMetric state of the prompt score (alignment or CLIP score)
     samples.npz         per-image features, prompt scores and prompt indices (for intervals)
     grid.png            the shard's first `eval.grid_size` images
-    manifest.json       meta: protocol (everything merge checks), timing, device, prompt range
+    manifest.json       meta: protocol (everything merge checks), timing, device, prompt range,
+                        the sampling speed options applied (`speed`, ldmscale.sample.speed)
 
 Nothing is written before the end, so a shard killed mid-way leaves no trace and its rerun gives
 the same images (seeds depend on the prompt index only) and the same states. A committed shard
@@ -235,6 +236,7 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
         "latency_ms_per_image": 1000.0 * out.seconds / (stop - start),
         "device": context.device_name,
         "batch_size": cfg.eval.batch_size,
+        "speed": context.speed,
         "protocol": {**request(cfg), **context.protocol()},
         "provenance": provenance(cfg),
     }

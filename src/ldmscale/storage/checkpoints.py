@@ -70,6 +70,9 @@ class CheckpointMeta:
     train_flops: float
     """~3 x forward FLOPs x samples seen."""
     samples_seen: int
+    speed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The training speed options applied, resolved (`ldmscale.train.speed`); empty in
+    checkpoints written before they were recorded."""
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -83,11 +86,12 @@ class CheckpointMeta:
     @classmethod
     def from_dict(cls, meta: dict[str, Any]) -> CheckpointMeta:
         """Read a manifest's meta; CorruptArtifact when a field is missing."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [name for name in names if name not in meta]
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in meta]
         if missing:
             raise CorruptArtifact(f"checkpoint meta lacks {', '.join(missing)}")
-        return cls(**{name: meta[name] for name in names})
+        return cls(**{f.name: meta[f.name] for f in fields if f.name in meta})
 
 
 def committed_steps(storage: Storage, model: str) -> list[int]:

@@ -37,7 +37,14 @@ def deepspeed_config(train: TrainConfig, world_size: int, dtype: torch.dtype) ->
         "gradient_accumulation_steps": accumulation,
         # DeepSpeed reads 0 as "no clipping", the same meaning as train.grad_clip.
         "gradient_clipping": float(train.grad_clip),
-        "zero_optimization": {"stage": train.zero_stage},
+        "zero_optimization": {
+            "stage": train.zero_stage,
+            # Copying each gradient into one buffer as it is produced serves the reduce-scatter
+            # between ranks; with one rank under ZeRO 1/2 there is none, and the per-parameter
+            # copies only cost time (t16 on a CPU: about 9% of an engine step, measured
+            # interleaved; bitwise the same weights). Several ranks keep DeepSpeed's default.
+            "contiguous_gradients": world_size > 1 or train.zero_stage == 3,
+        },
         "bf16": {"enabled": dtype == torch.bfloat16},
         "fp16": {"enabled": False},
         "optimizer": {

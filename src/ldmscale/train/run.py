@@ -29,11 +29,11 @@ from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import (
     Dist,
-    build_engine,
     init_distributed,
     local_device,
     mean_over_ranks,
 )
+from ldmscale.train.speed import build_fast_engine
 from ldmscale.train.throughput import Throughput, TrainLog, peak_tflops
 
 
@@ -147,7 +147,10 @@ def _meta(cfg: StudyConfig, data: Batches, gflops: float) -> dict[str, Any]:
     }
 
 
-def _parts(cfg: StudyConfig, data: Batches, dist: Dist, dtype: torch.dtype) -> Parts:
+def _parts(
+    cfg: StudyConfig, data: Batches, dist: Dist, dtype: torch.dtype
+) -> tuple[Parts, dict[str, Any]]:
+    """(engine, schedule and EMA; the speed options the engine was built with)."""
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
@@ -162,7 +165,7 @@ def _parts(cfg: StudyConfig, data: Batches, dist: Dist, dtype: torch.dtype) -> P
         )
 
     ds_config = deepspeed_config(tcfg, dist.world_size, dtype)
-    engine = build_engine(build, ds_config, dist.device, lr_scheduler(tcfg))
+    engine, speed = build_fast_engine(build, ds_config, dist.device, tcfg, lr_scheduler(tcfg))
     ema = None
     if tcfg.ema:
         ema = EMAModel(
@@ -171,7 +174,7 @@ def _parts(cfg: StudyConfig, data: Batches, dist: Dist, dtype: torch.dtype) -> P
             model_cls=UNet2DConditionModel,
             model_config=engine.module.config,
         )
-    return Parts(engine, noise_schedule(tcfg), ema)
+    return Parts(engine, noise_schedule(tcfg), ema), speed
 
 
 def build_run(cfg: StudyConfig, storage: Storage) -> TrainingRun:
@@ -181,12 +184,11 @@ def build_run(cfg: StudyConfig, storage: Storage) -> TrainingRun:
     data = batch_source(cfg, device)
     dist = init_distributed(device)
     dtype = resolve_dtype(cfg.train.precision, device)
-    parts = _parts(cfg, data, dist, dtype)
+    parts, speed = _parts(cfg, data, dist, dtype)
     model = cfg.model.preset
     _, gflops = forward_cost(model, data.latent_shape, data.hidden_size, data.max_tokens)
-    checkpointer = Checkpointer(
-        storage, model, dist, parts, _meta(cfg, data, gflops), cfg.train, cfg
-    )
+    meta = {**_meta(cfg, data, gflops), "speed": speed}
+    checkpointer = Checkpointer(storage, model, dist, parts, meta, cfg.train, cfg)
     return TrainingRun(
         cfg=cfg,
         data=data,

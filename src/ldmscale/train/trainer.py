@@ -16,6 +16,8 @@ function of (study seed, global sample index).
 - A model whose final checkpoint (step == train.max_steps) is committed returns at once.
 - `models/<model>/train_log.jsonl` (`ldmscale.train.throughput.TrainLog`): one record per
   `train.log_every` steps.
+- Speed options (`train.compile`, `train.channels_last`, ...) are applied by
+  `ldmscale.train.speed`; the checkpoint meta records them, resolved, under `speed`.
 - EMA (diffusers EMAModel, fp32 shadow weights) needs whole parameters on every rank, so it
   requires train.zero_stage <= 2.
 """
