@@ -46,11 +46,16 @@ from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import CorruptArtifact, commit, load_manifest, verify
 
 # Bump when the training recipe changes in a way the settings below do not show.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 AUTOENCODER_LR = 2e-3
-FOREGROUND_WEIGHT = 4.0
-"""Extra reconstruction weight on shape pixels: shapes cover 5-15% of an image, and without it
-the few hundred steps we can afford are spent on the flat background."""
+FOREGROUND_WEIGHT = 8.0
+"""Extra reconstruction weight near shapes: shapes cover 5-15% of an image, and without it the
+steps we can afford are spent on the flat background."""
+FOREGROUND_DILATION = 2
+"""Pixels by which the weighted region reaches past the shape's edge. Weighting only the shape's
+own pixels rewards spilling colour outside it: the autoencoder then learns round blobs that
+lose the shape (measured: shape recognised in 40% of reconstructions after 600 steps of 16
+images with the dilation, 27% without; 92% after 2400 steps with it)."""
 KL_WEIGHT = 1e-6
 """Weight of the KL term per latent element (SD's autoencoders use 1e-6)."""
 EVALUATOR_LR = 2e-3
@@ -113,6 +118,7 @@ def autoencoder_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "lr": AUTOENCODER_LR,
         "kl_weight": KL_WEIGHT,
         "foreground_weight": FOREGROUND_WEIGHT,
+        "foreground_dilation": FOREGROUND_DILATION,
         "latent_stats_images": LATENT_STATS_IMAGES,
         "architecture": domain_autoencoder_config(cfg.data.resolution),
     }
@@ -126,6 +132,7 @@ def evaluator_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "batch": cfg.data.evaluator_batch,
         "lr": EVALUATOR_LR,
         "input_noise": EVALUATOR_NOISE,
+        "features": "penultimate, before the ReLU",
         "architecture": _evaluator_config(cfg).__dict__,
     }
 
@@ -159,9 +166,12 @@ def _seeded(cfg: StudyConfig, component: str) -> torch.Generator:
 
 
 def _foreground(pixels: torch.Tensor) -> torch.Tensor:
-    """[B, 1, H, W] mask of the pixels that differ from the image's (median) background."""
+    """[B, 1, H, W] mask of the pixels that differ from the image's (median) background, grown
+    by `FOREGROUND_DILATION` pixels on every side (both sides of every edge)."""
     background = pixels.flatten(2).median(dim=2).values[..., None, None]
-    return ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    shape = ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    size = 2 * FOREGROUND_DILATION + 1
+    return F.max_pool2d(shape, size, stride=1, padding=FOREGROUND_DILATION)
 
 
 def _train_autoencoder(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
