@@ -40,6 +40,8 @@ def _quality(meta: dict[str, Any]) -> str:
         return (
             f"held-out PSNR {quality['heldout_psnr_db']:.2f} dB, MSE {quality['heldout_mse']:.2e}"
         )
+    if "latent_shape" in quality:
+        return f"{quality['size']} training latents {quality['latent_shape']}"
     if "heldout_accuracy" in quality:
         accuracy = quality["heldout_accuracy"]
         parts = ", ".join(f"{name} {accuracy[name]:.3f}" for name in ATTRIBUTES if name in accuracy)

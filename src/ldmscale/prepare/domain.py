@@ -1,5 +1,6 @@
 """The prepare stage of the embedded domain (DESIGN.md §6): train, measure and commit its
-first-stage autoencoder and its evaluator, once per study.
+first-stage autoencoder and its evaluator, and encode its training pool
+(`ldmscale.prepare.pool`), once per study.
 
 Each artifact lives in `prepare/<component>-<hash>/`, where the hash covers everything that
 determines it (resolution, seed, steps, batch, data sizes, architecture, recipe, package
@@ -38,6 +39,7 @@ from ldmscale.models.autoencoder import (
     domain_autoencoder_config,
     load_autoencoder,
 )
+from ldmscale.prepare.pool import DomainPool, encode_pool, load_pool, pool_dir, pool_recipe
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed, resolve_device
 from ldmscale.storage import paths
@@ -68,7 +70,7 @@ LATENT_STATS_IMAGES = 1024
 @dataclass(frozen=True)
 class PreparedComponent:
     name: str
-    """`autoencoder` or `evaluator`."""
+    """`autoencoder`, `evaluator` or `pool`."""
     dir: str
     """Study-relative folder of the committed artifact."""
     built: bool
@@ -83,10 +85,12 @@ class PreparedDomain:
     autoencoder: PreparedComponent | None
     """None when `data.autoencoder` names a pretrained autoencoder."""
     evaluator: PreparedComponent
+    pool: PreparedComponent | None = None
+    """The training pool's latents; None when `data.train_pool` is 0."""
 
     @property
     def components(self) -> tuple[PreparedComponent, ...]:
-        return tuple(c for c in (self.autoencoder, self.evaluator) if c is not None)
+        return tuple(c for c in (self.autoencoder, self.evaluator, self.pool) if c is not None)
 
     @property
     def built(self) -> tuple[str, ...]:
@@ -149,6 +153,20 @@ def autoencoder_dir(cfg: StudyConfig) -> str:
 def evaluator_dir(cfg: StudyConfig) -> str:
     """Study-relative folder of the domain evaluator for `cfg`."""
     return paths.prepare_dir("evaluator", _digest(evaluator_recipe(cfg)))
+
+
+def _pool_recipe(cfg: StudyConfig) -> dict[str, Any]:
+    domain = cfg.data.autoencoder == "domain"
+    return pool_recipe(cfg, autoencoder_dir(cfg) if domain else cfg.data.autoencoder)
+
+
+def training_pool_dir(cfg: StudyConfig) -> str:
+    """Study-relative folder of the training pool for `cfg`."""
+    return pool_dir(_pool_recipe(cfg))
+
+
+def _encode_pool(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
+    return encode_pool(cfg, autoencoder_for(cfg, device), out)
 
 
 def _storage(cfg: StudyConfig) -> Storage:
@@ -301,7 +319,8 @@ def _ensure(
 
 def prepare(cfg: StudyConfig) -> PreparedDomain:
     """Train and commit the domain autoencoder (unless a pretrained one is configured) and the
-    evaluator; reuse whatever is already committed. Idempotent."""
+    evaluator, then encode the training pool (unless `data.train_pool` is 0); reuse whatever is
+    already committed. Idempotent."""
     storage = _storage(cfg)
     autoencoder = None
     if cfg.data.autoencoder == "domain":
@@ -316,7 +335,11 @@ def prepare(cfg: StudyConfig) -> PreparedDomain:
     evaluator = _ensure(
         cfg, storage, "evaluator", evaluator_dir(cfg), evaluator_recipe(cfg), _train_evaluator
     )
-    return PreparedDomain(storage.uri, autoencoder, evaluator)
+    pool = None
+    if cfg.data.train_pool:
+        recipe = _pool_recipe(cfg)
+        pool = _ensure(cfg, storage, "pool", pool_dir(recipe), recipe, _encode_pool)
+    return PreparedDomain(storage.uri, autoencoder, evaluator, pool)
 
 
 def _fetch(cfg: StudyConfig, component: str, rel: str) -> Path:
@@ -341,3 +364,9 @@ def evaluator_for(cfg: StudyConfig, device: str | torch.device = "cpu") -> Domai
     """The study's frozen domain evaluator (eval mode). Raises FileNotFoundError when the study
     is not prepared, CorruptArtifact when the committed files do not match their manifest."""
     return DomainEvaluator.load(_fetch(cfg, "evaluator", evaluator_dir(cfg)), device)
+
+
+def pool_for(cfg: StudyConfig) -> DomainPool:
+    """The study's training pool (hashes verified). Raises FileNotFoundError when the study is
+    not prepared, CorruptArtifact when the committed files do not match their manifest."""
+    return load_pool(_storage(cfg), training_pool_dir(cfg))

@@ -3,9 +3,10 @@
 embeddings precomputed from them by `ldmscale prepare` (`LatentBatches`); `batch_source(cfg)`
 picks one from `data.name` and `data.precomputed`.
 
-The sample with global index `i` is `shapes.render(seed, i)` on the domain, and sample
-`i mod N` of the N samples of the shards on real data (in shard order: shards are expected to be
-shuffled when written, as img2dataset writes them); optimizer step `s` consumes the
+The sample with global index `i` is item `i mod N` of the domain's training pool
+(`shapes.render(seed, i)` without a pool), and sample `i mod N` of the N samples of the shards
+on real data (in shard order: shards are expected to be shuffled when written, as img2dataset
+writes them); optimizer step `s` consumes the
 global indices `s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a`
 of rank `r` takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks
 see the same sample and every sample of the step is seen once. The data position is therefore
@@ -14,8 +15,10 @@ the step alone: resuming needs no loader state.
 Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a function of
 (seed, index), for every source.
 
-- Domain: images are encoded by the frozen autoencoder on the fly; caption embeddings are cached,
-  since the domain's caption vocabulary is small (a few hundred captions).
+- Domain: sample `i` is item `i mod N` of the training pool whose latents `prepare` encoded
+  (`ldmscale.train.pool_batches`); with `data.train_pool=0`, sample `i` is
+  `shapes.render(seed, i)`, encoded by the frozen autoencoder on the fly. Caption embeddings are
+  cached, since the domain's caption vocabulary is small (a few hundred captions).
 - Raw shards: the shard index (`ldmscale.prepare.latents.shard_index`) is read from the study,
   built and committed there by the first job that needs it. Shards are read in the training
   thread (the last two stay in memory); `data.num_workers` threads decode and resize a
@@ -276,6 +279,13 @@ def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
     from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.prepare.domain import autoencoder_for
 
+    if cfg.data.name == "shapes" and cfg.data.train_pool:
+        from ldmscale.prepare.domain import pool_for
+        from ldmscale.train.pool_batches import PoolBatches
+
+        pool = pool_for(cfg)
+        text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+        return PoolBatches(cfg, pool, text_encoder, device)
     if cfg.data.name == "shapes":
         autoencoder = autoencoder_for(cfg, device)
         text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
