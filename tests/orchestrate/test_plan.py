@@ -68,6 +68,10 @@ def test_job_overrides_compose_into_the_job(tmp_path: Path) -> None:
     )
     assert job_cfg.eval.num_samples == cfg.sweep.num_samples
     assert job_cfg.train.global_batch == compose(["train=domain"]).train.global_batch
+    # prepare measures the calibration record at the sweep's sample count, as eval jobs sample
+    prepare = parse_job_id("prepare").overrides(cfg.sweep)
+    prepare_cfg = compose([*plan.overrides, *prepare, f"study={tmp_path}"])
+    assert prepare_cfg.eval.num_samples == cfg.sweep.num_samples != compose([]).eval.num_samples
 
 
 def test_paper_plan_lists_stay_far_under_argo_output_limit(

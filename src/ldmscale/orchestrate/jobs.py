@@ -54,7 +54,10 @@ class Job:
 
     def overrides(self, sweep: SweepConfig) -> list[str]:
         """The Hydra overrides that make the study config describe this job."""
-        if self.kind in ("prepare", "analyze"):
+        if self.kind == "prepare":
+            # The calibration record is measured at the sweep's sample count.
+            return [f"eval.num_samples={sweep.num_samples}"]
+        if self.kind == "analyze":
             return []
         if self.kind == "train":
             return [f"model={self.model}", f"train.max_steps={sweep.train_steps}"]

@@ -1,0 +1,280 @@
+"""The calibration record of an embedded-domain study (DESIGN.md §9): what the study's FID and
+alignment read on images of known quality, at the study's own sample count.
+
+`ldmscale prepare` measures it once the autoencoder and evaluator are committed, and commits
+it as `prepare/calibration-<hash>/calibration.json` (the hash covers the autoencoder's and
+evaluator's folders, themselves content hashes, `eval.num_samples`, the seed, the resolution and
+the strengths below). Every FID is against the study's own reference statistics (the renders of
+eval prompts 0 .. n-1, committed by `ldmscale.evaluate.reference`, exactly what eval shards
+use), through the domain evaluator's features and `ldmscale.evaluate.metrics.fid`
+(torchmetrics' formula). The measured sets, n images each:
+
+- real: renders of eval prompts n .. 2n-1 (disjoint from the reference): the real-vs-real floor;
+- reconstruction: those renders through the autoencoder (the best any LDM on it can do);
+- random latents: N(0, 1) scaled latents decoded (a ceiling no trained model should reach);
+- blank: each real render's background alone (no shape);
+- degradations: the real renders blurred, noised, colour-shifted, and their latents noised,
+  at `STRENGTHS` (`ldmscale.prepare.degradations`); each curve starts from the floor (latent
+  noise: from the reconstruction), and a trustworthy ruler reads higher at every step.
+
+Alignment is the evaluator's attribute agreement with the set's prompts (the real renders').
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ldmscale import __version__
+from ldmscale.config.schema import StudyConfig
+from ldmscale.data.shapes import render_batch
+from ldmscale.evaluate.metrics import FeatureStats, fid
+from ldmscale.prepare.degradations import KINDS, UNITS, degrade
+from ldmscale.provenance import provenance
+from ldmscale.runtime import derive_seed, resolve_device
+from ldmscale.storage import paths
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import commit, load_manifest, read_file
+
+RECIPE_VERSION = 1
+"""Bump when the measurement changes in a way the identity does not show."""
+RECORD = "calibration.json"
+STRENGTHS: dict[str, tuple[float, ...]] = {
+    "blur": (0.5, 1.0, 1.5, 2.0),
+    "pixel_noise": (0.02, 0.05, 0.1, 0.2),
+    "colour_shift": (0.05, 0.1, 0.25, 0.5),
+    "latent_noise": (0.1, 0.25, 0.5, 1.0),
+}
+"""Strengths of each degradation (units: `ldmscale.prepare.degradations.UNITS`)."""
+CHUNK = 250
+"""Images per forward of the autoencoder and the evaluator."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    fid: float
+    """FID against the study's reference statistics."""
+    alignment: float
+    """Mean attribute agreement in [0, 1] with the real renders' prompts."""
+
+
+@dataclass(frozen=True)
+class DegradationPoint:
+    kind: str
+    """One of `ldmscale.prepare.degradations.KINDS`."""
+    strength: float
+    fid: float
+    alignment: float
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    num_samples: int
+    """Images in every measured set and in the reference (the study's `eval.num_samples`)."""
+    seed: int
+    resolution: int
+    autoencoder: str
+    """Study-relative folder of the autoencoder (or the pretrained one's spec)."""
+    evaluator: str
+    """Study-relative folder of the evaluator."""
+    reference: str
+    """Study-relative folder of the reference statistics."""
+    real: Measurement
+    reconstruction: Measurement
+    random_latents: Measurement
+    blank: Measurement
+    degradations: tuple[DegradationPoint, ...]
+
+    def curve(self, kind: str) -> list[DegradationPoint]:
+        """The points of one degradation, by increasing strength."""
+        return sorted((p for p in self.degradations if p.kind == kind), key=lambda p: p.strength)
+
+    def start(self, kind: str) -> float:
+        """FID at strength 0: the floor, or the reconstruction for latent noise."""
+        return self.reconstruction.fid if kind == "latent_noise" else self.real.fid
+
+    def monotone(self, kind: str) -> bool:
+        """Whether FID grows at every step of `kind`'s curve, from its start."""
+        values = [self.start(kind), *(p.fid for p in self.curve(kind))]
+        return all(b > a for a, b in itertools.pairwise(values))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in KINDS if self.curve(k))
+
+    @property
+    def reconstruction_ratio(self) -> float:
+        """Reconstruction FID / real-vs-real FID (the autoencoder's bound, in floors)."""
+        return self.reconstruction.fid / self.real.fid
+
+    def lines(self) -> list[str]:
+        """The record as plain-text lines (what `ldmscale prepare` prints)."""
+        rows = [
+            ("real renders (floor)", self.real),
+            (f"reconstructions ({self.reconstruction_ratio:.2f}x floor)", self.reconstruction),
+            ("decoded random latents", self.random_latents),
+            ("blank images", self.blank),
+        ]
+        out = [f"calibration (n={self.num_samples}, seed {self.seed}): FID / alignment"]
+        out += [f"  {name:<32} {m.fid:10.2f}  {m.alignment:.3f}" for name, m in rows]
+        for kind in self.kinds:
+            points = "  ".join(f"{p.strength:g}: {p.fid:.2f}" for p in self.curve(kind))
+            verdict = "grows" if self.monotone(kind) else "NOT MONOTONE"
+            out.append(f"  {kind} ({UNITS[kind]}): {points}  [{verdict}]")
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> CalibrationRecord:
+        raw = json.loads(text)
+        for key in ("real", "reconstruction", "random_latents", "blank"):
+            raw[key] = Measurement(**raw[key])
+        raw["degradations"] = tuple(DegradationPoint(**p) for p in raw["degradations"])
+        return cls(**raw)
+
+
+def applies(cfg: StudyConfig) -> bool:
+    """Whether `cfg` is an embedded-domain study measured with the domain evaluator."""
+    from ldmscale.evaluate.prompts import is_domain
+
+    e = cfg.eval
+    return cfg.data.name == "shapes" and is_domain(e.prompt_set) and e.feature_extractor == "domain"
+
+
+def calibration_identity(cfg: StudyConfig) -> dict[str, Any]:
+    """Everything that determines the record (its hash names the folder)."""
+    from ldmscale.prepare.domain import autoencoder_dir, evaluator_dir
+
+    domain = cfg.data.autoencoder == "domain"
+    return {
+        "component": "calibration",
+        "recipe_version": RECIPE_VERSION,
+        "ldmscale": __version__,
+        "autoencoder": autoencoder_dir(cfg) if domain else cfg.data.autoencoder,
+        "evaluator": evaluator_dir(cfg),
+        "num_samples": cfg.eval.num_samples,
+        "seed": cfg.seed,
+        "resolution": cfg.data.resolution,
+        "strengths": {kind: list(values) for kind, values in STRENGTHS.items()},
+    }
+
+
+def calibration_dir(cfg: StudyConfig) -> str:
+    """Study-relative folder of the calibration record for `cfg`."""
+    identity = calibration_identity(cfg)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return paths.prepare_dir("calibration", digest)
+
+
+class _Ruler:
+    """FID and alignment of image sets against the study's reference."""
+
+    def __init__(self, evaluator: Any, reference: FeatureStats, labels: torch.Tensor) -> None:
+        self.evaluator, self.reference, self.labels = evaluator, reference, labels
+
+    @torch.no_grad()
+    def __call__(self, pixels: torch.Tensor) -> Measurement:
+        stats, agree = FeatureStats.zeros(self.reference.sum.shape[0]), []
+        for batch, labels in zip(pixels.split(CHUNK), self.labels.split(CHUNK), strict=True):
+            stats = stats + FeatureStats.of(self.evaluator.features(batch))
+            agree.append(self.evaluator.alignment(batch, labels).cpu())
+        return Measurement(fid(stats, self.reference), float(torch.cat(agree).mean()))
+
+
+def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([fn(batch) for batch in x.split(CHUNK)])
+
+
+def _reference(cfg: StudyConfig, evaluator: Any, device: torch.device) -> tuple[str, FeatureStats]:
+    from ldmscale.evaluate.features import build_extractor
+    from ldmscale.evaluate.reference import reference_identity, reference_stats
+
+    e = cfg.eval
+    extractor, protocol = build_extractor("domain", evaluator=evaluator)
+    identity = reference_identity(
+        e.prompt_set, "", cfg.seed, e.num_samples, cfg.data.resolution, protocol
+    )
+    storage = Storage(cfg.require_study(), cfg.storage.options)
+    return reference_stats(storage, identity, extractor.to(device), device, e.batch_size)
+
+
+def _generator(cfg: StudyConfig, *name: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(cfg.seed, "calibration", *name))
+
+
+@torch.no_grad()
+def measure(cfg: StudyConfig, device: torch.device | None = None) -> CalibrationRecord:
+    """Measure the calibration record of the prepared study `cfg` (nothing is committed but the
+    reference statistics, which eval shards share). Raises FileNotFoundError when the
+    autoencoder or evaluator is not prepared."""
+    from ldmscale.prepare.domain import autoencoder_for, evaluator_for
+
+    device = device or resolve_device(cfg.device)
+    n, identity = cfg.eval.num_samples, calibration_identity(cfg)
+    autoencoder, evaluator = autoencoder_for(cfg, device), evaluator_for(cfg, device)
+    reference_rel, reference = _reference(cfg, evaluator, device)
+    real, labels, _ = render_batch(cfg.seed, range(n, 2 * n), cfg.data.resolution, "eval")
+    real = real.to(device)
+    ruler = _Ruler(evaluator, reference, labels.to(device))
+    recon = _chunked(lambda x: autoencoder.decode(autoencoder.encode(x)).clamp(-1, 1), real)
+    noise = torch.randn((n, *autoencoder.encode(real[:1]).shape[1:]), generator=_generator(cfg))
+    ceiling = _chunked(lambda z: autoencoder.decode(z).clamp(-1, 1), noise.to(device))
+    background = real.flatten(2).median(dim=2).values[..., None, None].expand_as(real)
+    points = []
+    for kind in KINDS:
+        for strength in STRENGTHS[kind]:
+            generator = _generator(cfg, kind, str(strength))
+            degraded = torch.cat(
+                [degrade(kind, x, strength, generator, autoencoder) for x in real.split(CHUNK)]
+            )
+            got = ruler(degraded)
+            points.append(DegradationPoint(kind, strength, got.fid, got.alignment))
+    return CalibrationRecord(
+        num_samples=n,
+        seed=cfg.seed,
+        resolution=cfg.data.resolution,
+        autoencoder=identity["autoencoder"],
+        evaluator=identity["evaluator"],
+        reference=reference_rel,
+        real=ruler(real),
+        reconstruction=ruler(recon),
+        random_latents=ruler(ceiling),
+        blank=ruler(background.contiguous()),
+        degradations=tuple(points),
+    )
+
+
+def load_calibration(cfg: StudyConfig) -> CalibrationRecord | None:
+    """The committed record for `cfg`, or None when there is none."""
+    storage, rel = Storage(cfg.require_study(), cfg.storage.options), calibration_dir(cfg)
+    if load_manifest(storage, rel) is None:
+        return None
+    return CalibrationRecord.from_json(read_file(storage, rel, RECORD).decode())
+
+
+def calibrate(cfg: StudyConfig) -> tuple[CalibrationRecord, bool]:
+    """(record, built): the committed record for `cfg`, measured and committed first when
+    missing. Idempotent; needs the autoencoder and evaluator prepared."""
+    found = load_calibration(cfg)
+    if found is not None:
+        return found, False
+    print("prepare: measuring the calibration record", file=sys.stderr)
+    with torch.random.fork_rng(devices=[]):
+        record = measure(cfg)
+    meta = {
+        "identity": calibration_identity(cfg),
+        "units": UNITS,
+        "provenance": provenance(),
+    }
+    storage = Storage(cfg.require_study(), cfg.storage.options)
+    commit(storage, calibration_dir(cfg), files={RECORD: record.to_json().encode()}, meta=meta)
+    return record, True

@@ -1,0 +1,110 @@
+"""The calibration record: committed once per (autoencoder, evaluator, sample count, seed),
+measured against the study's own reference statistics, and (slow tier) a trustworthy ruler
+with the default prepare settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ldmscale.cli.main import main
+from ldmscale.config import compose
+from ldmscale.evaluate.features import build_extractor
+from ldmscale.evaluate.metrics import FeatureStats, fid
+from ldmscale.evaluate.reference import reference_dir, reference_identity
+from ldmscale.prepare import calibration, domain
+from ldmscale.prepare.calibration import CalibrationRecord, DegradationPoint, Measurement
+from ldmscale.prepare.degradations import KINDS
+
+SMALL_N = 64
+
+
+def _record(floor: float, recon: float, fids: dict[str, list[float]]) -> CalibrationRecord:
+    points = tuple(
+        DegradationPoint(kind, float(i + 1), value, 1.0)
+        for kind, values in fids.items()
+        for i, value in enumerate(values)
+    )
+    m = Measurement
+    return CalibrationRecord(
+        10, 0, 32, "ae", "ev", "ref", m(floor, 1.0), m(recon, 0.9), m(900, 0.3), m(800, 0.2), points
+    )
+
+
+def test_monotone_is_judged_from_each_curves_start() -> None:
+    record = _record(5.0, 12.0, {"blur": [6, 9], "pixel_noise": [4, 9], "latent_noise": [11, 20]})
+    assert record.monotone("blur")
+    assert not record.monotone("pixel_noise")  # 4 < the floor 5
+    assert not record.monotone("latent_noise")  # 11 < the reconstruction 12
+    assert record.reconstruction_ratio == pytest.approx(12.0 / 5.0)
+    assert record.kinds == ("blur", "pixel_noise", "latent_noise")
+    assert CalibrationRecord.from_json(record.to_json()) == record
+    assert "NOT MONOTONE" in "\n".join(record.lines())
+
+
+def test_record_is_measured_once_against_the_study_reference(
+    prepared_study: tuple[str, list[str]],
+) -> None:
+    study, overrides = prepared_study
+    cfg = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N}"])
+    record, built = calibration.calibrate(cfg)
+    again, built_again = calibration.calibrate(cfg)
+    assert (built, built_again) == (True, False) and again == record
+    assert calibration.load_calibration(cfg) == record
+    assert record.num_samples == SMALL_N and record.evaluator == domain.evaluator_dir(cfg)
+    assert {p.kind for p in record.degradations} == set(KINDS)
+    assert all(len(record.curve(kind)) == len(calibration.STRENGTHS[kind]) for kind in KINDS)
+    # The reference is the one eval shards use; the floor recomputed from it by hand agrees.
+    evaluator = domain.evaluator_for(cfg)
+    extractor, protocol = build_extractor("domain", evaluator=evaluator)
+    identity = reference_identity("shapes", "", cfg.seed, SMALL_N, 32, protocol)
+    assert record.reference == reference_dir(identity)
+    from ldmscale.data.shapes import render_batch
+
+    real, _, _ = render_batch(cfg.seed, range(SMALL_N, 2 * SMALL_N), 32, "eval")
+    reference, _, _ = render_batch(cfg.seed, range(SMALL_N), 32, "eval")
+    floor = fid(FeatureStats.of(extractor(real)), FeatureStats.of(extractor(reference)))
+    assert record.real.fid == pytest.approx(floor, rel=1e-6)
+    other = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N + 1}"])
+    assert calibration.calibration_dir(other) != calibration.calibration_dir(cfg)
+    assert calibration.load_calibration(other) is None
+
+
+def test_prepare_prints_the_record(
+    prepared_study: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    study, overrides = prepared_study
+    assert main(["prepare", f"study={study}", *overrides, f"eval.num_samples={SMALL_N}"]) == 0
+    out = capsys.readouterr().out
+    assert f"calibration (n={SMALL_N}, seed 0)" in out and "decoded random latents" in out
+    assert "pool: " in out and "latent_noise" in out
+
+
+# The targets of the embedded domain as a measuring instrument, at a small n (slow: trains
+# the default autoencoder and evaluator, several minutes on two CPU cores).
+SLOW_N = 250
+MAX_RECONSTRUCTION_RATIO = 3.0
+MIN_RECONSTRUCTION_ALIGNMENT = 0.97
+
+
+@pytest.mark.slow
+def test_default_prepare_is_a_trustworthy_ruler(tmp_path: Path) -> None:
+    cfg = compose(
+        [
+            f"study={tmp_path / 'study'}",
+            f"storage.cache_dir={tmp_path / 'cache'}",
+            f"eval.num_samples={SLOW_N}",
+            "data.train_pool=0",
+        ]
+    )
+    domain.prepare(cfg)
+    record, _ = calibration.calibrate(cfg)
+    summary = "\n".join(record.lines())
+    assert all(record.monotone(kind) for kind in KINDS), summary
+    assert record.reconstruction_ratio <= MAX_RECONSTRUCTION_RATIO, summary
+    assert record.reconstruction.alignment >= MIN_RECONSTRUCTION_ALIGNMENT, summary
+    assert record.random_latents.fid > 10 * record.reconstruction.fid, summary
+    assert record.blank.fid > 10 * record.reconstruction.fid, summary
+    assert dataclasses.asdict(record)["real"]["alignment"] > 0.99, summary
