@@ -65,7 +65,7 @@ class DataConfig:
     """prepare: distinct rendered images the domain autoencoder and evaluator train on."""
     heldout_images: int = 512
     """prepare: held-out (`val` split) images on which their quality is measured."""
-    autoencoder_steps: int = 2400
+    autoencoder_steps: int = 3200
     """prepare: optimizer steps of the domain autoencoder."""
     autoencoder_batch: int = 16
     """prepare: images per autoencoder step."""

@@ -56,8 +56,9 @@ steps we can afford are spent on the flat background."""
 FOREGROUND_DILATION = 2
 """Pixels by which the weighted region reaches past the shape's edge. Weighting only the shape's
 own pixels rewards spilling colour outside it: the autoencoder then learns round blobs that
-lose the shape (measured: shape recognised in 40% of reconstructions after 600 steps of 16
-images with the dilation, 27% without; 92% after 2400 steps with it)."""
+lose the shape (measured on 1000 held-out renders: shape recognised in 40% of reconstructions
+after 600 steps of 16 images with the dilation, 27% without; 92% after 2400 steps and 93% after
+3200 steps with it, reconstruction FID 2.6x and 2.1x the real-vs-real FID)."""
 KL_WEIGHT = 1e-6
 """Weight of the KL term per latent element (SD's autoencoders use 1e-6)."""
 EVALUATOR_LR = 2e-3
