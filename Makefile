@@ -12,7 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
-.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample check-k8s render images clean
+.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status check-k8s chart-docs render images clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,8 +40,8 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
 	$(BIN)/pytest -q
 
-test-unit: $(STAMP) ## the fast tier only
-	$(BIN)/pytest -q -m "not slow"
+test-unit: $(STAMP) ## the fast tier only (under a minute on two cores)
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow"
 
 smoke: $(STAMP) ## a complete small study on this machine, with a report
 	$(BIN)/ldmscale sweep sweep=$(SWEEP) study=$(STUDY)
@@ -55,8 +55,14 @@ bench-sample: $(STAMP) ## images/s of ldmscale generation vs diffusers' StableDi
 bench-train: $(STAMP) ## samples/s of train() vs a plain PyTorch loop (debug, t16), and their ratio
 	$(PY) benchmarks/bench_train.py
 
+bench-status: $(STAMP) ## ldmscale status on a paper-sized local study vs one check per job (S3: ARGS=--s3)
+	$(PY) benchmarks/bench_status.py $(ARGS)
+
 check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
 	$(BIN)/pytest -q tests/cluster
+
+chart-docs: $(STAMP) ## regenerate charts/eval/README.md from the `# --` comments of values.yaml
+	$(PY) tests/support/chart_docs.py
 
 render: $(STAMP) ## print the manifests of charts/eval (VALUES=file.yaml to add a values file)
 	$(PY) -c 'import sys, helm_python as h; v = h.values_from_yaml(open(sys.argv[1]).read()) if sys.argv[1] else None; \

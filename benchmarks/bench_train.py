@@ -34,10 +34,10 @@ def _steady_rate(log_text: str, warmup: int) -> float:
 def plain_loop(cfg: object, steps: int, warmup: int) -> float:
     """Samples/s of a plain PyTorch training loop (steps after `warmup`), no DeepSpeed."""
     from ldmscale.config.schema import StudyConfig
+    from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.presets import get_preset
     from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.models.unet import build_unet
-    from ldmscale.prepare.domain import autoencoder_for
     from ldmscale.runtime import derive_seed, resolve_device, resolve_dtype, seed_everything
     from ldmscale.train.data import DomainBatches, micro_indices
     from ldmscale.train.diffusion import diffusion_loss, noise_schedule

@@ -28,6 +28,18 @@ FAST_PREPARE = ["data=shapes_fast"]
 quality is low; tests that need the full quality train with the defaults)."""
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` need a CUDA device: skipped, with the reason, where there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu); none is available here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def prepared_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
     """(study path, overrides) of a study whose embedded domain is prepared."""

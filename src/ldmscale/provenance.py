@@ -1,8 +1,10 @@
-"""Provenance carried by every record: resolved config, package versions, git revision, host."""
+"""Provenance carried by every record: resolved config, package versions, git revision, host,
+and the hash that identifies a set of weights."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import platform
 import subprocess
 from functools import lru_cache
@@ -10,11 +12,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 _PACKAGES = ("ldmscale", "torch", "diffusers", "transformers", "deepspeed", "torchmetrics")
 
 
 @lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that determine results."""
     versions = {}
     for name in _PACKAGES:
         try:
@@ -46,6 +51,7 @@ def git_revision() -> str:
 
 
 def provenance(config: Any = None) -> dict[str, Any]:
+    """The provenance record (with the resolved `config` as data when given)."""
     record: dict[str, Any] = {
         "packages": package_versions(),
         "git_revision": git_revision(),
@@ -55,3 +61,14 @@ def provenance(config: Any = None) -> dict[str, Any]:
     if config is not None:
         record["config"] = dataclasses.asdict(config)
     return record
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """sha256 of a module's state (names, shapes, values): identifies the weights used."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()

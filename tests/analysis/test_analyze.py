@@ -124,3 +124,18 @@ def test_every_configuration_fits_a_default_budget(cost: float) -> None:
     assert [r["model"] for r in best_per_budget(one, default_budgets(one))] == ["only"]
     two = [*one, record("big", cost, 4, 2.0, 5.0)]
     assert best_per_budget(two, default_budgets(two))[-1]["model"] == "big"
+
+
+def test_a_winner_inside_the_noise_is_marked_tied() -> None:
+    rows = [
+        record("small", 0.1, 5, 2.0, 30.0, fid_low=28.0, fid_high=32.0),
+        record("large", 1.0, 5, 2.0, 29.0, fid_low=27.0, fid_high=31.0),
+        record("huge", 2.0, 5, 2.0, 10.0, fid_low=9.0, fid_high=11.0),
+    ]
+    small_budget, large_budget, all_fit = best_per_budget(rows, [0.5, 5.0, 10.0])
+    assert (small_budget["model"], small_budget["tied_with"]) == ("small", "")
+    # large wins by 1 with overlapping intervals: a tie, and 4x the samples would separate them
+    assert (large_budget["model"], large_budget["tied_with"]) == ("large", "small")
+    assert large_budget["samples_to_separate"] == 200 * (2 + 2) ** 2
+    assert (all_fit["model"], all_fit["tied_with"], all_fit["runner_up"]) == ("huge", "", "large")
+    assert all_fit["samples_to_separate"] == 0

@@ -3,8 +3,8 @@ naming the failing step when it is not; exit 2 without a study."""
 
 from __future__ import annotations
 
-from ldmscale.cli.check_storage import check_storage
 from ldmscale.cli.main import main
+from ldmscale.storage.check import check_storage
 
 
 def test_reachable_storage_passes_and_leaves_nothing(tmp_path, capsys):

@@ -22,16 +22,16 @@ import pytest
 from child_env import child_env
 
 from ldmscale.storage import paths
+from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
-from ldmscale.train.checkpoint import committed_steps
 
 pytestmark = pytest.mark.slow
 
 MAX_STEPS = 30
 PLAN = [
     "sweep=debug",
-    f"sweep.train_steps={MAX_STEPS}",
+    f"train.max_steps={MAX_STEPS}",
     "train.global_batch=8",
     "train.micro_batch=4",
     "train.checkpoint_every=10",

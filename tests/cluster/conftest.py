@@ -23,6 +23,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from cluster_fixtures import argo, installed, kube  # noqa: F401  (submit / watch / cancel tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "eval"

@@ -1,5 +1,6 @@
 """Every container command in the chart is a valid `ldmscale` invocation (training included: its
-launcher options are `ldmscale run`'s own), and the job ids the DAGs build from `ldmscale plan`'s
+launcher options are torchrun's, parsed by torchrun's own parser), the study reaches the config
+exactly whatever characters its URI holds, and the job ids the DAGs build from `ldmscale plan`'s
 lists are the plan's own."""
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ldmscale.cli.main import build_parser
+from ldmscale.cli.main import parse
+from ldmscale.config import compose
 from ldmscale.orchestrate.jobs import parse_job_id
+from ldmscale.orchestrate.launch import parse_launch
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "eval"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -27,8 +30,10 @@ SAMPLE_JOB = {
     "merge": "merge/39m/step-500000/ddim-s50-g7.5",
     "analyze": "analyze",
 }
+STUDY = "s3://bucket/h/date=2024, it's"
+"""A study URI with characters Hydra's grammar would read as syntax."""
 SAMPLE = {
-    "workflow.parameters.study": "s3://bucket/study",
+    "workflow.parameters.study": STUDY,
     "workflow.parameters.sweep": "paper",
     "workflow.parameters.overrides": "seed=3 device=cuda",
 }
@@ -79,23 +84,46 @@ def _kind(doc: dict, where: str) -> str:
     return next((k for k in SAMPLE_JOB if name.startswith(k)), name)
 
 
+def values_study(values: Path) -> str:
+    """storage.study of a values file (what the `helm test` pod checks)."""
+    import yaml
+
+    return str((yaml.safe_load(values.read_text()) or {}).get("storage", {}).get("study", ""))
+
+
+def _env(container: dict, kind: str) -> dict[str, str]:
+    return {
+        item["name"]: _substitute(item["value"], kind)
+        for item in container.get("env", [])
+        if "value" in item
+    }
+
+
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_every_container_runs_a_valid_ldmscale_command(values, rendered, checks):
-    parser = build_parser()
+def test_every_container_runs_a_valid_ldmscale_command(values, rendered, checks, monkeypatch):
     seen = set()
     for _, doc in rendered[values.name]:
         for where, container in checks.containers(doc):
-            for argv in argv_of(container, _kind(doc, where)):
+            kind = _kind(doc, where)
+            for argv in argv_of(container, kind):
                 args = ldmscale_argv(argv)
                 try:
-                    parsed = parser.parse_args(args)
+                    parsed = parse(args)
                 except SystemExit:
                     pytest.fail(f"{where}: `ldmscale {shlex.join(args)}` does not parse")
                 seen.add(parsed.command)
+                overrides = parsed.overrides if parsed.command != "run" else []
                 if parsed.command == "run":
-                    parse_job_id(parsed.job_id)
-                    assert "study=s3://bucket/study" in parsed.overrides, where
-                    assert parsed.overrides[-2:] == ["seed=3", "device=cuda"], where
+                    launch = parse_launch(parsed.argv)
+                    parse_job_id(launch.training_script)
+                    overrides = launch.training_script_args
+                    assert overrides[-2:] == ["seed=3", "device=cuda"], where
+                # The study reaches the config as given, through the container's environment.
+                for name, value in _env(container, kind).items():
+                    monkeypatch.setenv(name, value)
+                expected = STUDY if kind != "check" else values_study(values)
+                studies = [o for o in overrides if o.startswith("study=")]
+                assert compose(studies).study == expected, where
     assert {"plan", "run", "check-storage"} <= seen
 
 
@@ -110,9 +138,9 @@ def test_training_launches_one_worker_per_gpu_of_its_pod(values, rendered, check
     _, container = _train_container(rendered[values.name], checks)
     gpus = int(next(v for k, v in container["resources"]["limits"].items() if k.endswith("/gpu")))
     (argv,) = argv_of(container, "train")
-    parsed = build_parser().parse_args(ldmscale_argv(argv))
-    assert (parsed.command, parsed.job_id) == ("run", SAMPLE_JOB["train"])
-    assert parsed.nproc_per_node == gpus
+    parsed = parse_launch(parse(ldmscale_argv(argv)).argv)
+    assert parsed.training_script == SAMPLE_JOB["train"]
+    assert int(parsed.nproc_per_node) == gpus
 
 
 def test_multi_node_training_rendezvous_at_node_0_with_each_pods_rank(rendered, checks):
@@ -122,10 +150,10 @@ def test_multi_node_training_rendezvous_at_node_0_with_each_pods_rank(rendered, 
     rank_field = env["NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert rank_field == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
     (argv,) = argv_of(container, "train")
-    parsed = build_parser().parse_args(ldmscale_argv(argv))
+    parsed = parse_launch(parse(ldmscale_argv(argv)).argv)
     nodes = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]["parallelism"]
-    assert parsed.nnodes == nodes == 4
-    assert parsed.nproc_per_node == 8
+    assert int(parsed.nnodes) == nodes == 4
+    assert int(parsed.nproc_per_node) == 8
     assert parsed.node_rank == 0  # the sample value of every valueFrom variable
     # Node 0's pod of the JobSet (JOBSET_NAME sampled as "0"), on the port the pod exposes.
     assert parsed.master_addr == "0-node-0-0.0"
@@ -142,7 +170,7 @@ def test_a_misspelled_subcommand_fails_the_check(rendered, checks):
     container["args"] = [container["args"][0].replace("ldmscale plan", "ldmscale plna")]
     (argv,) = argv_of(container, "plan")
     with pytest.raises(SystemExit):
-        build_parser().parse_args(ldmscale_argv(argv))
+        parse(ldmscale_argv(argv))
 
 
 def _template(docs, name: str) -> dict:

@@ -23,7 +23,7 @@ CONFIGS = (
     schema.EvalConfig,
     schema.SweepConfig,
 )
-# The workflow interface DESIGN.md §7 prescribes: the opaque Hydra override string.
+# The workflow interface: infrastructure parameters and the opaque Hydra override string.
 INTERFACE = {"overrides"}
 # `group.field=value` on a command line: a hyperparameter hidden in a command.
 OVERRIDE = re.compile(r"\b(model|data|train|sampler|eval|sweep)\.[a-z_]+=")
@@ -124,7 +124,7 @@ def test_a_hyperparameter_added_to_a_workflow_fails(tmp_path, checks):
 
 def test_a_hyperparameter_in_a_command_or_values_fails(tmp_path, checks):
     chart = checks.copy_chart(tmp_path)
-    eval_file = chart / "files" / "workflowtemplates" / "eval.yaml"
+    eval_file = chart / "files" / "workflowtemplates" / "job.yaml"
     eval_file.write_text(eval_file.read_text().replace("$OVERRIDES", "sampler.steps=50 $OVERRIDES"))
     docs = checks.render(chart)
     assert any(e for path, doc in docs for e in hyperparameter_errors(doc, path))

@@ -15,11 +15,13 @@ def _argo_errors(checks, docs) -> list[str]:
 
 def test_a_misspelled_argo_field_fails(tmp_path, checks):
     chart = checks.copy_chart(tmp_path)
-    eval_file = chart / "files" / "workflowtemplates" / "eval.yaml"
-    text = eval_file.read_text()
-    eval_file.write_text(text.replace("synchronization:", "synchronisation:"))
+    job_file = chart / "files" / "workflowtemplates" / "job.yaml"
+    text = job_file.read_text()
+    job_file.write_text(
+        text.replace("        command: [/bin/sh, -c]", "        comand: [/bin/sh, -c]")
+    )
     errors = _argo_errors(checks, checks.render(chart))
-    assert errors and all("synchronisation" in e for e in errors), errors
+    assert errors and all("comand" in e for e in errors), errors
 
 
 def test_a_misspelled_field_in_the_jobset_fails(tmp_path, checks):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ldmscale.data import shapes
-from ldmscale.data.shapes import ATTRIBUTES, ShapesDataset, prompts, render, to_tensor, to_uint8
+from ldmscale.data.pixels import from_uint8, to_hwc_uint8
+from ldmscale.data.shapes import ATTRIBUTES, prompts, render, render_batch
 
 
 def test_same_seed_and_index_give_identical_bytes() -> None:
@@ -80,26 +81,22 @@ def test_any_resolution_renders_the_same_sample() -> None:
 
 def test_tensor_round_trip_is_exact() -> None:
     image = render(0, 1).image
-    pixels = to_tensor(image)
+    pixels = from_uint8(image)
     assert pixels.shape == (3, 32, 32) and pixels.dtype == torch.float32
     assert pixels.min() >= -1 and pixels.max() <= 1
-    assert np.array_equal(to_uint8(pixels[None])[0], image)
-    assert to_uint8(torch.full((1, 3, 2, 2), 5.0)).max() == 255  # clipped, not wrapped
+    assert np.array_equal(to_hwc_uint8(pixels[None])[0], image)
+    assert to_hwc_uint8(torch.full((1, 3, 2, 2), 5.0)).max() == 255  # clipped, not wrapped
 
 
-def test_dataset_items_and_prompts_match_render() -> None:
-    dataset = ShapesDataset(seed=7, length=4, split="eval", start=10)
-    assert len(dataset) == 4
-    item = dataset[2]
+def test_batches_and_prompts_match_render() -> None:
+    pixels, labels, captions = render_batch(7, range(10, 14), split="eval")
     sample = render(7, 12, split="eval")
-    assert item["index"] == 12 and item["caption"] == sample.caption
-    assert torch.equal(item["pixels"], to_tensor(sample.image))
-    assert tuple(item["labels"].tolist()) == sample.labels
+    assert captions[2] == sample.caption
+    assert torch.equal(pixels[2], from_uint8(sample.image))
+    assert tuple(labels[2].tolist()) == sample.labels
     assert prompts(7, 10, 14) == [
-        (dataset[i]["caption"], tuple(dataset[i]["labels"].tolist())) for i in range(4)
+        (caption, tuple(label.tolist())) for caption, label in zip(captions, labels, strict=True)
     ]
-    with pytest.raises(IndexError):
-        dataset[4]
 
 
 def test_every_attribute_value_occurs() -> None:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 from s3_server import s3_bucket, s3_endpoint  # noqa: F401
+from shards import export_shapes, png_bytes
 
-from ldmscale.data.shapes import render, to_tensor
+from ldmscale.data.pixels import from_uint8 as to_tensor
+from ldmscale.data.shapes import render
 from ldmscale.data.webdataset import (
     CorruptShard,
     ShardedSamples,
@@ -18,8 +20,6 @@ from ldmscale.data.webdataset import (
     build_index,
     decode_caption,
     decode_image,
-    export_shapes,
-    png_bytes,
     read_shard,
     write_shard,
 )

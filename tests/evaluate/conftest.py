@@ -79,7 +79,7 @@ def eval_study(request: pytest.FixtureRequest) -> tuple[str, list[str]]:
     except pytest.FixtureLookupError:
         pytest.skip("needs the prepared_study fixture of the embedded domain")
     from ldmscale.config import compose
-    from ldmscale.prepare import domain
+    from ldmscale.models import domain
 
     cfg = compose([f"study={study}", *overrides])
     storage = Storage(study)

@@ -1,7 +1,8 @@
 """Real-data evaluation pieces with tiny artifacts in the real formats: COCO captions selection,
 reference statistics from an image folder (local and S3), CLIP score merged from shards against
-torchmetrics' one-pass CLIPScore, FID Inception from a configured weights file, and the inputs the
-paper's eval config requires."""
+torchmetrics' one-pass CLIPScore, captions longer than CLIP's context, FID Inception from a
+configured weights file, pretrained components read with the study's storage options only, and
+the inputs the paper's eval config requires."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import torch
 
 from ldmscale.cli.main import main
 from ldmscale.config import ConfigError, compose
-from ldmscale.evaluate import features
-from ldmscale.evaluate.metrics import Batch, CLIPScoreMetric, FeatureStats, load_states, save_states
+from ldmscale.data.pixels import to_uint8
 from ldmscale.evaluate.prompts import CAPTION_RULE, caption_set, dataset_protocol, load_prompts
 from ldmscale.evaluate.reference import (
     REAL_RESIZE,
@@ -23,6 +23,11 @@ from ldmscale.evaluate.reference import (
     reference_identity,
     reference_stats,
 )
+from ldmscale.metrics import features
+from ldmscale.metrics.clip import CLIPScorer, load_clip
+from ldmscale.metrics.fid import FID, load_state, save_state
+from ldmscale.metrics.scores import Batch, MeanScore
+from ldmscale.provenance import weights_hash
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
 
@@ -94,7 +99,7 @@ def test_reference_images_matched_by_file_name_or_id(coco_data) -> None:
         match_images(captions, [n for n in names if n != "1000.png"], COCO_IMAGES, "x")
 
 
-def _expected_stats(folder: Path, names: list[str]) -> FeatureStats:
+def _expected_stats(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Reference features computed independently: centre crop, PIL bicubic, [-1, 1]."""
     from PIL import Image
 
@@ -106,7 +111,9 @@ def _expected_stats(folder: Path, names: list[str]) -> FeatureStats:
         box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
         image = image.crop(box).resize((RESOLUTION, RESOLUTION), Image.Resampling.BICUBIC)
         pixels.append(torch.from_numpy(np.asarray(image, np.float32)).permute(2, 0, 1))
-    return FeatureStats.of(PixelFeatures()(torch.stack(pixels) / 127.5 - 1))
+    metric = FID(PixelFeatures.num_features)
+    metric.update(PixelFeatures()(torch.stack(pixels) / 127.5 - 1), real=True)
+    return metric.state(real=True)
 
 
 @pytest.mark.parametrize("where", ["file", "s3"])
@@ -127,12 +134,12 @@ def test_reference_stats_from_an_image_folder(coco_data, where, request, tmp_pat
     assert rel.startswith("prepare/reference-") and is_committed(storage, rel)
     names = match_images(caption_set(captions), sorted(p.name for p in folder.iterdir()), 4, "")
     expected = _expected_stats(folder, names)
-    assert stats.n == 4
-    np.testing.assert_allclose(stats.sum, expected.sum, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(stats.sum_outer, expected.sum_outer, rtol=1e-5, atol=1e-2)
+    assert stats["real_features_num_samples"] == 4
+    for key in ("real_features_sum", "real_features_cov_sum"):
+        np.testing.assert_allclose(stats[key], expected[key], rtol=1e-5, atol=1e-2)
     # Committed: a second call reads the stored statistics (the extractor is not run again).
     _, again = reference_stats(storage, identity, None, torch.device("cpu"), 3)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(again.sum_outer, stats.sum_outer)
+    np.testing.assert_array_equal(again["real_features_cov_sum"], stats["real_features_cov_sum"])
 
 
 def _clip_batches(count: int = 7, size: int = 3) -> list[Batch]:
@@ -146,25 +153,71 @@ def _clip_batches(count: int = 7, size: int = 3) -> list[Batch]:
     return batches
 
 
+class TensorCLIP(torch.nn.Module):
+    """The CLIPModel with its feature methods returning tensors: transformers >= 5 returns a
+    BaseModelOutputWithPooling, which torchmetrics 1.9's CLIPScore does not unwrap."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
+        out = self.model.get_image_features(pixel_values=pixel_values, **kwargs)
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    def get_text_features(self, input_ids, attention_mask=None, **kwargs) -> torch.Tensor:
+        out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
 def test_clip_score_shards_merge_to_torchmetrics_one_pass(tiny_clip: Path) -> None:
     from torchmetrics.multimodal.clip_score import CLIPScore
 
     batches = _clip_batches()
-    merged = CLIPScoreMetric(str(tiny_clip))
+    clip = load_clip(str(tiny_clip))
+    scorer = CLIPScorer(clip)
+    merged = MeanScore("clip_score", floor=0.0)
     for batch in batches:  # one shard per batch, through the saved format
-        shard = CLIPScoreMetric(str(tiny_clip))
-        shard.update(batch)
-        merged.merge_state(load_states(save_states(shard.state())))
+        shard = MeanScore("clip_score", floor=0.0)
+        shard.update(scorer(batch))
+        merged.merge(load_state(save_state(shard.state())))
 
-    loaded = features.load_clip(str(tiny_clip))
-    one_pass = CLIPScore(model_name_or_path=lambda: loaded)
+    oracle = (TensorCLIP(clip.model), clip.processor)
+    one_pass = CLIPScore(model_name_or_path=lambda: oracle)  # type: ignore[arg-type,return-value]
     for batch in batches:
-        one_pass.update(list(features.to_uint8(batch.pixels)), list(batch.captions))
-    expected = float(one_pass.compute()) / 100.0
-    assert float(one_pass.n_samples) == 7 == merged.state()["count"]
-    assert merged.compute() == pytest.approx(expected, rel=1e-6, abs=1e-7)
-    assert merged.protocol()["clip_model"] == str(tiny_clip)
-    assert "CLIPImageProcessor" in merged.protocol()["clip_preprocessing"]
+        one_pass.update(list(to_uint8(batch.pixels)), list(batch.captions))
+    expected = max(float(one_pass.score / one_pass.n_samples), 0.0) / 100.0
+    assert float(one_pass.n_samples) == 7 == merged.count
+    assert merged.compute() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    protocol = scorer.protocol()
+    assert protocol["clip_model"] == str(tiny_clip) and protocol["captions_truncated"] == 0
+    assert "CLIPImageProcessor" in protocol["clip_preprocessing"]
+
+
+def test_captions_longer_than_the_context_are_truncated_keeping_the_end_token(
+    tiny_clip: Path,
+) -> None:
+    clip = load_clip(str(tiny_clip))
+    scorer = CLIPScorer(clip)
+    image = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    stems = ["a red cat on the table", "a photo of a blue dog", "the image of a cat"]
+    # Over 77 tokens each: the three long captions differ in their first 77 tokens.
+    long = [f"{stem} " + " ".join(["a photo of the dog"] * 20) for stem in stems]
+    assert all(len(clip.processor.tokenizer(c)["input_ids"]) > clip.max_tokens for c in long)
+    scores = [float(scorer(Batch(image, [caption]))[0]) for caption in long]
+    assert len(set(scores)) == 3, scores  # not the same score whatever the caption says
+    assert scorer.truncated == 3 and scorer.protocol()["captions_truncated"] == 3
+    # Each equals the score of its own first 77 tokens (end token kept) through the CLIP model.
+    tokens = clip.processor.tokenizer(long, truncation=True, max_length=clip.max_tokens)
+    end = clip.processor.tokenizer.eos_token_id
+    assert all(ids[-1] == end and len(ids) == clip.max_tokens for ids in tokens["input_ids"])
+    image_emb = torch.nn.functional.normalize(clip.image_embeddings(image), dim=-1)
+    for ids, score in zip(tokens["input_ids"], scores, strict=True):
+        text = clip.model.get_text_features(input_ids=torch.tensor([ids]))
+        text = text if isinstance(text, torch.Tensor) else text.pooler_output
+        expected = float((image_emb * torch.nn.functional.normalize(text, dim=-1)).sum())
+        assert score == pytest.approx(expected, abs=1e-6)
 
 
 def test_clip_features_for_fid(tiny_clip: Path) -> None:
@@ -174,7 +227,7 @@ def test_clip_features_for_fid(tiny_clip: Path) -> None:
     assert feats.shape == (3, 16) == (3, protocol["feature_dim"])
     assert torch.allclose(module(pixels[1:2]), feats[1:2], atol=1e-5)  # per-image features
     assert protocol["feature_weights"] == str(tiny_clip)
-    assert protocol["feature_weights_sha256"] == features.weights_hash(module)
+    assert protocol["feature_weights_sha256"] == weights_hash(module)
 
 
 def test_inception_features_from_a_configured_weights_file(inception_weights: Path) -> None:
@@ -192,14 +245,16 @@ def test_inception_features_from_a_configured_weights_file(inception_weights: Pa
 
 
 def test_inception_weights_from_object_storage_and_errors(s3_bucket: str, tmp_path: Path) -> None:
+    from ldmscale.storage.cache import fetch_pretrained
+
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"weights")
     uri = _upload(weights, f"{s3_bucket}/weights") + "/w.pth"
-    local = features._local_weights(uri, str(tmp_path / "cache"))
-    assert Path(local).read_bytes() == b"weights"
-    assert features._local_weights(uri, str(tmp_path / "cache")) == local  # cached
-    with pytest.raises(FileNotFoundError, match=r"eval\.inception_weights"):
-        features._local_weights(f"{s3_bucket}/weights/none.pth", str(tmp_path / "cache"))
+    local = fetch_pretrained(uri, cache=str(tmp_path / "cache"))
+    assert Path(local).read_bytes() == b"weights" and Path(local).name == "w.pth"
+    assert fetch_pretrained(uri, cache=str(tmp_path / "cache")) == local  # cached
+    with pytest.raises(FileNotFoundError, match=r"none\.pth"):
+        fetch_pretrained(f"{s3_bucket}/weights/none.pth", cache=str(tmp_path / "cache"))
     with pytest.raises(ValueError, match=r"eval\.inception_weights="):
         features.load_inception("")
     reason = features.inception_unavailable()

@@ -11,10 +11,11 @@ import pytest
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
-from ldmscale.evaluate import shard as shard_module
 from ldmscale.evaluate.merge import merge
-from ldmscale.evaluate.metrics import FID_STATS, FeatureStats, fid, load_states
+from ldmscale.evaluate.shard import SAMPLES as SAMPLES_FILE
 from ldmscale.evaluate.shard import EvalInputError, evaluate
+from ldmscale.metrics.fid import FID, FID_STATE, load_state
+from ldmscale.sample.generate import ImageGenerator
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed, read_file
 
@@ -32,11 +33,22 @@ def _cfg(eval_study, *extra: str):
 
 
 def _states(storage: Storage, rel: str) -> dict[str, np.ndarray]:
-    return load_states(read_file(storage, rel, FID_STATS))
+    return load_state(read_file(storage, rel, FID_STATE))
 
 
-def _stats(storage: Storage, rel: str) -> FeatureStats:
-    return FeatureStats.from_npz(read_file(storage, rel, FID_STATS))
+def _fid(storage: Storage, reference_rel: str, *shard_rels: str) -> float:
+    metric = FID(int(_states(storage, shard_rels[0])["fake_features_sum"].shape[0]))
+    metric.merge(_states(storage, reference_rel))
+    for rel in shard_rels:
+        metric.merge(_states(storage, rel))
+    return metric.compute()
+
+
+def _samples(storage: Storage, rel: str) -> dict[str, np.ndarray]:
+    import io
+
+    with np.load(io.BytesIO(read_file(storage, rel, SAMPLES_FILE))) as arrays:
+        return {key: arrays[key] for key in arrays.files}
 
 
 def test_sharded_fid_equals_unsharded_and_reruns_do_nothing(eval_study) -> None:
@@ -48,11 +60,18 @@ def test_sharded_fid_equals_unsharded_and_reruns_do_nothing(eval_study) -> None:
 
     # One unsharded run of the same prompts, another batch size: same images, same features.
     whole = evaluate(_cfg(eval_study, "eval.shard=0/1", "eval.batch_size=4"))
-    reference = FeatureStats.from_npz(read_file(storage, whole.protocol["reference"], FID_STATS))
-    parts = [_stats(storage, r.rel_dir) for r in records]
-    unsharded = fid(_stats(storage, whole.rel_dir), reference)
-    assert fid(parts[0] + parts[1] + parts[2], reference) == pytest.approx(unsharded, rel=1e-6)
+    reference = whole.protocol["reference"]
+    unsharded = _fid(storage, reference, whole.rel_dir)
+    assert _fid(storage, reference, *(r.rel_dir for r in records)) == pytest.approx(
+        unsharded, rel=1e-6
+    )
     assert sharded.fid == pytest.approx(unsharded, rel=1e-6)
+    # The intervals come from the per-sample features: the shards' together are the whole's.
+    features = np.concatenate([_samples(storage, r.rel_dir)["features"] for r in records])
+    np.testing.assert_allclose(features, _samples(storage, whole.rel_dir)["features"], atol=1e-5)
+    assert sharded.fid_low <= sharded.fid <= sharded.fid_high
+    assert sharded.prompt_score_low <= sharded.prompt_score <= sharded.prompt_score_high
+    assert "bootstrap" in sharded.protocol["interval"]
     assert sharded.num_samples == SAMPLES and sharded.prompt_score_name == "alignment"
     assert sharded.sampling_cost == pytest.approx(sharded.norm_cost * 2)
     assert sharded.gflops_per_image > 0 and sharded.params > 0
@@ -88,7 +107,7 @@ def test_interrupted_shard_reruns_to_identical_stats(eval_study, monkeypatch) ->
     storage = Storage(eval_study[0])
     cfg = _cfg(eval_study, "eval.shard=1/2", "sampler=euler_a")
     calls = {"n": 0}
-    original = shard_module.ImageGenerator.__call__
+    original = ImageGenerator.__call__
 
     def dies_on_second_batch(self, captions, indices):
         calls["n"] += 1
@@ -96,7 +115,7 @@ def test_interrupted_shard_reruns_to_identical_stats(eval_study, monkeypatch) ->
             raise RuntimeError("killed mid-generation")
         return original(self, captions, indices)
 
-    monkeypatch.setattr(shard_module.ImageGenerator, "__call__", dies_on_second_batch)
+    monkeypatch.setattr(ImageGenerator, "__call__", dies_on_second_batch)
     with pytest.raises(RuntimeError, match="killed"):
         evaluate(cfg)
     monkeypatch.undo()
@@ -107,7 +126,8 @@ def test_interrupted_shard_reruns_to_identical_stats(eval_study, monkeypatch) ->
     storage.remove(record.rel_dir)
     evaluate(_cfg(eval_study, "eval.shard=1/2", "sampler=euler_a", "eval.batch_size=3"))
     fresh = _states(storage, record.rel_dir)
-    for name in ("n", "sum", "sum_outer"):
+    assert rerun.keys() == fresh.keys()
+    for name in rerun:
         np.testing.assert_allclose(rerun[name], fresh[name], rtol=1e-5, atol=1e-6)
 
 
@@ -121,7 +141,14 @@ def test_merge_refuses_missing_or_mismatched_shards(eval_study) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [["sampler=plms"], ["sampler.steps=0"], ["eval.shard=3/3"], ["eval.shard=x"]],
+    [
+        ["sampler=plms"],
+        ["sampler.steps=0"],
+        ["eval.shard=3/3"],
+        ["eval.shard=x"],
+        ["eval.num_samples=1"],
+        ["eval.num_samples=3", "eval.shard=0/4"],
+    ],
 )
 def test_bad_requests_exit_2_and_write_nothing(eval_study, bad, capsys) -> None:
     study, overrides = eval_study

@@ -39,6 +39,7 @@ def _round_sig(x: float, digits: int) -> float:
     return round(x, digits - 1 - math.floor(math.log10(abs(x))))
 
 
+@pytest.mark.slow  # counts the FLOPs of every preset up to 5B (seconds each)
 def test_paper_presets_match_table_1() -> None:
     for name, (printed, norm_cost) in PAPER.items():
         row = model_cost(name)
@@ -71,6 +72,7 @@ def test_counting_the_5b_preset_allocates_no_weights() -> None:
     assert model_cost("5b").params > 4.5e9
 
 
+@pytest.mark.slow  # counts the FLOPs of every preset up to 5B (seconds each)
 def test_table_lists_every_preset_smallest_first() -> None:
     rows = cost_table(latent=(4, 8, 8), context=384, tokens=16)
     assert {r.name for r in rows} == set(PRESETS)
@@ -82,6 +84,7 @@ def test_flops_per_image_counts_every_pass_of_every_evaluation() -> None:
     assert flops_per_image(10.0, evaluations=50, passes=2) == 1000.0
 
 
+@pytest.mark.slow  # counts the FLOPs of every preset up to 5B (seconds each)
 def test_models_json_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -1,5 +1,6 @@
-"""The launcher's exit-code mapping, its rendezvous settings (as torchrun builds them), and the
-checks of `ldmscale run`'s launcher options. Real launches: tests/cli/test_run.py."""
+"""The launcher's exit-code mapping, its rendezvous settings (built by torchrun's own parser and
+config), and the checks of `ldmscale run`'s launcher options. Real launches are in
+tests/cli/test_run.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 from ldmscale.cli.main import main
-from ldmscale.orchestrate.launch import LaunchOptions, exit_code, launch_config
+from ldmscale.orchestrate.launch import distributed, exit_code, parse_launch
 
 
 def _failed(*codes: int) -> ChildFailedError:
@@ -40,33 +41,45 @@ def test_exit_code_of_a_launch(error: BaseException | None, code: int) -> None:
     assert exit_code(error) == code
 
 
+def _config(*argv: str):
+    from torch.distributed.run import config_from_args
+
+    args = parse_launch([*argv, "train/debug", "study=x"])
+    config, _, _ = config_from_args(args)
+    return args, config
+
+
 def test_one_node_is_standalone_on_a_free_port() -> None:
-    config = launch_config(LaunchOptions(nproc_per_node=4))
+    args, config = _config("--nproc-per-node", "4")
+    assert distributed(args)
     assert (config.rdzv_backend, config.rdzv_endpoint) == ("c10d", "localhost:0")
     assert (config.min_nodes, config.max_nodes, config.nproc_per_node) == (1, 1, 4)
     assert config.max_restarts == 0  # the cluster retries, resuming from the checkpoint
+    assert (args.training_script, args.training_script_args) == ("train/debug", ["study=x"])
 
 
 def test_several_nodes_meet_at_the_master_with_their_rank() -> None:
-    options = LaunchOptions(nproc_per_node=8, nnodes=4, node_rank=3, master_addr="node-0")
-    config = launch_config(options)
+    argv = ["--nproc-per-node", "8", "--nnodes", "4", "--node-rank", "3"]
+    _, config = _config(*argv, "--master-addr", "node-0", "--master-port", "29500")
     assert (config.rdzv_backend, config.rdzv_endpoint) == ("static", "node-0:29500")
     assert config.rdzv_configs["rank"] == 3
     assert (config.min_nodes, config.max_nodes) == (4, 4)
-    assert config.shutdown_timeout == options.shutdown_timeout
+
+
+def test_one_process_runs_in_process() -> None:
+    assert not distributed(parse_launch(["train/debug"]))
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("argv", "message"),
     [
-        (LaunchOptions(nproc_per_node=0), "--nproc-per-node=0"),
-        (LaunchOptions(nnodes=2, node_rank=2), "--node-rank=2"),
-        (LaunchOptions(nnodes=2, rdzv_backend="c10d"), "--rdzv-endpoint"),
+        (["--nproc-per-node", "0"], "--nproc-per-node=0"),
+        (["--nnodes", "2", "--node-rank", "2"], "--node-rank=2"),
     ],
 )
-def test_bad_launcher_options_are_named(options: LaunchOptions, message: str) -> None:
+def test_bad_launcher_options_are_named(argv: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        options.check()
+        parse_launch([*argv, "train/debug"])
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,21 @@
-"""Plans: self-describing job ids, dependencies, the paper plan's size, pending evaluations."""
+"""Plans: self-describing job ids, dependencies, the paper plan's size, pending evaluations,
+user overrides that reach every job (or are refused when the grid sets them per job), and
+values that survive being put back into overrides."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from ldmscale.cli.main import main
-from ldmscale.config import compose
+from ldmscale.config import ConfigError, compose
+from ldmscale.config.overrides import keys, override
 from ldmscale.orchestrate.jobs import Job, parse_job_id
 from ldmscale.orchestrate.plan import build_plan, pending_jobs
+from ldmscale.orchestrate.runner import job_config
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit
@@ -59,19 +64,74 @@ def test_job_overrides_compose_into_the_job(tmp_path: Path) -> None:
     cfg = compose(["sweep=debug"])
     plan = build_plan(cfg)
     shard = parse_job_id(plan.ids("eval")[1])
-    job_cfg = compose([*plan.overrides, *shard.overrides(cfg.sweep), f"study={tmp_path}"])
+    job_cfg = job_config(shard, str(tmp_path), plan.overrides, plan.shards)
     assert job_cfg.eval.shard == "1/2"
     assert (job_cfg.sampler.name, job_cfg.sampler.steps, job_cfg.sampler.guidance) == (
         "ddim",
         4,
         2.0,
     )
-    assert job_cfg.eval.num_samples == cfg.sweep.num_samples
+    assert job_cfg.eval.num_samples == cfg.eval.num_samples == 16
     assert job_cfg.train.global_batch == compose(["train=domain"]).train.global_batch
-    # prepare measures the calibration record at the sweep's sample count, as eval jobs sample
-    prepare = parse_job_id("prepare").overrides(cfg.sweep)
-    prepare_cfg = compose([*plan.overrides, *prepare, f"study={tmp_path}"])
-    assert prepare_cfg.eval.num_samples == cfg.sweep.num_samples != compose([]).eval.num_samples
+    # prepare measures the calibration record at the sample count the eval jobs use
+    prepare_cfg = job_config(parse_job_id("prepare"), str(tmp_path), plan.overrides, plan.shards)
+    assert prepare_cfg.eval.num_samples == job_cfg.eval.num_samples != compose([]).eval.num_samples
+
+
+@pytest.mark.parametrize("sweep", ["smoke", "debug", "paper"])
+def test_user_overrides_reach_every_job_kind(sweep: str, tmp_path: Path) -> None:
+    user = [f"sweep={sweep}", "train.max_steps=1000", "eval.num_samples=50", "seed=7"]
+    cfg = compose(user)
+    plan = build_plan(cfg, user)
+    assert {p.job.kind for p in plan.jobs} == {"prepare", "train", "eval", "merge", "analyze"}
+    # The first and last job of each kind (the paper plan has 12k: composing all takes minutes).
+    sample = {}
+    for planned in plan.jobs:
+        sample.setdefault((planned.job.kind, 0), planned)
+        sample[(planned.job.kind, 1)] = planned
+    for planned in sample.values():
+        job_cfg = job_config(planned.job, str(tmp_path), plan.overrides, plan.shards)
+        assert (job_cfg.train.max_steps, job_cfg.eval.num_samples, job_cfg.seed) == (1000, 50, 7)
+        if planned.job.kind in ("eval", "merge"):
+            assert planned.job.step == 1000 and job_cfg.eval.checkpoint == "step-1000"
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("sampler.steps=20", "sweep.steps"),
+        ("sampler=heun", "sweep.samplers"),
+        ("model=t16", "sweep.models"),
+        ("eval.shard=0/4", "sweep.shards"),
+    ],
+)
+def test_a_user_override_the_grid_sets_per_job_is_refused_naming_both(
+    override: str, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{re.escape(override.split('=')[0])} .*{field}"):
+        build_plan(compose(["sweep=smoke", override]), ["sweep=smoke", override])
+    assert main(["plan", "sweep=smoke", override, f"study={tmp_path}/s"]) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_planning_needs_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", f"study={tmp_path}/s"]) == 2
+    assert "sweep=<name>" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "study", ["h/date=2024", "a, b", "it's here", "x\\y", "q'\\", "${oc.env:HOME}", "[1]"]
+)
+def test_values_put_back_into_overrides_reach_the_job_unchanged(study: str, tmp_path: Path) -> None:
+    target = str(tmp_path / study)
+    quoted = override("study", target)
+    cfg = compose(["sweep=debug", quoted])
+    assert cfg.study == target
+    plan = build_plan(cfg, ["sweep=debug", quoted, "eval.batch_size=3"])
+    assert "study" not in keys(plan.overrides)
+    for planned in plan.jobs:
+        assert job_config(planned.job, target, plan.overrides, plan.shards).study == target
 
 
 def test_paper_plan_lists_stay_far_under_argo_output_limit(
@@ -112,12 +172,29 @@ def test_run_rejects_a_bad_job_id(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 
 def test_run_without_a_plan_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["run", "train/debug", f"study={tmp_path}"]) == 1
+    assert main(["run", "train/debug", f"study={tmp_path}"]) == 2
     assert "ldmscale plan" in capsys.readouterr().err
 
 
-def test_merge_jobs_know_the_shard_count() -> None:
+def test_merge_jobs_know_the_shard_count(tmp_path: Path) -> None:
     cfg = compose(["sweep=debug"])
-    merge = parse_job_id(build_plan(cfg).ids("merge")[0])
-    merged = compose([*build_plan(cfg).overrides, *merge.overrides(cfg.sweep)])
+    plan = build_plan(cfg)
+    merge = parse_job_id(plan.ids("merge")[0])
+    merged = job_config(merge, str(tmp_path), plan.overrides, plan.shards)
     assert merged.eval.shard_count == cfg.sweep.shards == 2
+
+
+@pytest.mark.parametrize("command", ["plan", "sweep"])
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (["eval.num_samples=1"], "eval.num_samples=1 must be >= 2"),
+        (["eval.num_samples=3", "sweep.shards=4"], "sweep.shards=4 would leave shards empty"),
+    ],
+)
+def test_sample_counts_that_cannot_give_a_metric_are_refused_before_anything_is_written(
+    command: str, bad: list[str], named: str, tmp_path: Path, capsys
+) -> None:
+    assert main([command, "sweep=debug", *bad, f"study={tmp_path}/s"]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -11,12 +11,14 @@ import pytest
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
-from ldmscale.evaluate.features import build_extractor
-from ldmscale.evaluate.metrics import FeatureStats, fid
 from ldmscale.evaluate.reference import reference_dir, reference_identity
-from ldmscale.prepare import calibration, domain
+from ldmscale.metrics.features import build_extractor
+from ldmscale.metrics.fid import FID
+from ldmscale.models import domain
+from ldmscale.prepare import calibration
 from ldmscale.prepare.calibration import CalibrationRecord, DegradationPoint, Measurement
 from ldmscale.prepare.degradations import KINDS
+from ldmscale.prepare.domain import prepare
 
 SMALL_N = 64
 
@@ -65,8 +67,10 @@ def test_record_is_measured_once_against_the_study_reference(
 
     real, _, _ = render_batch(cfg.seed, range(SMALL_N, 2 * SMALL_N), 32, "eval")
     reference, _, _ = render_batch(cfg.seed, range(SMALL_N), 32, "eval")
-    floor = fid(FeatureStats.of(extractor(real)), FeatureStats.of(extractor(reference)))
-    assert record.real.fid == pytest.approx(floor, rel=1e-6)
+    by_hand = FID(extractor.num_features)
+    by_hand.update(extractor(reference), real=True)
+    by_hand.update(extractor(real), real=False)
+    assert record.real.fid == pytest.approx(by_hand.compute(), rel=1e-6)
     other = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N + 1}"])
     assert calibration.calibration_dir(other) != calibration.calibration_dir(cfg)
     assert calibration.load_calibration(other) is None
@@ -99,7 +103,7 @@ def test_default_prepare_is_a_trustworthy_ruler(tmp_path: Path) -> None:
             "data.train_pool=0",
         ]
     )
-    domain.prepare(cfg)
+    prepare(cfg)
     record, _ = calibration.calibrate(cfg)
     summary = "\n".join(record.lines())
     assert all(record.monotone(kind) for kind in KINDS), summary

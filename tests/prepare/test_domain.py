@@ -10,6 +10,7 @@ import pytest
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
+from ldmscale.models import domain as components
 from ldmscale.prepare import domain
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import MANIFEST, CorruptArtifact
@@ -26,15 +27,16 @@ def test_hash_covers_the_settings_that_determine_each_artifact() -> None:
     steps = compose(["study=unused", "data.autoencoder_steps=7"])
     seed = compose(["study=unused", "seed=1"])
     resolution = compose(["study=unused", "data.resolution=64"])
-    assert domain.autoencoder_dir(base) == domain.autoencoder_dir(compose(["study=other"]))
-    assert domain.autoencoder_dir(steps) != domain.autoencoder_dir(base)
-    assert domain.evaluator_dir(steps) == domain.evaluator_dir(base)
+    assert components.autoencoder_dir(base) == components.autoencoder_dir(compose(["study=other"]))
+    assert components.autoencoder_dir(steps) != components.autoencoder_dir(base)
+    assert components.evaluator_dir(steps) == components.evaluator_dir(base)
     for changed in (seed, resolution):
-        assert domain.autoencoder_dir(changed) != domain.autoencoder_dir(base)
-        assert domain.evaluator_dir(changed) != domain.evaluator_dir(base)
-    assert domain.autoencoder_dir(base).startswith("prepare/autoencoder-")
+        assert components.autoencoder_dir(changed) != components.autoencoder_dir(base)
+        assert components.evaluator_dir(changed) != components.evaluator_dir(base)
+    assert components.autoencoder_dir(base).startswith("prepare/autoencoder-")
 
 
+@pytest.mark.slow
 def test_second_call_reuses_without_training(prepared_study: tuple[str, list[str]]) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
@@ -51,43 +53,46 @@ def test_second_call_reuses_without_training(prepared_study: tuple[str, list[str
 
 
 def _dirs(cfg) -> list[str]:  # type: ignore[no-untyped-def]
-    return [domain.autoencoder_dir(cfg), domain.evaluator_dir(cfg)]
+    return [components.autoencoder_dir(cfg), components.evaluator_dir(cfg)]
 
 
+@pytest.mark.slow
 def test_loaders_give_frozen_components(prepared_study: tuple[str, list[str]]) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
-    ae = domain.autoencoder_for(cfg, "cpu")
+    ae = components.autoencoder_for(cfg, "cpu")
     scaling = domain.prepare(cfg).autoencoder.meta["quality"]["scaling_factor"]  # type: ignore[union-attr]
     assert ae.scaling_factor == pytest.approx(scaling) and ae.latent_size(32) == 8
-    evaluator = domain.evaluator_for(cfg, "cpu")
+    evaluator = components.evaluator_for(cfg, "cpu")
     assert not evaluator.training and evaluator.feature_dim == 128
 
 
 def test_unprepared_study_says_to_run_prepare(tmp_path: Path) -> None:
     cfg = compose([f"study={tmp_path}"])
     with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
-        domain.autoencoder_for(cfg)
+        components.autoencoder_for(cfg)
     with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
-        domain.evaluator_for(cfg)
+        components.evaluator_for(cfg)
 
 
+@pytest.mark.slow
 def test_corrupt_artifact_is_detected_then_rebuilt(
     prepared_study: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     args = _copy(prepared_study, tmp_path / "study")
     cfg = compose(args)
-    weights = tmp_path / "study" / domain.evaluator_dir(cfg) / "model.safetensors"
+    weights = tmp_path / "study" / components.evaluator_dir(cfg) / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(CorruptArtifact, match="sha256"):
-        domain.evaluator_for(cfg)
+        components.evaluator_for(cfg)
     result = domain.prepare(cfg)
     assert result.built == ("evaluator",)
-    assert domain.evaluator_for(cfg).feature_dim == 128
+    assert components.evaluator_for(cfg).feature_dim == 128
 
 
+@pytest.mark.slow
 def test_cli_reports_reuse_and_rejects_a_missing_study(
     prepared_study: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,13 +14,19 @@ from s3_server import s3_bucket, s3_endpoint  # noqa: F401
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
-from ldmscale.data.webdataset import ShardedSamples, build_index, decode_array, decode_caption
+from ldmscale.data import prepared
+from ldmscale.data.webdataset import (
+    ShardedSamples,
+    build_index,
+    decode_array,
+    decode_caption,
+    decode_pixels,
+)
 from ldmscale.models.autoencoder import load_autoencoder
 from ldmscale.models.text_encoder import load_text_encoder
 from ldmscale.prepare import latents
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed, load_manifest
-from ldmscale.train.data import decode_pixels
 
 
 class Killed(Exception):
@@ -43,7 +49,7 @@ def test_a_killed_prepare_resumes_and_skips_committed_shards(
 ) -> None:
     cfg = compose(_overrides(tmp_path, request, where))
     storage = Storage(cfg.study)
-    rel = latents.latents_dir(cfg)
+    rel = prepared.latents_dir(cfg)
     encode = latents._encode_shard
     calls: list[str] = []
     kill = [True]
@@ -73,7 +79,7 @@ def test_a_killed_prepare_resumes_and_skips_committed_shards(
     assert again.encoded == [] and again.dir == rel and not again.built
 
     # Sample i of the latents is sample i of the images, encoded by the frozen components.
-    stored = latents.load_latents(cfg)
+    stored = prepared.load_latents(cfg)
     assert stored.index.counts == SHARD_SAMPLES
     images = ShardedSamples(build_index(cfg.data.shards))
     encoded = ShardedSamples(stored.index)
@@ -126,9 +132,7 @@ def test_a_truncated_shard_is_named_and_nothing_committed(tmp_path: Path, reques
     assert not (tmp_path / "study" / "prepare").exists()
 
 
-def test_a_malformed_sample_is_named_and_nothing_committed(
-    tmp_path: Path, request, capsys
-) -> None:
+def test_a_malformed_sample_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:
     import io
     import tarfile
 

@@ -9,7 +9,9 @@ import torch
 
 from ldmscale.config import compose
 from ldmscale.data.shapes import render_batch
-from ldmscale.prepare import domain
+from ldmscale.errors import MissingInput
+from ldmscale.models import domain
+from ldmscale.prepare.domain import prepare
 
 
 def test_pool_holds_the_encoded_training_renders(prepared_study: tuple[str, list[str]]) -> None:
@@ -24,7 +26,7 @@ def test_pool_holds_the_encoded_training_renders(prepared_study: tuple[str, list
     assert pool.captions[100:] == tuple(captions)
     assert pool.latent_shape == (4, 8, 8)
     assert pool.items([0, 127, 128, 300]).tolist() == [0, 127, 0, 44]
-    prepared = domain.prepare(cfg)
+    prepared = prepare(cfg)
     assert prepared.pool is not None and not prepared.pool.built
     assert prepared.pool.meta["quality"]["size"] == 128
 
@@ -39,12 +41,8 @@ def test_pool_hash_follows_its_autoencoder_size_and_seed() -> None:
     assert domain.training_pool_dir(same) == domain.training_pool_dir(base)
 
 
-def test_no_pool_is_prepared_when_disabled_and_a_missing_one_says_prepare(
-    tmp_path: Path,
-) -> None:
-    cfg = compose([f"study={tmp_path}", "data.train_pool=0"])
-    with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
+def test_a_missing_pool_says_prepare_and_a_negative_size_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(MissingInput, match="ldmscale prepare"):
         domain.pool_for(compose([f"study={tmp_path}"]))
     with pytest.raises(ValueError, match=r"data\.train_pool=-1"):
         compose(["study=unused", "data.train_pool=-1"])
-    assert cfg.data.train_pool == 0

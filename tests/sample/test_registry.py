@@ -73,9 +73,10 @@ class GaussianDenoiser(torch.nn.Module):
         self.dtype, self.device = torch.float32, torch.device("cpu")
 
     def forward(self, x, t, encoder_hidden_states=None, return_dict=False):
-        a = self.alphas[int(round(float(t)))]
+        a = self.alphas[round(float(t))]
         x = x.double()
-        x0 = self.mean + a.sqrt() * self.std**2 / (a * self.std**2 + 1 - a) * (x - a.sqrt() * self.mean)
+        gain = a.sqrt() * self.std**2 / (a * self.std**2 + 1 - a)
+        x0 = self.mean + gain * (x - a.sqrt() * self.mean)
         return ((x - a.sqrt() * x0) / (1 - a).sqrt()).float(), None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ldmscale.storage import paths
-from ldmscale.storage.cache import fetch_cached
+from ldmscale.storage.cache import fetch_artifact
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import (
     CorruptArtifact,
@@ -111,13 +111,13 @@ def test_listdir_and_files(storage: Storage) -> None:
     assert storage.listdir(paths.checkpoints_dir("m")) == ["step-10", "step-2"]
 
 
-def test_fetch_cached_reuses_and_refetches(storage: Storage, tmp_path: Path) -> None:
+def test_fetch_artifact_reuses_and_refetches(storage: Storage, tmp_path: Path) -> None:
     commit(storage, "c", files={"a": b"1"})
-    first = fetch_cached(storage, "c", str(tmp_path / "cache"))
-    assert fetch_cached(storage, "c", str(tmp_path / "cache")) == first
+    first = fetch_artifact(storage, "c", str(tmp_path / "cache"))
+    assert fetch_artifact(storage, "c", str(tmp_path / "cache")) == first
     assert (first / "a").read_bytes() == b"1"
     commit(storage, "c", files={"a": b"2"})
-    second = fetch_cached(storage, "c", str(tmp_path / "cache"))
+    second = fetch_artifact(storage, "c", str(tmp_path / "cache"))
     assert second != first and (second / "a").read_bytes() == b"2"
 
 
@@ -137,7 +137,7 @@ def test_empty_uri_is_rejected() -> None:
 def test_operations_never_reach_a_sibling_study(
     backend: str, name: str, sibling: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    from ldmscale.train.checkpoint import prune_checkpoints
+    from ldmscale.storage.checkpoints import prune_checkpoints
 
     root = str(tmp_path) if backend == "path" else request.getfixturevalue("s3_bucket")
     study, other = Storage(f"{root}/prune/{name}"), Storage(f"{root}/prune/{sibling}")

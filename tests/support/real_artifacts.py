@@ -133,7 +133,7 @@ def tiny_autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init torch-fidelity FeatureExtractorInceptionV3 state_dict saved as a .pth file
     (skips, with the reason, where torch-fidelity cannot be imported)."""
-    from ldmscale.evaluate.features import inception_unavailable
+    from ldmscale.metrics.features import inception_unavailable
 
     reason = inception_unavailable()
     if reason is not None:
@@ -176,7 +176,7 @@ def webdataset_inputs(
     them) as three webdataset shards under `root` (a folder or an s3:// URI; the tiny VAE and
     CLIP are copied there too when it is remote) and return the overrides of a debug-size study
     that trains on them at 16 px."""
-    from ldmscale.data.webdataset import export_shapes
+    from shards import export_shapes
 
     export_shapes(f"{root}/shards", seed, sum(SHARD_SAMPLES), resolution=24, per_shard=5)
     vae_uri, clip_uri = str(vae), str(clip)

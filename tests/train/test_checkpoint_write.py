@@ -6,10 +6,39 @@ from pathlib import Path
 
 import pytest
 
+from ldmscale.storage import checkpoints as ckpt
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import CorruptArtifact, is_committed
-from ldmscale.train import checkpoint as ckpt
+
+
+def _meta(step: int) -> ckpt.CheckpointMeta:
+    return ckpt.CheckpointMeta(
+        preset="debug",
+        step=step,
+        context_dim=384,
+        latent_channels=4,
+        latent_size=8,
+        resolution=32,
+        text_encoder="minilm",
+        max_text_tokens=16,
+        autoencoder="prepare/autoencoder-x",
+        ema=False,
+        gflops_forward=0.1,
+        train_flops=0.0,
+        samples_seen=step * 4,
+    )
+
+
+def test_the_meta_round_trips_and_a_missing_field_is_named(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path / "study"))
+    ckpt.commit_checkpoint(storage, "debug", _stage(tmp_path, 3), _meta(3))
+    assert ckpt.read_meta(storage, "debug", 3) == _meta(3)
+    assert ckpt.read_meta(storage, "debug", 3).latent_shape == (4, 8, 8)
+    partial = _meta(3).to_dict()
+    del partial["latent_size"]
+    with pytest.raises(CorruptArtifact, match="latent_size"):
+        ckpt.CheckpointMeta.from_dict(partial)
 
 
 def _stage(tmp_path: Path, step: int) -> Path:
@@ -38,7 +67,7 @@ def test_retention_keeps_the_newest_and_every_multiple(
 def test_commit_then_prune_keeps_what_retention_says(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path / "study"))
     for step in (10, 20, 30, 40):
-        ckpt.commit_checkpoint(storage, "debug", step, _stage(tmp_path, step), {"step": step})
+        ckpt.commit_checkpoint(storage, "debug", _stage(tmp_path, step), _meta(step))
     # A crashed commit: files without a manifest, older than the newest commit.
     storage.write_text(f"{paths.checkpoint_dir('debug', 25)}/unet/partial.bin", "x")
     removed = ckpt.prune_checkpoints(storage, "debug", keep_last=2, keep_every=20)
@@ -51,7 +80,7 @@ def test_commit_then_prune_keeps_what_retention_says(tmp_path: Path) -> None:
 def test_fetch_verifies_and_a_truncated_file_falls_back_to_the_previous(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path / "study"))
     for step in (1, 2):
-        ckpt.commit_checkpoint(storage, "debug", step, _stage(tmp_path, step), {"step": step})
+        ckpt.commit_checkpoint(storage, "debug", _stage(tmp_path, step), _meta(step))
     local = tmp_path / "fetched"
     ckpt.fetch_checkpoint(storage, "debug", 2, local)
     assert ckpt.read_train_state(local) == {"step": 2, "samples_seen": 8}

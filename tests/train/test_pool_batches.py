@@ -6,10 +6,9 @@ from __future__ import annotations
 import torch
 
 from ldmscale.config import compose
+from ldmscale.models import domain
 from ldmscale.models.text_encoder import load_text_encoder
-from ldmscale.prepare import domain
-from ldmscale.train.data import DomainBatches, batch_source
-from ldmscale.train.pool_batches import PoolBatches
+from ldmscale.train.data import DomainBatches, PoolBatches, batch_source
 
 DEVICE = torch.device("cpu")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ldmscale.train.preemption import EXIT_PREEMPTED
+from ldmscale.errors import EXIT_RETRY
 
 SCRIPT = """
 import os, signal, sys
@@ -22,7 +22,7 @@ def test_first_sigterm_sets_the_flag_and_the_second_exits_75() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == EXIT_PREEMPTED == 75
+    assert proc.returncode == EXIT_RETRY == 75
     assert "after first: True" in proc.stdout
     assert "not reached" not in proc.stdout
     assert "second SIGTERM" in proc.stderr

@@ -16,10 +16,10 @@ from s3_server import s3_bucket, s3_endpoint  # noqa: F401
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
+from ldmscale.data import prepared
 from ldmscale.data.webdataset import CorruptShard
 from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
-from ldmscale.prepare import latents
 from ldmscale.prepare.stage import prepare
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
@@ -88,7 +88,7 @@ def test_training_on_images_and_on_precomputed_latents_log_the_same_losses(
     study = overrides[0].removeprefix("study=")
     # The shard index was built once and committed in the study.
     storage = Storage(study)
-    assert is_committed(storage, latents.shard_index_dir(compose(overrides)))
+    assert is_committed(storage, prepared.shard_index_dir(compose(overrides)))
     meta = load_manifest(storage, paths.checkpoint_dir("debug", 3))
     assert meta is not None
     assert meta.meta["latent_size"] == 8 and meta.meta["context_dim"] == 32

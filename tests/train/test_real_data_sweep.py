@@ -32,16 +32,17 @@ def test_paper_sweep_composes_for_every_job_kind(tmp_path: Path, capsys) -> None
     storage = Storage(study)
     every = [job["id"] for job in json.loads(storage.read_text(paths.PLAN))["jobs"]]
     base = load_plan_overrides(storage)
+    shards = json.loads(storage.read_text(paths.PLAN))["shards"]
     for kind in KINDS:
         ids = [i for i in every if parse_job_id(i).kind == kind]
         assert ids, kind
         for job_id in (ids[0], ids[-1]):
-            cfg = job_config(parse_job_id(job_id), study, base)
+            cfg = job_config(parse_job_id(job_id), study, base, shards)
             assert cfg.data.name == "webdataset" and cfg.data.resolution == 512
             assert cfg.data.max_text_tokens == 77
             assert cfg.data.shards == "s3://bucket/laion/{000000..000099}.tar"
             cfg.data.require_real()
             assert cfg.eval.feature_extractor == "inception" and cfg.eval.num_samples == 30_000
             assert cfg.train.global_batch == 2048 and cfg.sweep.name == "paper"
-    train = job_config(parse_job_id("train/866m"), study, base)
+    train = job_config(parse_job_id("train/866m"), study, base, shards)
     assert train.model.preset == "866m" and train.train.max_steps == 500_000

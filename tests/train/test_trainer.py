@@ -9,6 +9,7 @@ and makes the reference and the resumed runs compute in the same order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -23,9 +24,9 @@ from child_env import child_env
 from safetensors.torch import load_file
 
 from ldmscale.storage import paths
+from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
-from ldmscale.train.checkpoint import committed_steps
 
 pytestmark = pytest.mark.slow
 
@@ -228,7 +229,7 @@ def test_every_step_applies_its_warmup_lr_from_step_one(
     expected = [lr * min(1.0, k / warmup) if warmup else lr for k in range(1, steps + 1)]
     assert [r["train/lr"] for r in _log(study)] == pytest.approx(expected)
     weights = [_unet(study, step) for step in range(1, steps + 1)]
-    for before, after in zip(weights, weights[1:], strict=False):
+    for before, after in itertools.pairwise(weights):
         assert any(not torch.equal(before[k], after[k]) for k in before)
     # Step 1 moved the initial weights too (rebuilt from the trainer's initialisation seed).
     from ldmscale.models.presets import get_preset

@@ -18,6 +18,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
+ldmscale.job: the pod settings of one job kind, .Values.jobs.<kind> merged over
+.Values.jobDefaults, as JSON. Arguments (a dict): kind, root.
+*/}}
+{{- define "ldmscale.job" -}}
+{{- $v := .root.Values -}}
+{{- if not (hasKey $v.jobs .kind) -}}
+{{- fail (printf "no jobs.%s in the values; the job kinds are %s" .kind (keys $v.jobs | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- toJson (mergeOverwrite (deepCopy $v.jobDefaults) (deepCopy (index $v.jobs .kind))) -}}
+{{- end -}}
+
+{{/*
 ldmscale.pod: give one pod its infrastructure, in place. Arguments (a dict):
   pod        an Argo template (container templates) or a Kubernetes PodSpec (podSpec: true)
   container  the job's container inside it
@@ -28,7 +40,7 @@ Renders nothing.
 */}}
 {{- define "ldmscale.pod" -}}
 {{- $v := .root.Values -}}
-{{- $job := index $v.jobs .kind -}}
+{{- $job := include "ldmscale.job" (dict "kind" .kind "root" .root) | fromJson -}}
 {{- $pod := .pod -}}
 {{- $c := .container -}}
 {{- $gpus := int $job.gpus -}}

@@ -24,6 +24,8 @@ from ldmscale.storage.manifest import commit, load_manifest
 
 @dataclass
 class AnalysisResult:
+    """What the analysis wrote."""
+
     configurations: int
     best_per_budget: list[dict]
     report: str
@@ -32,6 +34,8 @@ class AnalysisResult:
 
 
 def analyze(cfg: StudyConfig) -> AnalysisResult:
+    """Write the tables and the report from every committed metrics record (a no-op when none
+    changed). MissingInput when the study has no metrics yet."""
     storage = Storage(cfg.require_study(), cfg.storage.options)
     rows, digest = load_records(storage)
     if not rows:

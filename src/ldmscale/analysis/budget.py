@@ -1,14 +1,19 @@
 """Which model is best at each sampling budget (the paper's Fig. 9 question).
 
 Protocol (Mei et al., 2024): for each (model, sampler, steps) keep the guidance scale with the
-best FID; then, at a budget B in sampling cost (normalized cost x steps), the best configuration
-is the lowest-FID one whose sampling cost is <= B.
+best FID; then, at a budget B in sampling cost (normalized cost x U-Net evaluations), the best
+configuration is the lowest-FID one whose sampling cost is <= B. The winner is marked as tied
+with every other model size whose best fitting configuration has an FID interval overlapping the
+winner's: a ranking inside the noise is a tie. `samples_to_separate` says how many samples per
+configuration would separate the winner from the runner-up (intervals shrinking as 1/sqrt(n)).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from ldmscale.metrics.intervals import Interval, samples_to_separate
 
 Row = dict[str, Any]
 
@@ -51,15 +56,47 @@ def _ceil3(x: float) -> float:
     return float(f"{math.ceil(x / scale - 1e-9) * scale:.3g}")
 
 
+def _interval(row: Row) -> Interval | None:
+    if row.get("fid_low") is None or row.get("fid_high") is None:
+        return None
+    return Interval(float(row["fid_low"]), float(row["fid_high"]))
+
+
+def _verdict(best: Row, fitting: list[Row]) -> dict[str, Any]:
+    """Ties of `best` with the other model sizes' best fitting configurations."""
+    others: dict[str, Row] = {}
+    for row in sorted(fitting, key=lambda r: r["fid"]):
+        if row["model"] != best["model"]:
+            others.setdefault(row["model"], row)
+    mine = _interval(best)
+    tied = sorted(
+        model
+        for model, row in others.items()
+        if mine is not None and (theirs := _interval(row)) is not None and mine.overlaps(theirs)
+    )
+    runner = min(others.values(), key=lambda r: r["fid"]) if others else None
+    separate = None
+    if runner is not None and mine is not None and (theirs := _interval(runner)) is not None:
+        n = int(best["num_samples"])
+        separate = samples_to_separate(mine, theirs, runner["fid"] - best["fid"], n)
+    return {
+        "tied_with": ",".join(tied),
+        "runner_up": runner["model"] if runner else "",
+        "samples_to_separate": separate,
+    }
+
+
 def best_per_budget(rows: list[Row], budgets: list[float]) -> list[Row]:
-    """For each budget, the best configuration that fits it (budgets nothing fits are left out)."""
+    """For each budget, the best configuration that fits it and its ties (budgets nothing
+    fits are left out)."""
     candidates = best_guidance(rows)
     table = []
     for budget in sorted(budgets):
         fitting = [r for r in candidates if r["sampling_cost"] <= budget * (1 + 1e-9)]
         if fitting:
             best = min(fitting, key=lambda r: r["fid"])
-            table.append({"budget": budget, **{k: best[k] for k in BUDGET_COLUMNS[1:]}})
+            picked = {k: best.get(k) for k in BUDGET_COLUMNS[1:] if k in best}
+            table.append({"budget": budget, **picked, **_verdict(best, fitting)})
     return table
 
 
@@ -71,8 +108,17 @@ BUDGET_COLUMNS = [
     "steps",
     "guidance",
     "fid",
+    "fid_low",
+    "fid_high",
     "prompt_score",
+    "prompt_score_low",
+    "prompt_score_high",
     "sampling_cost",
     "norm_cost",
+    "unet_evaluations",
     "latency_ms_per_image",
+    "num_samples",
+    "tied_with",
+    "runner_up",
+    "samples_to_separate",
 ]

@@ -8,11 +8,9 @@ import io
 import json
 from typing import Any
 
-from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import MANIFEST, CorruptArtifact, read_file
-
-METRICS = "metrics.json"
+from ldmscale.storage.manifest import CorruptArtifact, read_file
+from ldmscale.storage.records import METRICS, metrics_dirs
 
 # Columns in the order a reader wants them; any further keys of metrics.json follow.
 COLUMNS = [
@@ -25,9 +23,14 @@ COLUMNS = [
     "guidance",
     "num_samples",
     "fid",
+    "fid_low",
+    "fid_high",
     "prompt_score",
+    "prompt_score_low",
+    "prompt_score_high",
     "prompt_score_name",
     "norm_cost",
+    "unet_evaluations",
     "sampling_cost",
     "gflops_per_image",
     "latency_ms_per_image",
@@ -39,10 +42,7 @@ def load_records(storage: Storage) -> tuple[list[dict[str, Any]], str]:
     """Every committed, verified metrics.json under evals/, and a digest of them all (so that
     analysis can tell whether anything changed). Corrupt records are reported and skipped."""
     rows, digest = [], hashlib.sha256()
-    for name in storage.files(paths.evals_dir()):
-        rel_dir, _, base = name.rpartition("/")
-        if base != MANIFEST or not paths.is_config_dir(rel_dir):
-            continue
+    for rel_dir in metrics_dirs(storage):
         try:
             data = read_file(storage, rel_dir, METRICS)
         except CorruptArtifact as err:

@@ -35,6 +35,7 @@ def _png(fig: Any) -> bytes:
 
 
 def plot_fid_vs_steps(best: list[Row]) -> bytes:
+    """PNG of FID against sampling steps, one panel per sampler, one line per model."""
     samplers = sorted({r["sampler"] for r in best})
     fig, axes = plt.subplots(1, len(samplers), figsize=(4.5 * len(samplers), 3.8), squeeze=False)
     for ax, sampler in zip(axes[0], samplers, strict=True):
@@ -52,6 +53,7 @@ def plot_fid_vs_steps(best: list[Row]) -> bytes:
 
 
 def plot_vs_cost(best: list[Row], key: str, label: str, frontier: bool) -> bytes:
+    """PNG of `key` against sampling cost per model (with the Pareto frontier when asked)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for model, rows in _by_model(best).items():
         ax.scatter([r["sampling_cost"] for r in rows], [r[key] for r in rows], label=model, s=22)
@@ -89,6 +91,7 @@ def _fmt(value: Any) -> str:
 def render_html(
     title: str, rows: list[Row], best: list[Row], budget_rows: list[Row], images: dict[str, str]
 ) -> str:
+    """The self-contained report page (links the PNGs named in `images`)."""
     protocol = rows[0].get("protocol", {}) if rows else {}
     samples = sorted({r["num_samples"] for r in rows})
     figures = "".join(

@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from ldmscale.analysis.analyze import analyze
 from ldmscale.config import compose
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "analyze",
-        help="write results/*.csv and report/index.html from the committed metrics",
-        description="Reads every committed metrics.json of the study and writes "
-        "results/metrics.csv, results/best_per_budget.csv and report/index.html. "
-        "Example: ldmscale analyze study=runs/smoke",
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides; study=<URI> is required")
-    parser.set_defaults(func=run)
+NAME = "analyze"
+SUMMARY = "write results/*.csv and report/index.html from the committed metrics"
 
 
 def run(args: argparse.Namespace) -> int:
+    """Analyze and print the best-per-budget table."""
+    from ldmscale.analysis.analyze import analyze
+
     result = analyze(compose(args.overrides))
     print(f"{result.configurations} configurations; best model per sampling budget:")
     for row in result.best_per_budget:
+        tie = f" (tied with {row['tied_with']})" if row.get("tied_with") else ""
         print(
             f"  budget {row['budget']:>8.3g}: {row['model']:>6} {row['sampler']:>9} "
-            f"{row['steps']:>3} steps  guidance {row['guidance']:<4g} FID {row['fid']:.3f}"
+            f"{row['steps']:>3} steps  guidance {row['guidance']:<4g} FID {row['fid']:.3f} "
+            f"[{row['fid_low']:.3f}, {row['fid_high']:.3f}]{tie}"
         )
     print(f"report: {result.report}")
     return 0

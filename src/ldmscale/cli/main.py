@@ -1,50 +1,118 @@
 """`ldmscale <command> [options] [hydra overrides]` — the one console script.
 
-Each command lives in its own module of this package, exposing `register(subparsers)` which adds
-its parser and sets `func(args) -> int`. Bad input exits 2 with a message naming the bad value.
+Each command lives in its own module of this package: its docstring is the command's
+description, `NAME` and `SUMMARY` its name and one-line help, `run(args) -> int` what it does,
+and optionally `arguments(parser)` its options, `OVERRIDES = False` when it takes no Hydra
+overrides and `EPILOG` more help. Failures become exit codes in one place
+(`ldmscale.errors.exit_code`): 2 for bad input or a missing prerequisite, 75 for retryable, 1 for
+anything else, with a message naming the problem (a traceback only for the unexpected).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ldmscale import __version__
-from ldmscale.cli import analyze, check_storage, eval, merge, models, plan, prepare, run, train
-from ldmscale.config import ConfigError
+from ldmscale.cli import (
+    analyze,
+    cancel,
+    check_storage,
+    eval,
+    merge,
+    models,
+    plan,
+    prepare,
+    run,
+    status,
+    submit,
+    sweep,
+    train,
+    watch,
+)
+from ldmscale.cli.command import add_command
+from ldmscale.errors import EXIT_FAILED, BadInput, ConfigError, Retryable, exit_code
 
-COMMANDS = (models, plan, run, prepare, analyze, train, eval, merge, check_storage)
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+COMMANDS = (
+    models,
+    plan,
+    sweep,
+    run,
+    prepare,
+    train,
+    eval,
+    merge,
+    analyze,
+    status,
+    submit,
+    watch,
+    cancel,
+    check_storage,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command."""
     parser = argparse.ArgumentParser(
         prog="ldmscale",
         description="Latent-diffusion scaling studies: plan, train, evaluate, analyze.",
-        epilog="Commands take Hydra overrides, e.g. `ldmscale train study=runs/x model=t32`.",
+        epilog="Commands take Hydra overrides, e.g. `ldmscale train study=runs/x model=t32`. "
+        "Exit codes: 0 done, 2 bad input (nothing written), 75 retryable, 1 anything else.",
     )
     parser.add_argument("--version", action="version", version=f"ldmscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        command.register(subparsers)
+        sub = add_command(
+            subparsers,
+            command.NAME,
+            command.run,
+            command.SUMMARY,
+            command.__doc__ or "",
+            overrides=getattr(command, "OVERRIDES", True),
+            epilog=getattr(command, "EPILOG", None),
+        )
+        if hasattr(command, "arguments"):
+            command.arguments(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def report(command: str, error: BaseException) -> int:
+    """Print what went wrong (a traceback only for the unexpected) and return the exit code."""
+    code = exit_code(error)
+    if isinstance(error, BadInput):
+        what = "bad configuration: " if isinstance(error, ConfigError) else ""
+        print(f"ldmscale {command}: {what}{error}", file=sys.stderr)
+    elif isinstance(error, Retryable):
+        print(f"ldmscale {command}: {error} (retryable: run it again)", file=sys.stderr)
+    elif not isinstance(error, SystemExit):
+        traceback.print_exception(error, file=sys.stderr)
+        print(f"ldmscale {command}: failed: {type(error).__name__}: {error}", file=sys.stderr)
+    return code if code else EXIT_FAILED
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line. `ldmscale run` hands every option it does not know, in order,
+    to torchrun's parser (its launcher options come before the job id)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "launcher", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        args.argv = [*unknown, *args.argv]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code."""
+    args = parse(argv)
     try:
         return int(args.func(args))
-    except ConfigError as err:
-        print(f"ldmscale {args.command}: bad configuration: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except FileNotFoundError as err:
-        # A missing input (no plan, no checkpoint, not prepared): say which, without a traceback.
-        print(f"ldmscale {args.command}: {err}", file=sys.stderr)
-        return EXIT_FAILED
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        return report(args.command, error)
 
 
 if __name__ == "__main__":

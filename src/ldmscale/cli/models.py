@@ -1,11 +1,14 @@
-"""`ldmscale models`: the preset table with computed params, GFLOPs and normalized cost."""
+"""`ldmscale models`: every preset's parameters, GFLOPs of one U-Net forward (counted on the meta
+device, nothing allocated) and cost normalized to the c=320 (866m) U-Net."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ldmscale.models.cost import cost_table
+NAME = "models"
+SUMMARY = "list the model presets with params, GFLOPs and normalized cost"
+OVERRIDES = False
 
 
 def _latent(text: str) -> tuple[int, int, int]:
@@ -20,23 +23,20 @@ def _latent(text: str) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "models",
-        help="list the model presets with params, GFLOPs and normalized cost",
-        description="Every preset's parameters, GFLOPs of one U-Net forward (counted on the meta "
-        "device, nothing allocated) and cost normalized to the c=320 (866m) U-Net.",
-    )
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `ldmscale models`."""
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument(
         "--latent", type=_latent, default=(4, 64, 64), help="latent CxHxW (default 4x64x64)"
     )
     parser.add_argument("--context", type=int, default=1024, help="text context width (1024)")
     parser.add_argument("--tokens", type=int, default=77, help="text tokens (77)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the cost table."""
+    from ldmscale.models.cost import cost_table  # torch: only when counting
+
     rows = cost_table(args.latent, args.context, args.tokens)
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=1))

@@ -1,4 +1,9 @@
-"""`ldmscale plan`: expand a sweep into jobs, write plan.json, print the job ids."""
+"""`ldmscale plan sweep=<name> study=<URI> [overrides]`: expand a sweep into jobs.
+
+Writes <study>/plan.json (every job with its overrides and dependencies) and prints a compact
+JSON list of job ids: prepare, one train job per model, one merge job per sampling
+configuration (its eval shards are in plan.json), analyze. Example:
+`ldmscale plan sweep=smoke study=runs/x`."""
 
 from __future__ import annotations
 
@@ -11,17 +16,12 @@ from ldmscale.orchestrate.jobs import Job
 from ldmscale.orchestrate.plan import build_plan, pending_jobs, write_plan
 from ldmscale.storage.fs import Storage
 
+NAME = "plan"
+SUMMARY = "expand a sweep into jobs; write plan.json; print the job ids"
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "plan",
-        help="expand a sweep into jobs; write plan.json; print the job ids",
-        description="Writes <study>/plan.json (every job with its overrides and dependencies) and "
-        "prints a compact JSON list of job ids: prepare, one train job per model, one merge "
-        "job per sampling configuration (its eval shards are in plan.json), analyze. "
-        "Example: ldmscale plan sweep=smoke study=runs/x",
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides (sweep=..., study=...)")
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `ldmscale plan`."""
     parser.add_argument(
         "--ids-dir",
         type=Path,
@@ -34,30 +34,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only eval/merge jobs of committed checkpoints that have no metrics yet",
     )
-    parser.set_defaults(func=run)
+
+
+def _write_ids(folder: Path, listed: list[Job], shards: int) -> None:
+    lists: dict[str, object] = {
+        kind: [job.id for job in listed if job.kind == kind]
+        for kind in ("prepare", "train", "analyze")
+    }
+    lists["configs"] = [job.eval_key.path for job in listed if job.kind == "merge"]
+    lists["shards"] = shards
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, value in lists.items():
+        (folder / f"{name}.json").write_text(json.dumps(value, separators=(",", ":")))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan (or list the pending evaluations) and print the job ids."""
     cfg = compose(args.overrides)
     storage = Storage(cfg.require_study(), cfg.storage.options)
     if args.pending:
         jobs = [Job("prepare"), *pending_jobs(cfg, storage)]
     else:
         plan = build_plan(cfg, args.overrides)
-        write_plan(storage, plan, cfg.sweep)
+        write_plan(storage, plan)
         jobs = [planned.job for planned in plan.jobs]
     # One id per model and per sampling configuration: a paper-sized plan stays ~60 kB, far
     # under Argo's 256 kB output limit. Shard ids follow from the configuration and shard count.
     listed = [job for job in jobs if job.kind != "eval"]
     if args.ids_dir:
-        lists: dict[str, object] = {
-            kind: [job.id for job in listed if job.kind == kind]
-            for kind in ("prepare", "train", "analyze")
-        }
-        lists["configs"] = [job.eval_key.path for job in listed if job.kind == "merge"]
-        lists["shards"] = cfg.sweep.shards
-        args.ids_dir.mkdir(parents=True, exist_ok=True)
-        for name, value in lists.items():
-            (args.ids_dir / f"{name}.json").write_text(json.dumps(value, separators=(",", ":")))
+        _write_ids(args.ids_dir, listed, cfg.sweep.shards)
     print(json.dumps([job.id for job in listed], separators=(",", ":")))
     return 0

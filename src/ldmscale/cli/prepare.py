@@ -1,38 +1,33 @@
 """`ldmscale prepare study=<uri> [hydra overrides]`: build what every later job of a study
 shares (`ldmscale.prepare.stage`), or reuse what is committed: the embedded domain's autoencoder,
-evaluator, training pool and calibration record (DESIGN.md §6, §9); on real data
-(data=webdataset) the shard index and, with data.precomputed=true, the latents and text
-embeddings; the real-data FID reference statistics.
+evaluator, training pool and calibration record; on real data (data=webdataset) the shard index
+and, with data.precomputed=true, the latents and text embeddings; the real-data FID reference
+statistics.
 
 Prints one line per component (built or reused, where, measured quality) and, with --json, the
 record as JSON. Exit codes: 0 prepared (also when everything was already committed); 2 bad
-configuration (nothing written); 1 any other failure (a corrupt shard is named).
+configuration (nothing written); 1 any other failure (a corrupt shard or sample is named).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from dataclasses import asdict
 from typing import Any
 
-from ldmscale.config import ConfigError, compose
-from ldmscale.data.shapes import ATTRIBUTES
+from ldmscale.cli.command import print_json
+from ldmscale.config import compose
+
+NAME = "prepare"
+SUMMARY = (
+    "build what the study's jobs share: domain components, shard index, latents, reference "
+    "statistics (reused when committed)"
+)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "prepare",
-        help="build what the study's jobs share: domain components, shard index, latents, "
-        "reference statistics (reused when committed)",
-        description="Build what every later job of a study needs: the domain autoencoder and "
-        "evaluator, or the real-data shard index and precomputed latents, and the FID reference "
-        "statistics; cached in the study by the hash of their settings.",
-    )
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `ldmscale prepare`."""
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. study=runs/x seed=1")
-    parser.set_defaults(func=run)
 
 
 def _quality(meta: dict[str, Any]) -> str:
@@ -44,6 +39,8 @@ def _quality(meta: dict[str, Any]) -> str:
     if "latent_shape" in quality:
         return f"{quality['size']} training latents {quality['latent_shape']}"
     if "heldout_accuracy" in quality:
+        from ldmscale.data.shapes import ATTRIBUTES
+
         accuracy = quality["heldout_accuracy"]
         parts = ", ".join(f"{name} {accuracy[name]:.3f}" for name in ATTRIBUTES if name in accuracy)
         return f"held-out accuracy: {parts}"
@@ -51,31 +48,15 @@ def _quality(meta: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ldmscale.data.webdataset import CorruptShard
-    from ldmscale.evaluate.prompts import missing_inputs
+    """Prepare and print one line per component (or the record as JSON)."""
     from ldmscale.prepare.calibration import calibration_dir
-    from ldmscale.prepare.stage import needs_reference, prepare
+    from ldmscale.prepare.stage import check_inputs, prepare
 
     cfg = compose(args.overrides)
-    try:
-        cfg.require_study()
-        if cfg.data.name == "webdataset":
-            cfg.data.require_real()
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    e = cfg.eval
-    missing = needs_reference(cfg) and missing_inputs(
-        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
-    )
-    if missing:
-        raise ConfigError("the reference statistics need " + "; ".join(missing))
-    try:
-        result = prepare(cfg)
-    except CorruptShard as err:
-        print(f"ldmscale prepare: {err}", file=sys.stderr)
-        return 1
+    check_inputs(cfg)
+    result = prepare(cfg)
     if args.json:
-        print(json.dumps(asdict(result), indent=1, default=str))
+        print_json(asdict(result))
         return 0
     if result.domain is not None:
         for component in result.domain.components:

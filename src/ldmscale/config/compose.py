@@ -1,7 +1,8 @@
 """Compose a `StudyConfig` from `configs/` and Hydra overrides (`model=866m train.lr=2e-4`).
 
-The schemas are registered in Hydra's ConfigStore; the model group's options are registered from
-the preset registry, so `model=<preset>` works for every preset without a YAML file per size.
+The schemas are registered in Hydra's ConfigStore; the options of the model and sampler groups
+are registered from the preset and sampler registries, so `model=<preset>` and
+`sampler=<name>` work for every registered one without a YAML file each.
 Validation happens once, here: a bad group option, key, type or value raises `ConfigError`
 naming the field, the value and the valid choices.
 """
@@ -21,13 +22,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ldmscale.config import schema
+from ldmscale.errors import ConfigError
 from ldmscale.models.presets import PRESETS
+from ldmscale.sample.registry import SAMPLERS
 
 CONFIG_DIR_ENV = "LDMSCALE_CONFIG_DIR"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be composed or violates an invariant."""
 
 
 def config_dir() -> Path:
@@ -47,7 +46,6 @@ def _register() -> None:
     for group, node in (
         ("data", schema.DataConfig),
         ("train", schema.TrainConfig),
-        ("sampler", schema.SamplerConfig),
         ("eval", schema.EvalConfig),
         ("sweep", schema.SweepConfig),
         ("storage", schema.StorageConfig),
@@ -55,6 +53,8 @@ def _register() -> None:
         store.store(group=group, name=f"{group}_schema", node=node)
     for name in PRESETS:
         store.store(group="model", name=name, node=schema.ModelConfig(preset=name))
+    for name in SAMPLERS:
+        store.store(group="sampler", name=name, node=schema.SamplerConfig(name=name))
 
 
 def compose(overrides: Sequence[str] = (), name: str = "config") -> schema.StudyConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ldmscale.errors import ConfigError
 from ldmscale.models.presets import PRESETS
 from ldmscale.sample.registry import SAMPLERS, TIMESTEP_SPACINGS
 
@@ -26,6 +27,8 @@ def _check_positive(what: str, value: float) -> None:
 
 @dataclass
 class ModelConfig:
+    """The `model` group: which U-Net size."""
+
     preset: str = "debug"
     """Name in the preset registry (`ldmscale models` lists them)."""
 
@@ -35,6 +38,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    """The `data` group: training data and its frozen encoders."""
+
     name: str = "shapes"
     """`shapes` (the embedded domain, rendered on the fly) or `webdataset` (image-text shards)."""
     resolution: int = 32
@@ -125,6 +130,8 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 @dataclass
 class TrainConfig:
+    """The `train` group: optimisation, DeepSpeed, checkpoints and the noise schedule."""
+
     max_steps: int = 500_000
     """Optimizer steps."""
     global_batch: int = 2048
@@ -191,8 +198,10 @@ class TrainConfig:
 
 @dataclass
 class SamplerConfig:
+    """The `sampler` group: one sampling configuration."""
+
     name: str = "ddim"
-    """Registry name of a diffusers scheduler (`ldmscale samplers` lists them)."""
+    """Registry name of a diffusers scheduler (`ldmscale.sample.registry.SAMPLERS`)."""
     steps: int = 50
     guidance: float = 7.5
     """Classifier-free guidance scale; 1.0 runs the conditional pass only."""
@@ -208,8 +217,15 @@ class SamplerConfig:
             raise ValueError(f"sampler.guidance={self.guidance!r} must be >= 1.0")
 
 
+MIN_SAMPLES = 2
+"""Fewest generated images per sampling configuration that give every metric (FID's covariance
+needs two; torchmetrics refuses fewer)."""
+
+
 @dataclass
 class EvalConfig:
+    """The `eval` group: the evaluation protocol and this job's shard."""
+
     checkpoint: str = "latest"
     """`latest` or `step-<N>`."""
     shard: str = "0/1"
@@ -232,10 +248,18 @@ class EvalConfig:
     """Real data: folder path / URI / hub id of the CLIP model for CLIP score (and `clip` FID)."""
     grid_size: int = 16
     """Images in each shard's sample grid PNG."""
+    intervals: int = 200
+    """Bootstrap resamples behind each FID and prompt-score interval (merge). Each costs one FID
+    computation: seconds for Inception's 2048 features at 30k samples, nothing for the domain's."""
 
     def __post_init__(self) -> None:
-        _check_positive("eval.num_samples", self.num_samples)
+        if self.num_samples < MIN_SAMPLES:
+            raise ValueError(
+                f"eval.num_samples={self.num_samples!r} must be >= {MIN_SAMPLES} (FID needs a "
+                "covariance of the generated features)"
+            )
         _check_positive("eval.batch_size", self.batch_size)
+        _check_positive("eval.intervals", self.intervals)
         _check_choice(
             "eval.feature_extractor", self.feature_extractor, ("domain", "inception", "clip")
         )
@@ -243,14 +267,21 @@ class EvalConfig:
             self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
         ):
             raise ValueError(f"eval.checkpoint={self.checkpoint!r} must be 'latest' or 'step-<N>'")
-        parse_shard(self.shard)
+        _, count = parse_shard(self.shard)
+        if count > self.num_samples:
+            raise ValueError(
+                f"eval.shard={self.shard} would leave shards empty: {count} shards for "
+                f"eval.num_samples={self.num_samples} (at most one shard per sample)"
+            )
 
     @property
     def shard_index(self) -> int:
+        """i of `eval.shard=i/n`."""
         return parse_shard(self.shard)[0]
 
     @property
     def shard_count(self) -> int:
+        """n of `eval.shard=i/n`."""
         return parse_shard(self.shard)[1]
 
     def shard_range(self) -> tuple[int, int]:
@@ -274,21 +305,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @dataclass
 class SweepConfig:
-    name: str = "smoke"
+    """The grid of a sweep. A sweep file (`configs/sweep/<name>.yaml`) is a Hydra config at the
+    root package: it holds this grid under `sweep:` and, beside it, whatever else the study needs
+    (`train.max_steps`, `eval.num_samples`, `override /train: domain`, ...), so every parameter
+    is defined once and anything given on the command line wins over the sweep file."""
+
+    name: str = "none"
+    """The sweep file's name (`none`: no sweep, the default of the stage commands)."""
     models: list[str] = field(default_factory=lambda: ["debug"])
     """Presets to train and evaluate."""
     samplers: list[str] = field(default_factory=lambda: ["ddim"])
     steps: list[int] = field(default_factory=lambda: [10])
     guidance: list[float] = field(default_factory=lambda: [3.0])
     shards: int = 1
-    """Eval shards per sampling configuration."""
-    num_samples: int = 64
-    """Samples per sampling configuration."""
-    train_steps: int = 100
+    """Eval shards per sampling configuration (at most eval.num_samples)."""
     budgets: list[float] = field(default_factory=list)
-    """Sampling-cost budgets (norm. cost x steps) for the best-size table; empty = derived."""
-    overrides: list[str] = field(default_factory=list)
-    """Hydra overrides applied to every job of the sweep (e.g. `train=domain`)."""
+    """Sampling-cost budgets (norm. cost x U-Net evaluations) for the best-size table; empty =
+    derived from the measured costs."""
 
     def __post_init__(self) -> None:
         for model in self.models:
@@ -303,12 +336,13 @@ class SweepConfig:
         for scale in self.guidance:
             if scale < 1.0:
                 raise ValueError(f"sweep.guidance={scale!r} must be >= 1.0")
-        for key in ("shards", "num_samples", "train_steps"):
-            _check_positive(f"sweep.{key}", getattr(self, key))
+        _check_positive("sweep.shards", self.shards)
 
 
 @dataclass
 class StorageConfig:
+    """The `storage` group: how storage is reached and where the node cache lives."""
+
     options: dict[str, Any] = field(default_factory=dict)
     """fsspec storage options (credentials come from the environment, never from here)."""
     cache_dir: str = ""
@@ -320,6 +354,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class StudyConfig:
+    """The whole configuration of a study job (`configs/config.yaml` composes it)."""
+
     study: str = ""
     """fsspec URI of the study root (file://, s3://, gs://, memory://, or a local path)."""
     seed: int = 0
@@ -336,10 +372,16 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         _check_choice("device", self.device, DEVICES)
+        if self.sweep.shards > self.eval.num_samples:
+            raise ValueError(
+                f"sweep.shards={self.sweep.shards} would leave shards empty: at most "
+                f"eval.num_samples={self.eval.num_samples}"
+            )
 
     def require_study(self) -> str:
+        """The study URI; ConfigError when none was given."""
         if not self.study:
-            raise ValueError(
+            raise ConfigError(
                 "study=<URI> is required (e.g. study=runs/smoke or study=s3://bucket/x)"
             )
         return self.study

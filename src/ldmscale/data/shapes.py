@@ -1,4 +1,4 @@
-"""The embedded domain's data (DESIGN.md §6): procedurally rendered shapes with captions.
+"""The embedded domain's data: procedurally rendered shapes with captions.
 
 Each sample is one shape on a plain background, chosen by four attributes (`ATTRIBUTES`: shape,
 colour, size, position) and described by a caption that states them all ("a large red circle at
@@ -15,12 +15,11 @@ shape as large as a large one, and never brings two colours close together.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from ldmscale.data.pixels import from_uint8
 from ldmscale.runtime import derive_seed
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -63,6 +62,8 @@ _CENTRE_JITTER = 0.04
 
 @dataclass(frozen=True)
 class ShapeSample:
+    """One rendered sample of the embedded domain."""
+
     image: np.ndarray
     """H x W x 3, uint8."""
     caption: str
@@ -156,50 +157,11 @@ def prompts(
     return out
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> float32 [3, H, W] in [-1, 1] (the autoencoder's input range)."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
-def to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    """[B, 3, H, W] in [-1, 1] -> B x H x W x 3 uint8 (values outside [-1, 1] are clipped)."""
-    scaled = ((pixels.detach().float().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
-    return scaled.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-class ShapesDataset(Dataset[dict[str, Any]]):
-    """Samples start..start+length-1 of `split`, rendered on access (no state, any worker)."""
-
-    def __init__(
-        self, seed: int, length: int, resolution: int = 32, split: str = "train", start: int = 0
-    ) -> None:
-        if length < 0 or start < 0:
-            raise ValueError(f"length={length!r} and start={start!r} must be >= 0")
-        _rng(seed, start, split)  # checks the split name once, up front
-        self.seed, self.length, self.resolution = seed, length, resolution
-        self.split, self.start = split, start
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, item: int) -> dict[str, Any]:
-        if not 0 <= item < self.length:
-            raise IndexError(f"item {item} is out of range 0..{self.length - 1}")
-        index = self.start + item
-        sample = render(self.seed, index, self.resolution, self.split)
-        return {
-            "pixels": to_tensor(sample.image),
-            "caption": sample.caption,
-            "labels": torch.tensor(sample.labels, dtype=torch.long),
-            "index": index,
-        }
-
-
 def render_batch(
     seed: int, indices: range, resolution: int = 32, split: str = "train"
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Pixels [N, 3, H, W] in [-1, 1], labels [N, n_attributes] and captions of `indices`."""
     samples = [render(seed, index, resolution, split) for index in indices]
-    pixels = torch.stack([to_tensor(s.image) for s in samples])
+    pixels = torch.stack([from_uint8(s.image) for s in samples])
     labels = torch.tensor([s.labels for s in samples], dtype=torch.long)
     return pixels, labels, [s.caption for s in samples]

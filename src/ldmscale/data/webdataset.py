@@ -23,6 +23,7 @@ import json
 import tarfile
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +62,14 @@ def read_shard(url: str, options: dict[str, Any] | None = None) -> list[dict[str
 
 @dataclass(frozen=True)
 class ShardIndex:
+    """Shard URLs and their sample counts: global sample index -> (shard, offset)."""
+
     urls: tuple[str, ...]
     counts: tuple[int, ...]
 
     @property
     def total(self) -> int:
+        """Samples in all shards."""
         return sum(self.counts)
 
     def locate(self, index: int) -> tuple[int, int]:
@@ -78,6 +82,7 @@ class ShardIndex:
         return shard, position - starts[shard]
 
     def to_json(self) -> str:
+        """The index as index.json text."""
         return json.dumps(
             {
                 "shards": [
@@ -88,6 +93,7 @@ class ShardIndex:
 
     @classmethod
     def from_json(cls, text: str) -> ShardIndex:
+        """Read index.json text."""
         shards = json.loads(text)["shards"]
         return cls(tuple(s["url"] for s in shards), tuple(int(s["count"]) for s in shards))
 
@@ -171,7 +177,9 @@ def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
             with Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))) as image:
                 image.load()
         except (OSError, ValueError) as err:
-            raise CorruptShard(f"shard {url}: sample {key!r} has an undecodable image ({err})")
+            raise CorruptShard(
+                f"shard {url}: sample {key!r} has an undecodable image ({err})"
+            ) from err
 
 
 def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:
@@ -188,16 +196,32 @@ def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def decode_pixels(
+    samples: Sequence[dict[str, Any]], resolution: int, pool: ThreadPoolExecutor | None = None
+) -> torch.Tensor:
+    """[B, 3, R, R] in [-1, 1]: the samples' images resized and centre-cropped to `resolution`,
+    decoded by `pool`'s threads (each sample by one thread) or in this thread."""
+
+    def decode(sample: dict[str, Any]) -> torch.Tensor:
+        return decode_image(sample, resolution)
+
+    images = list(pool.map(decode, samples)) if pool is not None else [decode(s) for s in samples]
+    return torch.stack(images)
+
+
 def decode_caption(sample: dict[str, Any]) -> str:
+    """The sample's caption (`txt` or `caption`); CorruptShard naming the shard when absent."""
     raw = _first(sample, CAPTION_KEYS, "caption")
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def decode_array(sample: dict[str, Any], key: str) -> np.ndarray:
+    """The array stored as `<key>` (.npy bytes) in the sample."""
     return np.load(io.BytesIO(_first(sample, (key,), key)), allow_pickle=False)
 
 
 def encode_array(array: np.ndarray) -> bytes:
+    """An array as .npy bytes (no pickle)."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
@@ -220,39 +244,3 @@ def write_shard(
             count += 1
         writer.close()
     return count
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def export_shapes(
-    out_dir: str,
-    seed: int,
-    count: int,
-    resolution: int = 32,
-    per_shard: int = 1000,
-    options: dict[str, Any] | None = None,
-) -> ShardIndex:
-    """Write the embedded domain's first `count` training samples as webdataset shards
-    (`<out_dir>/shard-000000.tar` ... and `index.json`): sample i of the shards is
-    `shapes.render(seed, i)`, losslessly (PNG), so training on them sees the same data."""
-    from ldmscale.data.shapes import render
-
-    urls, counts = [], []
-    for number, start in enumerate(range(0, count, per_shard)):
-        url = f"{out_dir.rstrip('/')}/shard-{number:06d}.tar"
-        stop = min(start + per_shard, count)
-        samples = (
-            {"__key__": f"{i:09d}", "png": png_bytes(s.image), "txt": s.caption}
-            for i in range(start, stop)
-            for s in (render(seed, i, resolution=resolution),)
-        )
-        counts.append(write_shard(url, samples, options))
-        urls.append(url)
-    index = ShardIndex(tuple(urls), tuple(counts))
-    with open_url(f"{out_dir.rstrip('/')}/{INDEX}", "w", options) as handle:
-        handle.write(index.to_json())
-    return index

@@ -1,80 +1,37 @@
 """`merge(cfg)`: gather the committed shards of one sampling configuration into `metrics.json`
-(the sampling-cost record read by the analysis).
+(`ldmscale.storage.records.MetricsRecord`, read by the analysis).
 
-The shards' metric states are added (so the FID is that of one pass over all samples), the FID is
-computed against the reference statistics named in the shards' protocol, and the cost of the
-configuration is computed from the preset at the checkpoint's latent size and text context:
+The shards' torchmetrics states are merged (so the FID is that of one pass over all samples), the
+FID is computed against the reference statistics named in the shards' protocol, intervals come
+from a bootstrap over the shards' per-sample features and scores (`ldmscale.metrics.intervals`),
+and the cost is computed from the preset at the checkpoint's latent size and text context:
 norm_cost (GFLOPs of one forward / the c=320 forward's), sampling_cost = norm_cost x U-Net
 evaluations per image (counted while sampling: one per timestep, so a Heun step is charged about
 two), and gflops_per_image over the forward passes actually made (two per evaluation with
-guidance).
-Merge refuses, writing nothing, when a shard is missing or the shards disagree on the protocol.
+guidance). Merge refuses, writing nothing, when a shard is missing or the shards disagree on the
+protocol.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+import io
 from typing import Any
 
+import numpy as np
+
 from ldmscale.config.schema import StudyConfig
-from ldmscale.evaluate.metrics import (
-    FID_STATS,
-    CLIPScoreMetric,
-    FeatureStats,
-    FIDMetric,
-    MeanScore,
-    load_states,
-)
-from ldmscale.evaluate.shard import PROMPT_SCORE, EvalInputError, eval_key
+from ldmscale.evaluate.shard import SAMPLES, EvalInputError, eval_key
+from ldmscale.metrics.fid import FID, FID_STATE, load_state
+from ldmscale.metrics.intervals import fid_interval, mean_interval
+from ldmscale.metrics.scores import SCORE_STATE, MeanScore
 from ldmscale.models.cost import flops_per_image, model_cost
 from ldmscale.provenance import provenance
+from ldmscale.runtime import derive_seed
 from ldmscale.storage import paths
+from ldmscale.storage.checkpoints import read_meta, resolve_step
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, load_manifest, read_file
-from ldmscale.train.checkpoint import resolve_step
-
-METRICS = "metrics.json"
-
-
-@dataclass
-class MetricsRecord:
-    model: str
-    params: int
-    channels: int
-    checkpoint_step: int
-    sampler: str
-    steps: int
-    guidance: float
-    num_samples: int
-    fid: float
-    prompt_score: float
-    prompt_score_name: str
-    norm_cost: float
-    unet_evaluations: int
-    """U-Net evaluations per image (the sampler's timesteps; `steps` is the user's knob)."""
-    sampling_cost: float
-    """norm_cost x unet_evaluations (the paper's x-axis: cost of one forward x evaluations)."""
-    gflops_per_image: float
-    """GFLOPs of every forward pass for one image (two passes per evaluation with guidance)."""
-    latency_ms_per_image: float
-    device: str
-    protocol: dict[str, Any]
-    provenance: dict[str, Any]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> MetricsRecord:
-        return cls(**json.loads(text))
-
-
-def load_metrics(storage: Storage, key: paths.EvalKey) -> MetricsRecord | None:
-    """The committed metrics of `key`, or None."""
-    if load_manifest(storage, key.dir) is None:
-        return None
-    return MetricsRecord.from_json(read_file(storage, key.dir, METRICS).decode())
+from ldmscale.storage.records import METRICS, MetricsRecord, load_metrics
 
 
 def _shard_metas(storage: Storage, key: paths.EvalKey, count: int) -> list[dict[str, Any]]:
@@ -103,6 +60,27 @@ def _shard_metas(storage: Storage, key: paths.EvalKey, count: int) -> list[dict[
     return metas
 
 
+def _merged(
+    storage: Storage, key: paths.EvalKey, count: int, protocol: dict[str, Any]
+) -> tuple[FID, MeanScore, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(FID with every shard, prompt score with every shard, reference state, per-sample data)."""
+    reference = load_state(read_file(storage, protocol["reference"], FID_STATE))
+    fid = FID(int(protocol["feature_dim"]))
+    fid.merge(reference)
+    floor = 0.0 if protocol["prompt_score"] == "clip_score" else None
+    score = MeanScore(protocol["prompt_score"], floor)
+    parts: dict[str, list[np.ndarray]] = {"features": [], "scores": []}
+    for index in range(count):
+        rel = key.shard_dir(index, count)
+        fid.merge(load_state(read_file(storage, rel, FID_STATE)))
+        score.merge(load_state(read_file(storage, rel, SCORE_STATE)))
+        with np.load(io.BytesIO(read_file(storage, rel, SAMPLES))) as arrays:
+            for name in parts:
+                parts[name].append(arrays[name])
+    samples = {name: np.concatenate(values) for name, values in parts.items()}
+    return fid, score, reference, samples
+
+
 def merge(cfg: StudyConfig) -> MetricsRecord:
     """Merge the `eval.shard` count of shards of the configured sampling configuration."""
     storage = Storage(cfg.require_study(), cfg.storage.options)
@@ -114,37 +92,21 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
     count = cfg.eval.shard_count
     metas = _shard_metas(storage, key, count)
     protocol = metas[0]["protocol"]
-
-    reference = FeatureStats.from_npz(read_file(storage, protocol["reference"], FID_STATS))
-    fid_metric = FIDMetric(None, reference)
-    # CLIP score's mean is floored at 0 (torchmetrics CLIPScore); alignment is a plain mean.
-    score = CLIPScoreMetric(None) if protocol["prompt_score"] == "clip_score" else MeanScore()
-    score.name = protocol["prompt_score"]
-    for index in range(count):
-        rel = key.shard_dir(index, count)
-        fid_metric.merge_state(load_states(read_file(storage, rel, FID_STATS)))
-        score.merge_state(load_states(read_file(storage, rel, PROMPT_SCORE)))
-    if fid_metric.stats.n != protocol["num_samples"]:
+    fid, score, reference, samples = _merged(storage, key, count, protocol)
+    if fid.count(real=False) != protocol["num_samples"]:
         raise EvalInputError(
-            f"shards of {storage.url(key.dir)} hold {fid_metric.stats.n} samples, the protocol "
+            f"shards of {storage.url(key.dir)} hold {fid.count(real=False)} samples, the protocol "
             f"says {protocol['num_samples']}"
         )
+    resamples = cfg.eval.intervals
+    seed = derive_seed(cfg.seed, "bootstrap", key.path)
+    fid_ci = fid_interval(reference, samples["features"], resamples, seed)
+    score_ci = mean_interval(samples["scores"], resamples, seed, score.floor)
 
-    ckpt = load_manifest(storage, paths.checkpoint_dir(cfg.model.preset, step))
-    assert ckpt is not None  # resolve_step found it committed
-    latent = (
-        int(ckpt.meta["latent_channels"]),
-        int(ckpt.meta["latent_size"]),
-        int(ckpt.meta["latent_size"]),
-    )
-    cost = model_cost(
-        cfg.model.preset,
-        latent=latent,
-        context=int(ckpt.meta["context_dim"]),
-        tokens=int(ckpt.meta["max_text_tokens"]),
-    )
-    seconds = sum(meta["generation_seconds"] for meta in metas)
-    devices = sorted({meta["device"] for meta in metas})
+    meta = read_meta(storage, cfg.model.preset, step)
+    cost = model_cost(cfg.model.preset, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
+    seconds = sum(m["generation_seconds"] for m in metas)
+    evaluations = int(protocol["unet_evaluations"])
     record = MetricsRecord(
         model=cfg.model.preset,
         params=cost.params,
@@ -153,19 +115,29 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
         sampler=key.sampler,
         steps=key.steps,
         guidance=key.guidance,
-        num_samples=fid_metric.stats.n,
-        fid=fid_metric.compute(),
+        num_samples=fid.count(real=False),
+        fid=fid.compute(),
+        fid_low=fid_ci.low,
+        fid_high=fid_ci.high,
         prompt_score=score.compute(),
+        prompt_score_low=score_ci.low,
+        prompt_score_high=score_ci.high,
         prompt_score_name=protocol["prompt_score"],
         norm_cost=cost.norm_cost,
-        unet_evaluations=protocol["unet_evaluations"],
-        sampling_cost=cost.norm_cost * protocol["unet_evaluations"],
+        unet_evaluations=evaluations,
+        sampling_cost=cost.norm_cost * evaluations,
         gflops_per_image=flops_per_image(
-            cost.gflops, protocol["unet_evaluations"], protocol["unet_passes_per_evaluation"]
+            cost.gflops, evaluations, int(protocol["unet_passes_per_evaluation"])
         ),
-        latency_ms_per_image=1000.0 * seconds / fid_metric.stats.n,
-        device=", ".join(devices),
-        protocol={**protocol, "shards": count, "gflops_forward": cost.gflops},
+        latency_ms_per_image=1000.0 * seconds / fid.count(real=False),
+        device=", ".join(sorted({m["device"] for m in metas})),
+        protocol={
+            **protocol,
+            "shards": count,
+            "gflops_forward": cost.gflops,
+            "interval": f"{fid_ci.level:.0%} percentile bootstrap over generated samples "
+            f"({resamples} resamples, reference fixed)",
+        },
         provenance=provenance(cfg),
     )
     commit(

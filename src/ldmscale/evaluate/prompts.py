@@ -35,6 +35,8 @@ CAPTION_RULE = (
 
 @dataclass
 class Prompts:
+    """Captions of a slice of a prompt set (and their labels on the embedded domain)."""
+
     captions: list[str]
     labels: torch.Tensor | None
     """[B, n_attributes] for the embedded domain; None for captions without labels."""
@@ -69,6 +71,7 @@ class CaptionSet:
 
 
 def is_domain(prompt_set: str) -> bool:
+    """Whether `prompt_set` is the embedded domain's."""
     return prompt_set == SHAPES
 
 

@@ -1,9 +1,10 @@
 """FID reference statistics of a prompt set, computed once per study and reused by every shard.
 
-Stored like a shard's state (`fid_stats.npz`: n, sum, sum_outer) under
-`prepare/reference-<hash>/`, where the hash covers everything that determines them (prompt set,
-sample count, resolution, preprocessing, feature extractor and its weights). Computing them again
-for the same inputs is a no-op; two jobs racing to compute them write identical files.
+Stored as the "real" half of a torchmetrics FID state (`fid_state.npz`, `ldmscale.metrics.fid`)
+under `prepare/reference-<hash>/`, where the hash covers everything that determines them
+(prompt set, sample count, resolution, preprocessing, feature extractor and its weights).
+Computing them again for the same inputs is a no-op; two jobs racing to compute them write
+identical files.
 
 - embedded domain: the rendered images of the eval prompts (the images the captions describe);
 - real data: the images of the first `eval.num_samples` prompts (`prompts.CAPTION_RULE`), read
@@ -16,9 +17,7 @@ for the same inputs is a no-op; two jobs racing to compute them write identical 
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +28,15 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.evaluate.metrics import FID_STATS, FeatureStats
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
+from ldmscale.metrics.fid import FID, FID_STATE, load_state, save_state
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, is_committed, read_file
 
 COMPONENT = "reference"
+STATE_FORMAT = 2
+"""Part of the identity: 2 = torchmetrics FID half-state (1 was n / sum / sum_outer)."""
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 REAL_RESIZE = "RGB, centre crop to a square, PIL bicubic (antialiased) to the resolution"
 _READERS = 16
@@ -53,6 +54,7 @@ def reference_identity(
 ) -> dict[str, Any]:
     """Everything that determines the reference statistics (its hash names their folder)."""
     identity = {
+        "state_format": STATE_FORMAT,
         "prompt_set": prompt_set,
         "reference_images": "" if is_domain(prompt_set) else reference_images,
         "split": "eval" if is_domain(prompt_set) else "reference_images",
@@ -76,8 +78,8 @@ def reference_identity(
 
 
 def reference_dir(identity: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return paths.prepare_dir(COMPONENT, digest)
+    """Study-relative folder of the reference statistics of `identity`."""
+    return paths.prepare_dir(COMPONENT, identity)
 
 
 def _domain_batches(seed: int, count: int, resolution: int, batch: int) -> Iterator[torch.Tensor]:
@@ -168,11 +170,12 @@ def reference_stats(
     device: torch.device,
     batch_size: int,
     storage_options: dict[str, Any] | None = None,
-) -> tuple[str, FeatureStats]:
-    """(study-relative dir, statistics) of the reference set; computed and committed if absent."""
+) -> tuple[str, dict[str, np.ndarray]]:
+    """(study-relative dir, FID real half-state) of the reference set; computed and committed
+    when absent."""
     rel = reference_dir(identity)
     if is_committed(storage, rel):
-        return rel, FeatureStats.from_npz(read_file(storage, rel, FID_STATS))
+        return rel, load_state(read_file(storage, rel, FID_STATE))
     count, resolution = int(identity["num_samples"]), int(identity["resolution"])
     if is_domain(identity["prompt_set"]):
         batches = _domain_batches(int(identity["seed"]), count, resolution, batch_size)
@@ -185,23 +188,24 @@ def reference_stats(
             batch_size,
             storage_options or {},
         )
-    stats = FeatureStats.zeros(int(extractor.num_features))  # type: ignore[arg-type]
+    metric = FID(int(extractor.num_features))  # type: ignore[arg-type]
     with torch.no_grad():
         for pixels in tqdm(batches, desc="reference features", unit="batch", leave=False):
-            stats = stats + FeatureStats.of(extractor(pixels.to(device)))
-    commit(storage, rel, files={FID_STATS: stats.to_npz()}, meta={"identity": identity})
-    return rel, stats
+            metric.update(extractor(pixels.to(device)), real=True)
+    state = metric.state(real=True)
+    commit(storage, rel, files={FID_STATE: save_state(state)}, meta={"identity": identity})
+    return rel, state
 
 
 def prepare_reference(
     cfg: StudyConfig, device: torch.device | None = None
-) -> tuple[str, FeatureStats]:
+) -> tuple[str, dict[str, np.ndarray]]:
     """Compute and commit, ahead of the eval shards, the real-data reference statistics of
     `cfg.eval` for images at `data.resolution` (the resolution checkpoints record), so that a
     sweep's shards find them committed instead of each computing them. For the prepare stage;
     the embedded domain's references are cheap and left to the first shard."""
-    from ldmscale.evaluate.features import build_extractor
     from ldmscale.evaluate.prompts import missing_inputs
+    from ldmscale.metrics.features import build_extractor
     from ldmscale.runtime import resolve_device
 
     e = cfg.eval
@@ -217,6 +221,7 @@ def prepare_reference(
         e.feature_extractor,
         inception_weights=e.inception_weights,
         clip_model=e.clip_model,
+        options=cfg.storage.options,
         cache=cfg.storage.cache_dir,
     )
     identity = reference_identity(

@@ -4,8 +4,9 @@ sampling configuration of one checkpoint, and commit mergeable metric states.
 Output, committed by manifest under
 `evals/<model>/step-<N>/<sampler>-s<steps>-g<g>/shard-<i>-of-<n>/`:
 
-    fid_stats.npz       n, sum, sum_outer (float64) of the generated images' features
-    prompt_score.npz    sum, count of the prompt score (alignment or CLIP score)
+    fid_state.npz       the generated half of a torchmetrics FID state (float64 sums)
+    prompt_score.npz    the MeanMetric state of the prompt score (alignment or CLIP score)
+    samples.npz         per-image features, prompt scores and prompt indices (for intervals)
     grid.png            the shard's first `eval.grid_size` images
     manifest.json       meta: protocol (everything merge checks), timing, device, prompt range
 
@@ -27,44 +28,31 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.evaluate.features import build_extractor
-from ldmscale.evaluate.metrics import (
-    FID_STATS,
-    AlignmentMetric,
-    Batch,
-    CLIPScoreMetric,
-    FIDMetric,
-    save_states,
-)
-from ldmscale.evaluate.prompts import (
-    caption_set,
-    dataset_protocol,
-    is_domain,
-    load_prompts,
-    missing_inputs,
-)
-from ldmscale.evaluate.reference import reference_identity, reference_stats
+from ldmscale.errors import BadInput
+from ldmscale.evaluate.context import ShardContext, build_context
+from ldmscale.evaluate.prompts import caption_set, is_domain, load_prompts, missing_inputs
+from ldmscale.metrics.fid import FID_STATE, save_state
+from ldmscale.metrics.scores import SCORE_STATE, Batch
 from ldmscale.provenance import provenance
-from ldmscale.runtime import resolve_device
-from ldmscale.sample.generate import NOISE_STREAM, ImageGenerator
-from ldmscale.sample.load import checkpoint_info, load_sampling_model
 from ldmscale.storage import paths
+from ldmscale.storage.checkpoints import resolve_step
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, load_manifest
-from ldmscale.train.checkpoint import resolve_step
 
-PROMPT_SCORE = "prompt_score.npz"
+SAMPLES = "samples.npz"
 GRID = "grid.png"
 # Protocol entries known before loading anything: a committed shard must agree on them.
 REQUEST_KEYS = ("prompt_set", "seed", "num_samples", "shards", "feature_extractor")
 
 
-class EvalInputError(ValueError):
+class EvalInputError(BadInput):
     """A request that cannot be served as asked (nothing was written)."""
 
 
 @dataclass
 class ShardRecord:
+    """What an eval shard committed (or found committed)."""
+
     key: paths.EvalKey
     shard: int
     shards: int
@@ -84,24 +72,19 @@ class ShardRecord:
 
     @property
     def num_images(self) -> int:
+        """Images the shard generated."""
         return self.stop - self.start
 
 
 def eval_key(cfg: StudyConfig, step: int) -> paths.EvalKey:
+    """The sampling configuration `cfg` asks for, on checkpoint `step`."""
     return paths.EvalKey(
         cfg.model.preset, step, cfg.sampler.name, cfg.sampler.steps, cfg.sampler.guidance
     )
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def _request(cfg: StudyConfig) -> dict[str, Any]:
+def request(cfg: StudyConfig) -> dict[str, Any]:
+    """The protocol entries known before anything is loaded."""
     return {
         "prompt_set": cfg.eval.prompt_set,
         "seed": cfg.seed,
@@ -129,16 +112,18 @@ def _record(key: paths.EvalKey, rel: str, meta: dict[str, Any], skipped: bool) -
     )
 
 
-def _grid_png(images: list[torch.Tensor]) -> bytes:
+def grid_png(images: list[torch.Tensor]) -> bytes:
     """Images [3, H, W] in [-1, 1] tiled row-major into one PNG."""
     from PIL import Image
 
+    from ldmscale.data.pixels import to_hwc_uint8
+
     cols = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / cols)
-    _, height, width = images[0].shape
+    tiles = to_hwc_uint8(torch.stack(images))
+    height, width = tiles.shape[1:3]
     canvas = np.zeros((rows * height, cols * width, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        tile = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = tile
     buffer = io.BytesIO()
@@ -151,7 +136,7 @@ def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, 
     if manifest is None:
         return None
     committed = manifest.meta["protocol"]
-    asked = _request(cfg)
+    asked = request(cfg)
     differ = [k for k in REQUEST_KEYS if committed.get(k) != asked[k]]
     if differ:
         raise EvalInputError(
@@ -160,12 +145,6 @@ def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, 
             + "); remove it to evaluate again"
         )
     return manifest.meta
-
-
-def _prompt_metric(cfg: StudyConfig, evaluator: Any) -> AlignmentMetric | CLIPScoreMetric:
-    if is_domain(cfg.eval.prompt_set):
-        return AlignmentMetric(evaluator)
-    return CLIPScoreMetric(cfg.eval.clip_model, cfg.storage.cache_dir)
 
 
 def _check_inputs(cfg: StudyConfig) -> None:
@@ -188,121 +167,84 @@ def _check_inputs(cfg: StudyConfig) -> None:
             )
 
 
+@dataclass
+class Generated:
+    """What the generation loop of a shard produced."""
+
+    features: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    grid: list[torch.Tensor] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _generate(cfg: StudyConfig, context: ShardContext, start: int, stop: int) -> Generated:
+    """Generate prompts start..stop-1 in batches; feed FID and the prompt score."""
+    out = Generated()
+    batch_size, device = cfg.eval.batch_size, context.device
+    with tqdm(total=stop - start, desc=f"eval {context.rel}", unit="img", leave=False) as bar:
+        for first in range(start, stop, batch_size):
+            last = min(first + batch_size, stop)
+            prompts = load_prompts(cfg.eval.prompt_set, cfg.seed, first, last, cfg.storage.options)
+            began = time.perf_counter()
+            pixels = context.generate(prompts.captions, range(first, last))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            out.seconds += time.perf_counter() - began
+            with torch.no_grad():
+                features = context.extractor(pixels)
+            context.fid.update(features, real=False)
+            scores = context.scorer(Batch(pixels, prompts.captions, prompts.labels))
+            context.score.update(scores)
+            out.features.append(features.float().cpu().numpy())
+            out.scores.append(scores.double().numpy())
+            out.grid.extend(pixels[: max(cfg.eval.grid_size - len(out.grid), 0)].cpu())
+            bar.update(last - first)
+    return out
+
+
+def _samples_npz(out: Generated, start: int, stop: int) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        features=np.concatenate(out.features),
+        scores=np.concatenate(out.scores),
+        prompts=np.arange(start, stop, dtype=np.int64),
+    )
+    return buffer.getvalue()
+
+
 def evaluate(cfg: StudyConfig) -> ShardRecord:
     """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model`."""
     storage = Storage(cfg.require_study(), cfg.storage.options)
     _check_inputs(cfg)
     step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
     key = eval_key(cfg, step)
-    index, count = cfg.eval.shard_index, cfg.eval.shard_count
-    rel = key.shard_dir(index, count)
+    rel = key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count)
     done = _check_committed(cfg, storage, rel)
     if done is not None:
         return _record(key, rel, done, skipped=True)
-    if count > cfg.eval.num_samples:
-        raise EvalInputError(
-            f"eval.shard={cfg.eval.shard}: {count} shards for eval.num_samples="
-            f"{cfg.eval.num_samples} would leave shards empty"
-        )
 
-    device = resolve_device(cfg.device)
-    info = checkpoint_info(storage, cfg.model.preset, step)
-    domain = is_domain(cfg.eval.prompt_set)
-    evaluator = None
-    if domain or cfg.eval.feature_extractor == "domain":
-        from ldmscale.prepare.domain import evaluator_for
-
-        evaluator = evaluator_for(cfg, device)
-    extractor, feature_protocol = build_extractor(
-        cfg.eval.feature_extractor,
-        evaluator=evaluator,
-        inception_weights=cfg.eval.inception_weights,
-        clip_model=cfg.eval.clip_model,
-        cache=cfg.storage.cache_dir,
-    )
-    extractor.to(device)
-    prompt_metric = _prompt_metric(cfg, evaluator)
-    resolution = int(info.meta["resolution"])
-    identity = reference_identity(
-        cfg.eval.prompt_set,
-        cfg.eval.reference_images,
-        cfg.seed,
-        cfg.eval.num_samples,
-        resolution,
-        feature_protocol,
-        cfg.storage.options,
-    )
-    reference_rel, reference = reference_stats(
-        storage, identity, extractor, device, cfg.eval.batch_size, cfg.storage.options
-    )
-    model, _ = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage.cache_dir)
-    generate = ImageGenerator(
-        model,
-        cfg.sampler.name,
-        cfg.sampler.steps,
-        cfg.sampler.guidance,
-        cfg.seed,
-        cfg.sampler.timestep_spacing,
-    )
-    fid_metric = FIDMetric(extractor, reference)
-
+    context = build_context(cfg, storage, step, rel)
     start, stop = cfg.eval.shard_range()
-    grid: list[torch.Tensor] = []
-    seconds = 0.0
-    with tqdm(total=stop - start, desc=f"eval {rel}", unit="img", leave=False) as progress:
-        for first in range(start, stop, cfg.eval.batch_size):
-            last = min(first + cfg.eval.batch_size, stop)
-            prompts = load_prompts(cfg.eval.prompt_set, cfg.seed, first, last, cfg.storage.options)
-            began = time.perf_counter()
-            pixels = generate(prompts.captions, range(first, last))
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds += time.perf_counter() - began
-            batch = Batch(pixels, prompts.captions, prompts.labels)
-            fid_metric.update(batch)
-            prompt_metric.update(batch)
-            grid.extend(pixels[: max(cfg.eval.grid_size - len(grid), 0)].cpu())
-            progress.update(last - first)
-
-    protocol = {
-        **_request(cfg),
-        **feature_protocol,
-        **dataset_protocol(cfg.eval.prompt_set, cfg.storage.options),
-        "resolution": resolution,
-        "reference": reference_rel,
-        "reference_images": identity["reference_images"],
-        "reference_resize": identity.get("reference_resize", "none (rendered at resolution)"),
-        "prompt_score": prompt_metric.name,
-        "clip_model": "",
-        **(prompt_metric.protocol() if isinstance(prompt_metric, CLIPScoreMetric) else {}),
-        "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
-        "checkpoint_step": step,
-        "unet": info.unet_dir,
-        "unet_sha256": info.unet_sha256,
-        "sampler": cfg.sampler.name,
-        "steps": cfg.sampler.steps,
-        "guidance": cfg.sampler.guidance,
-        "timestep_spacing": cfg.sampler.timestep_spacing,
-        "unet_evaluations": generate.evaluations,
-        "unet_passes_per_evaluation": generate.passes_per_evaluation,
-    }
+    out = _generate(cfg, context, start, stop)
     meta = {
-        "shard": index,
-        "shards": count,
+        "shard": cfg.eval.shard_index,
+        "shards": cfg.eval.shard_count,
         "start": start,
         "stop": stop,
-        "generation_seconds": seconds,
-        "latency_ms_per_image": 1000.0 * seconds / (stop - start),
-        "device": device_name(device),
+        "generation_seconds": out.seconds,
+        "latency_ms_per_image": 1000.0 * out.seconds / (stop - start),
+        "device": context.device_name,
         "batch_size": cfg.eval.batch_size,
-        "protocol": protocol,
+        "protocol": {**request(cfg), **context.protocol()},
         "provenance": provenance(cfg),
     }
     files = {
-        FID_STATS: save_states(fid_metric.state()),
-        PROMPT_SCORE: save_states(prompt_metric.state()),
+        FID_STATE: save_state(context.fid.state(real=False)),
+        SCORE_STATE: save_state(context.score.state()),
+        SAMPLES: _samples_npz(out, start, stop),
     }
-    if grid:
-        files[GRID] = _grid_png(grid)
+    if out.grid:
+        files[GRID] = grid_png(out.grid)
     commit(storage, rel, files=files, meta=meta)
     return _record(key, rel, meta, skipped=False)

@@ -1,4 +1,4 @@
-"""The frozen first-stage autoencoder: pixels in [-1, 1] <-> scaled latents (DESIGN.md §4, §6).
+"""The frozen first-stage autoencoder: pixels in [-1, 1] <-> scaled latents.
 
 `Autoencoder` wraps a diffusers `AutoencoderKL`: `encode` takes the posterior mode (deterministic)
 and multiplies by the config's `scaling_factor`, as Stable Diffusion does, so latents have about
@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from ldmscale.models.text_encoder import local_pretrained
+from ldmscale.config.schema import StorageConfig
+from ldmscale.storage.cache import fetch_pretrained
 
 LATENT_CHANNELS = 4
 
@@ -65,10 +66,12 @@ class Autoencoder(torch.nn.Module):
 
     @property
     def latent_channels(self) -> int:
+        """Channels of a latent."""
         return int(self.vae.config.latent_channels)
 
     @property
     def downsampling(self) -> int:
+        """Image side / latent side."""
         return int(2 ** (len(self.vae.config.block_out_channels) - 1))
 
     def latent_size(self, resolution: int) -> int:
@@ -81,6 +84,7 @@ class Autoencoder(torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the autoencoder runs."""
         return next(self.vae.parameters()).device
 
     @torch.no_grad()
@@ -98,12 +102,16 @@ class Autoencoder(torch.nn.Module):
         return self.vae.decode(latents).sample.float()
 
 
-def load_autoencoder(path_or_id: str, device: str | torch.device = "cpu") -> Autoencoder:
+def load_autoencoder(
+    path_or_id: str, device: str | torch.device = "cpu", storage: StorageConfig | None = None
+) -> Autoencoder:
     """The frozen autoencoder saved at `path_or_id`: a folder (or its `vae/` subfolder), an
-    fsspec URI of one, or a hub id. Local folders never touch the network."""
+    fsspec URI of one (read with `storage.options`), or a hub id. Local folders never touch the
+    network."""
     from diffusers import AutoencoderKL
 
-    path = local_pretrained(path_or_id)
+    storage = storage or StorageConfig()
+    path = fetch_pretrained(path_or_id, storage.options, storage.cache_dir)
     if os.path.isdir(path):
         if os.path.isdir(os.path.join(path, "vae")):
             path = os.path.join(path, "vae")

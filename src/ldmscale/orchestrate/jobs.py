@@ -9,8 +9,8 @@ alone (the evaluation service runs eval jobs for checkpoints that no plan named)
     merge/<model>/step-<N>/<sampler>-s<steps>-g<guidance>
     analyze
 
-`overrides()` turns a job into the Hydra overrides that select it; everything else comes from
-the sweep's own overrides, so a hyperparameter is never repeated in a job.
+`overrides()` turns a job into the Hydra overrides that select it (`IDENTITY`); everything else
+comes from the sweep file and the user's overrides, so a hyperparameter is never repeated in a job.
 """
 
 from __future__ import annotations
@@ -18,10 +18,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ldmscale.config.schema import SweepConfig
+from ldmscale.config.overrides import override
+from ldmscale.errors import BadInput
 from ldmscale.storage import paths
 
 KINDS = ("prepare", "train", "eval", "merge", "analyze")
+
+IDENTITY = {
+    "model": "sweep.models",
+    "sampler": "sweep.samplers",
+    "sampler.name": "sweep.samplers",
+    "sampler.steps": "sweep.steps",
+    "sampler.guidance": "sweep.guidance",
+    "eval.shard": "sweep.shards",
+    "eval.checkpoint": "train.max_steps",
+}
+"""Config keys each job sets from its id -> the sweep field a user sets instead."""
 
 _CONFIG = re.compile(r"^(?P<sampler>[a-z0-9_]+)-s(?P<steps>\d+)-g(?P<guidance>[0-9.]+)$")
 _SHARD = re.compile(r"^shard-(?P<index>\d+)-of-(?P<count>\d+)$")
@@ -29,6 +41,8 @@ _SHARD = re.compile(r"^shard-(?P<index>\d+)-of-(?P<count>\d+)$")
 
 @dataclass(frozen=True)
 class Job:
+    """One job of a study, identified by its id (`Job.id`, `parse_job_id`)."""
+
     kind: str
     model: str = ""
     step: int = 0
@@ -40,10 +54,12 @@ class Job:
 
     @property
     def eval_key(self) -> paths.EvalKey:
+        """The sampling configuration of an eval or merge job."""
         return paths.EvalKey(self.model, self.step, self.sampler, self.steps, self.guidance)
 
     @property
     def id(self) -> str:
+        """The job id (the module docstring lists the forms)."""
         if self.kind in ("prepare", "analyze"):
             return self.kind
         if self.kind == "train":
@@ -52,25 +68,24 @@ class Job:
             return f"merge/{self.eval_key.path}"
         return f"eval/{self.eval_key.path}/shard-{self.shard}-of-{self.shards}"
 
-    def overrides(self, sweep: SweepConfig) -> list[str]:
-        """The Hydra overrides that make the study config describe this job."""
-        if self.kind == "prepare":
-            # The calibration record is measured at the sweep's sample count.
-            return [f"eval.num_samples={sweep.num_samples}"]
-        if self.kind == "analyze":
+    def overrides(self, shards: int) -> list[str]:
+        """The Hydra overrides that make the study config describe this job (`IDENTITY` keys);
+        `shards` is the sweep's shard count, which a merge id does not carry."""
+        if self.kind in ("prepare", "analyze"):
             return []
         if self.kind == "train":
-            return [f"model={self.model}", f"train.max_steps={sweep.train_steps}"]
+            return [override("model", self.model)]
         # A merge reads the shard count from eval.shard (its index is not used).
-        shard = f"{self.shard}/{self.shards}" if self.kind == "eval" else f"0/{sweep.shards}"
         return [
-            f"model={self.model}",
-            f"eval.checkpoint={paths.checkpoint_name(self.step)}",
+            override("model", self.model),
+            override("eval.checkpoint", paths.checkpoint_name(self.step)),
             f"sampler={self.sampler}",
-            f"sampler.steps={self.steps}",
-            f"sampler.guidance={self.guidance}",
-            f"eval.shard={shard}",
-            f"eval.num_samples={sweep.num_samples}",
+            override("sampler.steps", self.steps),
+            override("sampler.guidance", float(self.guidance)),
+            override(
+                "eval.shard",
+                f"{self.shard}/{self.shards}" if self.kind == "eval" else f"0/{shards}",
+            ),
         ]
 
 
@@ -105,7 +120,7 @@ def parse_job_id(job_id: str) -> Job:
             )
     except (ValueError, IndexError):
         pass
-    raise ValueError(
+    raise BadInput(
         f"job id {job_id!r} is not valid; the forms are: prepare, train/<model>, "
         "eval/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/shard-<i>-of-<n>, "
         "merge/<model>/step-<N>/<sampler>-s<steps>-g<guidance>, analyze"

@@ -1,21 +1,19 @@
 """Start one job on several processes (and nodes) with torch.distributed's elastic launcher,
 keeping the workers' exit codes.
 
-torchrun exits 1 whenever a worker fails, so a worker's 75 (preempted, retry) and 2 (bad
-configuration, fail fast) would reach the cluster as the same 1. `ldmscale run --nproc-per-node N`
-instead launches the workers in-process (`LaunchConfig` + `elastic_launch`, the machinery under
-torchrun) and maps the outcome to the project's exit codes (`exit_code`):
+The launcher options are torchrun's own: `ldmscale run [torchrun options] <job-id> [overrides]`
+parses them with `torch.distributed.run.get_args_parser` and builds the launch config with its
+`config_from_args`; one node without rendezvous options runs standalone (torchrun's
+`--standalone`: c10d on a free local port). torchrun itself exits 1 whenever a worker fails, so a
+worker's 75 (preempted, retry) and 2 (bad configuration, fail fast) would reach the cluster as the
+same 1; here the workers run in-process under `elastic_launch` and the outcome is mapped
+(`exit_code`):
 
     0   every worker succeeded
     2   a worker exited 2 (bad input or configuration)
     75  a worker exited 75 (preempted: checkpoint committed), or the launcher itself received
-        SIGTERM: it forwards SIGTERM to the workers, which finish their step, commit and exit,
-        and waits up to `shutdown_timeout` seconds for them before SIGKILL
+        SIGTERM: it forwards SIGTERM to the workers, which finish their step, commit and exit
     1   any other failure
-
-Rendezvous mirrors torchrun: one node without a master port is `--standalone` (c10d on a free
-local port); several nodes use the static rendezvous at master_addr:master_port with this node's
-rank, or a c10d rendezvous at `rdzv_endpoint` shared by every node under `rdzv_id`.
 """
 
 from __future__ import annotations
@@ -24,82 +22,42 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from ldmscale.train.preemption import EXIT_PREEMPTED
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-DEFAULT_MASTER_PORT = 29500
+from ldmscale.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RETRY, BadInput
 
 
-@dataclass(frozen=True)
-class LaunchOptions:
-    """torchrun's options of the same names (dashes for underscores)."""
+def parse_launch(argv: Sequence[str]) -> Any:
+    """torchrun's arguments for `argv` = [torchrun options] <job-id> [overrides]: the job id is
+    its `training_script`, the overrides its `training_script_args`. BadInput on bad options."""
+    from torch.distributed.run import get_args_parser
 
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int | None = None
-    rdzv_backend: str = "static"
-    rdzv_endpoint: str = ""
-    rdzv_id: str = "none"
-    shutdown_timeout: int = 300
-    """Seconds the workers have, after the forwarded SIGTERM, to commit before SIGKILL."""
-
-    @property
-    def distributed(self) -> bool:
-        """Whether a launcher is needed: one process on one node runs in-process."""
-        return self.nproc_per_node > 1 or self.nnodes > 1
-
-    def check(self) -> None:
-        """ValueError naming the bad option and its valid values."""
-        for name in ("nproc_per_node", "nnodes", "shutdown_timeout"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)}: must be >= 1")
-        if not 0 <= self.node_rank < self.nnodes:
-            raise ValueError(
-                f"--node-rank={self.node_rank}: must be in [0, {self.nnodes}) for --nnodes="
-                f"{self.nnodes}"
-            )
-        if self.rdzv_backend not in ("static", "c10d"):
-            raise ValueError(f"--rdzv-backend={self.rdzv_backend!r}: choose 'static' or 'c10d'")
-        if self.rdzv_backend == "c10d" and self.nnodes > 1 and not self.rdzv_endpoint:
-            raise ValueError("--rdzv-backend=c10d on several nodes needs --rdzv-endpoint HOST:PORT")
+    args = get_args_parser().parse_args(list(argv))
+    nnodes = str(args.nnodes)
+    if args.standalone or (
+        nnodes in ("1", "1:1") and not args.rdzv_endpoint and args.rdzv_backend == "static"
+    ):
+        # torchrun --standalone: one node meets itself on a free port.
+        args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = (
+            "c10d",
+            "localhost:0",
+            str(uuid.uuid4()),
+        )
+    if str(args.nproc_per_node).isdigit() and int(args.nproc_per_node) < 1:
+        raise BadInput(f"--nproc-per-node={args.nproc_per_node}: must be >= 1")
+    max_nodes = int(nnodes.split(":")[-1])
+    if args.rdzv_backend == "static" and not 0 <= args.node_rank < max_nodes:
+        raise BadInput(
+            f"--node-rank={args.node_rank}: must be in [0, {max_nodes}) for --nnodes={nnodes}"
+        )
+    return args
 
 
-def launch_config(options: LaunchOptions) -> Any:
-    """The `LaunchConfig` torchrun would build from the same options (no restarts: a failed or
-    preempted job is retried by the cluster, which resumes it from its last checkpoint)."""
-    from torch.distributed.launcher.api import LaunchConfig
-
-    standalone = (
-        options.nnodes == 1 and options.master_port is None and options.rdzv_backend == "static"
-    )
-    if standalone:
-        backend, endpoint, run_id, configs = "c10d", "localhost:0", str(uuid.uuid4()), {}
-    elif options.rdzv_backend == "static":
-        port = options.master_port or DEFAULT_MASTER_PORT
-        backend, endpoint, run_id = "static", f"{options.master_addr}:{port}", options.rdzv_id
-        configs = {"rank": options.node_rank}
-    else:
-        endpoint = options.rdzv_endpoint or "localhost:0"
-        backend, run_id, configs = "c10d", options.rdzv_id, {}
-    return LaunchConfig(
-        min_nodes=options.nnodes,
-        max_nodes=options.nnodes,
-        nproc_per_node=options.nproc_per_node,
-        run_id=run_id,
-        rdzv_backend=backend,
-        rdzv_endpoint=endpoint,
-        rdzv_configs=configs,
-        max_restarts=0,
-        start_method="spawn",
-        shutdown_timeout=options.shutdown_timeout,
-    )
+def distributed(args: Any) -> bool:
+    """Whether the parsed launch needs worker processes (more than one on this node or nodes)."""
+    return str(args.nproc_per_node) != "1" or str(args.nnodes) not in ("1", "1:1")
 
 
 def exit_code(error: BaseException | None) -> int:
@@ -110,14 +68,29 @@ def exit_code(error: BaseException | None) -> int:
     if error is None:
         return EXIT_OK
     if isinstance(error, SignalException):
-        return EXIT_PREEMPTED if error.sigval == signal.SIGTERM else EXIT_FAILED
+        return EXIT_RETRY if error.sigval == signal.SIGTERM else EXIT_FAILED
     if isinstance(error, ChildFailedError):
         codes = {failure.exitcode for failure in error.failures.values()}
         if EXIT_BAD_INPUT in codes:
             return EXIT_BAD_INPUT
-        if EXIT_PREEMPTED in codes:
-            return EXIT_PREEMPTED
+        if EXIT_RETRY in codes:
+            return EXIT_RETRY
     return EXIT_FAILED
+
+
+def run_worker(job_id: str, study: str, extra: list[str]) -> None:
+    """The entrypoint of each launched worker: the job on this rank (the launcher set RANK,
+    WORLD_SIZE, ...), exiting with its code when it is not 0 so the launcher sees it."""
+    from ldmscale.errors import exit_code as code_of
+    from ldmscale.orchestrate.runner import run_job
+
+    try:
+        result = run_job(job_id, study, extra)
+    except Exception as error:
+        print(f"ldmscale run {job_id}: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(code_of(error))
+    if result.preempted:
+        sys.exit(EXIT_RETRY)
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -126,22 +99,19 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SignalException(f"process {os.getpid()} got SIGTERM", sigval=signal.Signals(signum))
 
 
-def launch(entrypoint: Callable[..., Any], args: Sequence[Any], options: LaunchOptions) -> int:
-    """Run `entrypoint(*args)` on `options.nproc_per_node` processes of this node (joining the
-    other nodes' launchers) and return the mapped exit code. `entrypoint` must be a module-level
-    function (the workers are spawned); it returns on success and calls sys.exit(code) otherwise."""
+def launch(args: Any, study: str, extra: list[str]) -> int:
+    """Run the job of the parsed torchrun `args` on this node's workers (joining the other
+    nodes' launchers) and return the mapped exit code."""
     from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args
 
-    options.check()
-    if "OMP_NUM_THREADS" not in os.environ and options.nproc_per_node > 1:
-        # As torchrun does: N workers each using every core would oversubscribe the node.
-        os.environ["OMP_NUM_THREADS"] = "1"
+    config, _, _ = config_from_args(args)
     # The elastic agent installs its own SIGTERM handler when the workers start; until then (the
     # rendezvous) a SIGTERM must end the launch the same way rather than kill it silently.
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     error: BaseException | None = None
     try:
-        elastic_launch(launch_config(options), entrypoint)(*args)
+        elastic_launch(config, run_worker)(args.training_script, study, extra)
     except Exception as err:
         error = err
     finally:

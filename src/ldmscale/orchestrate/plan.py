@@ -2,8 +2,10 @@
 
 `ldmscale plan` writes it to `<study>/plan.json`; the local runner executes it in order and a
 cluster fans the same ids out with Argo. The plan records the study's base overrides (the sweep
-name, the sweep's own overrides and those given on the command line), so that
-`ldmscale run <id>` rebuilds exactly the config the plan meant.
+name and those given on the command line, never the study URI), so that `ldmscale run <id>`
+rebuilds exactly the config the plan meant: base overrides, then the job's identity
+(`Job.overrides`). A user override of a key the grid sets per job is refused, naming the sweep
+field to set instead.
 """
 
 from __future__ import annotations
@@ -13,45 +15,61 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
+from ldmscale.config import ConfigError
+from ldmscale.config.overrides import keys
 from ldmscale.config.schema import StudyConfig, SweepConfig
-from ldmscale.orchestrate.jobs import KINDS, Job
+from ldmscale.errors import MissingInput
+from ldmscale.orchestrate.jobs import IDENTITY, KINDS, Job
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
+from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
-from ldmscale.train.checkpoint import committed_steps
+
+NO_SWEEP = "none"
+"""The root config's sweep: the stage commands run without one; planning needs one."""
 
 
 @dataclass
 class PlannedJob:
+    """A job and the ids of the jobs it waits for."""
+
     job: Job
     deps: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
+        """The job's id."""
         return self.job.id
 
 
 @dataclass
 class Plan:
+    """Every job of a sweep in dependency order."""
+
     sweep: str
     overrides: list[str]
-    """Base overrides of every job: sweep=<name>, the sweep's overrides, the user's."""
+    """Base overrides of every job: sweep=<name> and the user's (never study=)."""
+    shards: int
+    """Eval shards per sampling configuration."""
     jobs: list[PlannedJob]
 
     def ids(self, kind: str | None = None) -> list[str]:
+        """Job ids in plan order, of one kind or all."""
         return [p.id for p in self.jobs if kind is None or p.job.kind == kind]
 
-    def to_json(self, sweep: SweepConfig) -> str:
+    def to_json(self) -> str:
+        """plan.json: the base overrides and every job with its own overrides and deps."""
         record = {
             "sweep": self.sweep,
             "overrides": self.overrides,
+            "shards": self.shards,
             "jobs": [
                 {
                     "id": p.id,
                     "kind": p.job.kind,
                     "deps": p.deps,
-                    "overrides": p.job.overrides(sweep),
+                    "overrides": p.job.overrides(self.shards),
                 }
                 for p in self.jobs
             ],
@@ -60,14 +78,29 @@ class Plan:
         return json.dumps(record, indent=1)
 
 
+def check_identity(overrides: Sequence[str]) -> None:
+    """ConfigError when an override sets a key that each job takes from its id."""
+    for key in keys(overrides):
+        if key in IDENTITY:
+            raise ConfigError(
+                f"{key} is set for each job by the sweep (from {IDENTITY[key]}); "
+                f"override {IDENTITY[key]} instead of {key}"
+            )
+
+
 def base_overrides(cfg: StudyConfig, user_overrides: Sequence[str]) -> list[str]:
-    """What every job of the sweep runs with (the study URI is given to each job separately)."""
-    user = [o for o in user_overrides if not o.startswith("study=")]
-    has_sweep = any(o.startswith("sweep=") for o in user)
-    return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *cfg.sweep.overrides, *user]
+    """What every job of the sweep runs with: the sweep's name and the user's overrides, without
+    the study URI (given to each job separately). ConfigError on a per-job key."""
+    user = [
+        o for o, key in zip(user_overrides, keys(user_overrides), strict=True) if key != "study"
+    ]
+    check_identity(user)
+    has_sweep = "sweep" in keys(user)
+    return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *user]
 
 
 def eval_jobs(sweep: SweepConfig, model: str, step: int) -> list[Job]:
+    """The eval shards of every sampling configuration of one checkpoint."""
     return [
         Job("eval", model, step, sampler, steps, guidance, shard, sweep.shards)
         for sampler, steps, guidance in product(sweep.samplers, sweep.steps, sweep.guidance)
@@ -76,23 +109,39 @@ def eval_jobs(sweep: SweepConfig, model: str, step: int) -> list[Job]:
 
 
 def merge_job(shard: Job) -> Job:
-    return Job("merge", shard.model, shard.step, shard.sampler, shard.steps, shard.guidance)
+    """The merge job of an eval shard's sampling configuration."""
+    return Job(
+        "merge",
+        shard.model,
+        shard.step,
+        shard.sampler,
+        shard.steps,
+        shard.guidance,
+        0,
+        shard.shards,
+    )
 
 
 def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
+    """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
+    sampling configuration of each model's final checkpoint (train.max_steps), analyze."""
     sweep = cfg.sweep
+    if sweep.name == NO_SWEEP:
+        raise ConfigError(
+            "no sweep was chosen: add sweep=<name> (a file of configs/sweep/, e.g. sweep=smoke)"
+        )
     jobs = [PlannedJob(Job("prepare"))]
     merges: dict[str, PlannedJob] = {}
     for model in sweep.models:
         train = PlannedJob(Job("train", model), deps=["prepare"])
         jobs.append(train)
-        for shard in eval_jobs(sweep, model, sweep.train_steps):
+        for shard in eval_jobs(sweep, model, cfg.train.max_steps):
             jobs.append(PlannedJob(shard, deps=[train.id]))
             merge = merges.setdefault(merge_job(shard).id, PlannedJob(merge_job(shard)))
             merge.deps.append(shard.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
-    return Plan(sweep.name, base_overrides(cfg, user_overrides), jobs)
+    return Plan(sweep.name, base_overrides(cfg, user_overrides), sweep.shards, jobs)
 
 
 def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
@@ -101,27 +150,26 @@ def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
     pending: list[Job] = []
     for model in cfg.sweep.models:
         for step in committed_steps(storage, model):
-            shards = eval_jobs(cfg.sweep, model, step)
-            for shard in shards:
-                if not is_committed(storage, shard.eval_key.dir):
-                    if not is_committed(
-                        storage, shard.eval_key.shard_dir(shard.shard, shard.shards)
-                    ):
-                        pending.append(shard)
-                    if shard.shard == 0:
-                        pending.append(merge_job(shard))
+            for shard in eval_jobs(cfg.sweep, model, step):
+                if is_committed(storage, shard.eval_key.dir):
+                    continue
+                if not is_committed(storage, shard.eval_key.shard_dir(shard.shard, shard.shards)):
+                    pending.append(shard)
+                if shard.shard == 0:
+                    pending.append(merge_job(shard))
     # Stage order: every eval before any merge.
     return sorted(pending, key=lambda job: KINDS.index(job.kind))
 
 
-def write_plan(storage: Storage, plan: Plan, sweep: SweepConfig) -> None:
-    storage.write_text(paths.PLAN, plan.to_json(sweep))
+def write_plan(storage: Storage, plan: Plan) -> None:
+    """Write plan.json to the study."""
+    storage.write_text(paths.PLAN, plan.to_json())
 
 
 def load_plan_overrides(storage: Storage) -> list[str]:
-    """The base overrides recorded by `ldmscale plan`; a clear error when there is no plan."""
+    """The base overrides recorded by `ldmscale plan`; MissingInput when there is no plan."""
     if not storage.exists(paths.PLAN):
-        raise FileNotFoundError(
+        raise MissingInput(
             f"{storage.url(paths.PLAN)} does not exist; run `ldmscale plan sweep=<name> "
             f"study={storage.uri}` first"
         )

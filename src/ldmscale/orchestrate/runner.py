@@ -14,9 +14,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ldmscale.config import compose
+from ldmscale.config.overrides import override
 from ldmscale.config.schema import StudyConfig
 from ldmscale.orchestrate.jobs import Job, parse_job_id
-from ldmscale.orchestrate.plan import build_plan, load_plan_overrides, write_plan
+from ldmscale.orchestrate.plan import build_plan, check_identity, load_plan_overrides, write_plan
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
@@ -56,14 +57,19 @@ def job_done(job: Job, storage: Storage, cfg: StudyConfig) -> bool:
     return False
 
 
-def job_config(job: Job, study: str, base: Sequence[str], extra: Sequence[str] = ()) -> StudyConfig:
-    """The typed config of `job`: the plan's base overrides, the job's own, then `extra`."""
-    sweep = compose([*base, f"study={study}"]).sweep
-    return compose([*base, *job.overrides(sweep), *extra, f"study={study}"])
+def job_config(
+    job: Job, study: str, base: Sequence[str], shards: int, extra: Sequence[str] = ()
+) -> StudyConfig:
+    """The typed config of `job`: the plan's base overrides, the job's own, then `extra` (which
+    may not change the job's identity)."""
+    check_identity(extra)
+    return compose([*base, *job.overrides(shards), *extra, override("study", study)])
 
 
 @dataclass
 class JobResult:
+    """How one job ended."""
+
     job_id: str
     skipped: bool
     seconds: float
@@ -78,9 +84,11 @@ class JobResult:
 def run_job(job_id: str, study: str, extra: Sequence[str] = ()) -> JobResult:
     """Run one job of the study's plan by id (the plan supplies the base overrides)."""
     job = parse_job_id(job_id)
-    storage = Storage(study, compose([f"study={study}", *extra]).storage.options)
-    cfg = job_config(job, study, load_plan_overrides(storage), extra)
-    return _execute(job, cfg, storage)
+    options = compose([*extra, override("study", study)]).storage.options
+    storage = Storage(study, options)
+    base = load_plan_overrides(storage)
+    shards = compose([*base, *extra, override("study", study)]).sweep.shards
+    return _execute(job, job_config(job, study, base, shards, extra), storage)
 
 
 def _execute(job: Job, cfg: StudyConfig, storage: Storage) -> JobResult:
@@ -97,12 +105,12 @@ def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobR
     study = cfg.require_study()
     storage = Storage(study, cfg.storage.options)
     plan = build_plan(cfg, user_overrides)
-    write_plan(storage, plan, cfg.sweep)
+    write_plan(storage, plan)
     results = []
     bar = tqdm(plan.jobs, desc=f"study {cfg.sweep.name}", unit="job", file=sys.stderr)
     for planned in bar:
         bar.set_postfix_str(planned.id)
-        job_cfg = job_config(planned.job, study, plan.overrides)
+        job_cfg = job_config(planned.job, study, plan.overrides, plan.shards)
         results.append(_execute(planned.job, job_cfg, storage))
         if results[-1].preempted:
             break

@@ -6,8 +6,8 @@ it as `prepare/calibration-<hash>/calibration.json` (the hash covers the autoenc
 evaluator's folders, themselves content hashes, `eval.num_samples`, the seed, the resolution and
 the strengths below). Every FID is against the study's own reference statistics (the renders of
 eval prompts 0 .. n-1, committed by `ldmscale.evaluate.reference`, exactly what eval shards
-use), through the domain evaluator's features and `ldmscale.evaluate.metrics.fid`
-(torchmetrics' formula). The measured sets, n images each:
+use), through the domain evaluator's features and torchmetrics' FID (`ldmscale.metrics.fid`).
+The measured sets, n images each:
 
 - real: renders of eval prompts n .. 2n-1 (disjoint from the reference): the real-vs-real floor;
 - reconstruction: those renders through the autoencoder (the best any LDM on it can do);
@@ -22,7 +22,6 @@ Alignment is the evaluator's attribute agreement with the set's prompts (the rea
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import sys
@@ -30,12 +29,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ldmscale import __version__
 from ldmscale.config.schema import StudyConfig
 from ldmscale.data.shapes import render_batch
-from ldmscale.evaluate.metrics import FeatureStats, fid
+from ldmscale.metrics.fid import fid_of
 from ldmscale.prepare.degradations import KINDS, UNITS, degrade
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed, resolve_device
@@ -59,6 +59,8 @@ CHUNK = 250
 
 @dataclass(frozen=True)
 class Measurement:
+    """What the study's ruler reads on one set of images."""
+
     fid: float
     """FID against the study's reference statistics."""
     alignment: float
@@ -67,6 +69,8 @@ class Measurement:
 
 @dataclass(frozen=True)
 class DegradationPoint:
+    """The reading on the real renders degraded by `kind` at `strength`."""
+
     kind: str
     """One of `ldmscale.prepare.degradations.KINDS`."""
     strength: float
@@ -76,6 +80,8 @@ class DegradationPoint:
 
 @dataclass(frozen=True)
 class CalibrationRecord:
+    """The calibration of one study's FID and alignment (see the module docstring)."""
+
     num_samples: int
     """Images in every measured set and in the reference (the study's `eval.num_samples`)."""
     seed: int
@@ -107,6 +113,7 @@ class CalibrationRecord:
 
     @property
     def kinds(self) -> tuple[str, ...]:
+        """The degradation kinds measured, in `KINDS` order."""
         return tuple(k for k in KINDS if self.curve(k))
 
     @property
@@ -131,10 +138,12 @@ class CalibrationRecord:
         return out
 
     def to_json(self) -> str:
+        """The record as JSON (what `calibration.json` holds)."""
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> CalibrationRecord:
+        """The record written by `to_json`."""
         raw = json.loads(text)
         for key in ("real", "reconstruction", "random_latents", "blank"):
             raw[key] = Measurement(**raw[key])
@@ -152,14 +161,13 @@ def applies(cfg: StudyConfig) -> bool:
 
 def calibration_identity(cfg: StudyConfig) -> dict[str, Any]:
     """Everything that determines the record (its hash names the folder)."""
-    from ldmscale.prepare.domain import autoencoder_dir, evaluator_dir
+    from ldmscale.models.domain import autoencoder_ref, evaluator_dir
 
-    domain = cfg.data.autoencoder == "domain"
     return {
         "component": "calibration",
         "recipe_version": RECIPE_VERSION,
         "ldmscale": __version__,
-        "autoencoder": autoencoder_dir(cfg) if domain else cfg.data.autoencoder,
+        "autoencoder": autoencoder_ref(cfg),
         "evaluator": evaluator_dir(cfg),
         "num_samples": cfg.eval.num_samples,
         "seed": cfg.seed,
@@ -170,33 +178,36 @@ def calibration_identity(cfg: StudyConfig) -> dict[str, Any]:
 
 def calibration_dir(cfg: StudyConfig) -> str:
     """Study-relative folder of the calibration record for `cfg`."""
-    identity = calibration_identity(cfg)
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return paths.prepare_dir("calibration", digest)
+    return paths.prepare_dir("calibration", calibration_identity(cfg))
 
 
 class _Ruler:
     """FID and alignment of image sets against the study's reference."""
 
-    def __init__(self, evaluator: Any, reference: FeatureStats, labels: torch.Tensor) -> None:
+    def __init__(
+        self, evaluator: Any, reference: dict[str, np.ndarray], labels: torch.Tensor
+    ) -> None:
         self.evaluator, self.reference, self.labels = evaluator, reference, labels
 
     @torch.no_grad()
     def __call__(self, pixels: torch.Tensor) -> Measurement:
-        stats, agree = FeatureStats.zeros(self.reference.sum.shape[0]), []
+        features, agree = [], []
         for batch, labels in zip(pixels.split(CHUNK), self.labels.split(CHUNK), strict=True):
-            stats = stats + FeatureStats.of(self.evaluator.features(batch))
+            features.append(self.evaluator.features(batch).double().cpu())
             agree.append(self.evaluator.alignment(batch, labels).cpu())
-        return Measurement(fid(stats, self.reference), float(torch.cat(agree).mean()))
+        fid = fid_of(self.reference, torch.cat(features))
+        return Measurement(fid, float(torch.cat(agree).mean()))
 
 
 def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return torch.cat([fn(batch) for batch in x.split(CHUNK)])
 
 
-def _reference(cfg: StudyConfig, evaluator: Any, device: torch.device) -> tuple[str, FeatureStats]:
-    from ldmscale.evaluate.features import build_extractor
+def _reference(
+    cfg: StudyConfig, evaluator: Any, device: torch.device
+) -> tuple[str, dict[str, np.ndarray]]:
     from ldmscale.evaluate.reference import reference_identity, reference_stats
+    from ldmscale.metrics.features import build_extractor
 
     e = cfg.eval
     extractor, protocol = build_extractor("domain", evaluator=evaluator)
@@ -214,9 +225,9 @@ def _generator(cfg: StudyConfig, *name: str) -> torch.Generator:
 @torch.no_grad()
 def measure(cfg: StudyConfig, device: torch.device | None = None) -> CalibrationRecord:
     """Measure the calibration record of the prepared study `cfg` (nothing is committed but the
-    reference statistics, which eval shards share). Raises FileNotFoundError when the
-    autoencoder or evaluator is not prepared."""
-    from ldmscale.prepare.domain import autoencoder_for, evaluator_for
+    reference statistics, which eval shards share). Raises MissingInput when the autoencoder or
+    evaluator is not prepared."""
+    from ldmscale.models.domain import autoencoder_for, evaluator_for
 
     device = device or resolve_device(cfg.device)
     n, identity = cfg.eval.num_samples, calibration_identity(cfg)

@@ -1,6 +1,6 @@
-"""The prepare stage of the embedded domain (DESIGN.md §6): train, measure and commit its
+"""The prepare stage of the embedded domain: train, measure and commit its
 first-stage autoencoder and its evaluator, and encode its training pool
-(`ldmscale.prepare.pool`), once per study.
+(`ldmscale.data.pool`), once per study.
 
 Each artifact lives in `prepare/<component>-<hash>/`, where the hash covers everything that
 determines it (resolution, seed, steps, batch, data sizes, architecture, recipe, package
@@ -15,8 +15,6 @@ Run as `ldmscale prepare study=<uri>` or as the plan's `prepare` job.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 import tempfile
@@ -29,47 +27,39 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ldmscale import __version__
 from ldmscale.config.schema import StudyConfig
-from ldmscale.data.shapes import ATTRIBUTES, render_batch, to_uint8
-from ldmscale.evaluate.domain_evaluator import DomainEvaluator, EvaluatorConfig
-from ldmscale.models.autoencoder import (
-    Autoencoder,
-    build_autoencoder,
-    domain_autoencoder_config,
-    load_autoencoder,
+from ldmscale.data.pixels import to_hwc_uint8
+from ldmscale.data.pool import POOL_ENCODE_BATCH, pool_dir, write_pool
+from ldmscale.data.shapes import ATTRIBUTES, render_batch
+from ldmscale.models.autoencoder import Autoencoder, build_autoencoder, domain_autoencoder_config
+from ldmscale.models.domain import (
+    AUTOENCODER_LR,
+    EVALUATOR_LR,
+    EVALUATOR_NOISE,
+    FOREGROUND_DILATION,
+    FOREGROUND_WEIGHT,
+    KL_WEIGHT,
+    LATENT_STATS_IMAGES,
+    autoencoder_dir,
+    autoencoder_for,
+    autoencoder_recipe,
+    evaluator_config,
+    evaluator_dir,
+    evaluator_recipe,
+    pool_recipe,
 )
-from ldmscale.prepare.pool import DomainPool, encode_pool, load_pool, pool_dir, pool_recipe
+from ldmscale.models.evaluator import DomainEvaluator
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed, resolve_device
 from ldmscale.storage import paths
-from ldmscale.storage.cache import fetch_cached
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import CorruptArtifact, commit, load_manifest, verify
-
-# Bump when the training recipe changes in a way the settings below do not show.
-RECIPE_VERSION = 2
-AUTOENCODER_LR = 2e-3
-FOREGROUND_WEIGHT = 8.0
-"""Extra reconstruction weight near shapes: shapes cover 5-15% of an image, and without it the
-steps we can afford are spent on the flat background."""
-FOREGROUND_DILATION = 2
-"""Pixels by which the weighted region reaches past the shape's edge. Weighting only the shape's
-own pixels rewards spilling colour outside it: the autoencoder then learns round blobs that
-lose the shape (measured on 1000 held-out renders: shape recognised in 40% of reconstructions
-after 600 steps of 16 images with the dilation, 27% without; 92% after 2400 steps and 93% after
-3200 steps with it, reconstruction FID 2.6x and 2.1x the real-vs-real FID)."""
-KL_WEIGHT = 1e-6
-"""Weight of the KL term per latent element (SD's autoencoders use 1e-6)."""
-EVALUATOR_LR = 2e-3
-EVALUATOR_NOISE = 0.05
-"""Std of Gaussian noise added to evaluator inputs in [-1, 1]: decoded samples are never exact."""
-LATENT_STATS_IMAGES = 1024
-"""Training images whose latents set the scaling factor (1 / std, as SD does)."""
 
 
 @dataclass(frozen=True)
 class PreparedComponent:
+    """One prepared component of the embedded domain."""
+
     name: str
     """`autoencoder`, `evaluator` or `pool`."""
     dir: str
@@ -82,6 +72,8 @@ class PreparedComponent:
 
 @dataclass(frozen=True)
 class PreparedDomain:
+    """The embedded domain's prepared components."""
+
     study: str
     autoencoder: PreparedComponent | None
     """None when `data.autoencoder` names a pretrained autoencoder."""
@@ -91,83 +83,14 @@ class PreparedDomain:
 
     @property
     def components(self) -> tuple[PreparedComponent, ...]:
+        """The components prepared (the autoencoder unless a pretrained one is configured, the
+        pool unless `data.train_pool` is 0)."""
         return tuple(c for c in (self.autoencoder, self.evaluator, self.pool) if c is not None)
 
     @property
     def built(self) -> tuple[str, ...]:
+        """Names of the components this call trained."""
         return tuple(c.name for c in self.components if c.built)
-
-
-def _digest(recipe: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
-
-
-def _common(cfg: StudyConfig, component: str) -> dict[str, Any]:
-    return {
-        "component": component,
-        "recipe_version": RECIPE_VERSION,
-        "ldmscale": __version__,
-        "seed": cfg.seed,
-        "resolution": cfg.data.resolution,
-        "prepare_images": cfg.data.prepare_images,
-        "heldout_images": cfg.data.heldout_images,
-    }
-
-
-def autoencoder_recipe(cfg: StudyConfig) -> dict[str, Any]:
-    """Everything that determines the domain autoencoder (its content hash is taken over this)."""
-    return {
-        **_common(cfg, "autoencoder"),
-        "steps": cfg.data.autoencoder_steps,
-        "batch": cfg.data.autoencoder_batch,
-        "lr": AUTOENCODER_LR,
-        "kl_weight": KL_WEIGHT,
-        "foreground_weight": FOREGROUND_WEIGHT,
-        "foreground_dilation": FOREGROUND_DILATION,
-        "latent_stats_images": LATENT_STATS_IMAGES,
-        "architecture": domain_autoencoder_config(cfg.data.resolution),
-    }
-
-
-def evaluator_recipe(cfg: StudyConfig) -> dict[str, Any]:
-    """Everything that determines the domain evaluator (its content hash is taken over this)."""
-    return {
-        **_common(cfg, "evaluator"),
-        "steps": cfg.data.evaluator_steps,
-        "batch": cfg.data.evaluator_batch,
-        "lr": EVALUATOR_LR,
-        "input_noise": EVALUATOR_NOISE,
-        "features": "penultimate, before the ReLU",
-        "architecture": _evaluator_config(cfg).__dict__,
-    }
-
-
-def _evaluator_config(cfg: StudyConfig) -> EvaluatorConfig:
-    return EvaluatorConfig(resolution=cfg.data.resolution)
-
-
-def autoencoder_dir(cfg: StudyConfig) -> str:
-    """Study-relative folder of the domain autoencoder for `cfg`."""
-    return paths.prepare_dir("autoencoder", _digest(autoencoder_recipe(cfg)))
-
-
-def evaluator_dir(cfg: StudyConfig) -> str:
-    """Study-relative folder of the domain evaluator for `cfg`."""
-    return paths.prepare_dir("evaluator", _digest(evaluator_recipe(cfg)))
-
-
-def _pool_recipe(cfg: StudyConfig) -> dict[str, Any]:
-    domain = cfg.data.autoencoder == "domain"
-    return pool_recipe(cfg, autoencoder_dir(cfg) if domain else cfg.data.autoencoder)
-
-
-def training_pool_dir(cfg: StudyConfig) -> str:
-    """Study-relative folder of the training pool for `cfg`."""
-    return pool_dir(_pool_recipe(cfg))
-
-
-def _encode_pool(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
-    return encode_pool(cfg, autoencoder_for(cfg, device), out)
 
 
 def _storage(cfg: StudyConfig) -> Storage:
@@ -238,8 +161,8 @@ def _reconstruction_quality(
     )
     squared = 0.0
     for batch in pixels.split(256):
-        recon = to_uint8(ae.decode(ae.encode(batch.to(device)))).astype("float64")
-        squared += float(((recon - to_uint8(batch).astype("float64")) ** 2).sum())
+        recon = to_hwc_uint8(ae.decode(ae.encode(batch.to(device)))).astype("float64")
+        squared += float(((recon - to_hwc_uint8(batch).astype("float64")) ** 2).sum())
     mse = squared / pixels.numel() / 255.0**2
     return {"heldout_mse": mse, "heldout_psnr_db": -10.0 * math.log10(max(mse, 1e-12))}
 
@@ -248,7 +171,7 @@ def _train_evaluator(cfg: StudyConfig, device: torch.device, out: Path) -> dict[
     data = cfg.data
     generator = _seeded(cfg, "evaluator")
     images, labels, _ = render_batch(cfg.seed, range(data.prepare_images), data.resolution, "train")
-    model = DomainEvaluator(_evaluator_config(cfg)).to(device).train()
+    model = DomainEvaluator(evaluator_config(cfg)).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=EVALUATOR_LR)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, EVALUATOR_LR, total_steps=data.evaluator_steps, pct_start=0.1
@@ -285,6 +208,27 @@ def _accuracy(model: DomainEvaluator, cfg: StudyConfig, device: torch.device) ->
     return {"heldout_accuracy": accuracy, "heldout_accuracy_min": min(accuracy.values())}
 
 
+@torch.no_grad()
+def _encode_pool(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
+    """Render and encode training samples 0 .. `data.train_pool`-1 into `out` (the layout of
+    `ldmscale.data.pool`); returns the pool's meta (size, latent shape, latent std)."""
+    autoencoder = autoencoder_for(cfg, device)
+    size, chunks, captions = cfg.data.train_pool, [], []
+    for start in range(0, size, POOL_ENCODE_BATCH):
+        indices = range(start, min(start + POOL_ENCODE_BATCH, size))
+        pixels, _, texts = render_batch(cfg.seed, indices, cfg.data.resolution, "train")
+        chunks.append(autoencoder.encode(pixels.to(device)).float().cpu())
+        captions.extend(texts)
+    latents = torch.cat(chunks)
+    write_pool(out, latents, captions)
+    return {
+        "size": size,
+        "latent_shape": list(latents.shape[1:]),
+        "latent_std": float(latents.std()),
+        "distinct_captions": len(set(captions)),
+    }
+
+
 def _ensure(
     cfg: StudyConfig,
     storage: Storage,
@@ -308,7 +252,7 @@ def _ensure(
         quality = train(cfg, device, Path(tmp))
         meta = {
             "component": component,
-            "content_hash": _digest(recipe),
+            "content_hash": paths.content_hash(recipe),
             "recipe": recipe,
             "quality": quality,
             "device": str(device),
@@ -338,36 +282,6 @@ def prepare(cfg: StudyConfig) -> PreparedDomain:
     )
     pool = None
     if cfg.data.train_pool:
-        recipe = _pool_recipe(cfg)
+        recipe = pool_recipe(cfg)
         pool = _ensure(cfg, storage, "pool", pool_dir(recipe), recipe, _encode_pool)
     return PreparedDomain(storage.uri, autoencoder, evaluator, pool)
-
-
-def _fetch(cfg: StudyConfig, component: str, rel: str) -> Path:
-    storage = _storage(cfg)
-    if load_manifest(storage, rel) is None:
-        raise FileNotFoundError(
-            f"the domain {component} is not prepared in {storage.url()} (no {storage.url(rel)}); "
-            f"run `ldmscale prepare study={storage.uri}` with the same data settings first"
-        )
-    return fetch_cached(storage, rel, cfg.storage.cache_dir)
-
-
-def autoencoder_for(cfg: StudyConfig, device: str | torch.device = "cpu") -> Autoencoder:
-    """The study's frozen autoencoder: the prepared domain one, or the configured pretrained one.
-    Raises FileNotFoundError when the study is not prepared, CorruptArtifact when it is corrupt."""
-    if cfg.data.autoencoder != "domain":
-        return load_autoencoder(cfg.data.autoencoder, device)
-    return load_autoencoder(str(_fetch(cfg, "autoencoder", autoencoder_dir(cfg))), device)
-
-
-def evaluator_for(cfg: StudyConfig, device: str | torch.device = "cpu") -> DomainEvaluator:
-    """The study's frozen domain evaluator (eval mode). Raises FileNotFoundError when the study
-    is not prepared, CorruptArtifact when the committed files do not match their manifest."""
-    return DomainEvaluator.load(_fetch(cfg, "evaluator", evaluator_dir(cfg)), device)
-
-
-def pool_for(cfg: StudyConfig) -> DomainPool:
-    """The study's training pool (hashes verified). Raises FileNotFoundError when the study is
-    not prepared, CorruptArtifact when the committed files do not match their manifest."""
-    return load_pool(_storage(cfg), training_pool_dir(cfg))

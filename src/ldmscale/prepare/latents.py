@@ -1,23 +1,10 @@
-"""The prepare stage on real data (data.name=webdataset): the shard index, and the latents and
-text embeddings of every sample, computed once with the frozen autoencoder and text encoder.
-
-Layout in the study (paths from `ldmscale.storage.paths.prepare_dir`):
-
-    prepare/shards-<hash>/index.json        shard URLs and sample counts (hash of the URL list)
-    prepare/latents-<hash>/shard-<k>/data.tar
-                                            webdataset shard k: `latent.npy` ([C, h, w] float32,
-                                            scaled), `emb.npy` ([tokens, hidden] float32), `txt`
-    prepare/latents-<hash>/index.json, empty_emb.npy
-                                            committed last: the index of the shards above and
-                                            the empty caption's embedding
-
-The latents hash covers the URL list, the autoencoder, the text encoder, the resolution, the
-token count and the preprocessing, so a changed setting prepares beside the old one. Each
-output shard is its own committed folder: a killed prepare run again skips the shards already
-committed and encodes the rest; the folder's own manifest is written only after every shard.
-Output shard k holds the samples of input shard k in order, so sample i of the latents is
-sample i of the images. Latents are the posterior mode (deterministic), so training on them
-sees what training on the images would.
+"""The prepare stage on real data (data.name=webdataset): the latents and text embeddings of
+every sample, computed once with the frozen autoencoder and text encoder (layout and lookups:
+`ldmscale.data.prepared`). Each output shard is its own committed folder: a killed prepare run
+again skips the shards already committed and encodes the rest; the folder's own manifest is
+written only after every shard. Output shard k holds the samples of input shard k in order, so
+sample i of the latents is sample i of the images. Latents are the posterior mode
+(deterministic), so training on them sees what training on the images would.
 
 A shard that cannot be read or is truncated raises `CorruptShard` naming it; nothing of that
 shard is committed.
@@ -25,91 +12,41 @@ shard is committed.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ldmscale import __version__
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.prepared import (
+    EMPTY,
+    SHARD_FILE,
+    latents_dir,
+    latents_identity,
+    shard_index,
+)
 from ldmscale.data.webdataset import (
     INDEX,
     CorruptShard,
     ShardIndex,
-    build_index,
     decode_caption,
+    decode_pixels,
     encode_array,
-    expand,
     read_shard,
     write_shard,
 )
 from ldmscale.provenance import provenance
-from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
-from ldmscale.storage.manifest import commit, is_committed, load_manifest, read_file
-
-RECIPE_VERSION = 1
-"""Bump when the encoding changes in a way the identity below does not show."""
-RESIZE = "RGB, shorter side to the resolution (PIL bicubic), centre crop"
-SHARD_FILE = "data.tar"
-EMPTY = "empty_emb.npy"
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+from ldmscale.storage.manifest import commit, is_committed, load_manifest
 
 
 def _storage(cfg: StudyConfig) -> Storage:
     return Storage(cfg.require_study(), cfg.storage.options)
-
-
-def _urls(cfg: StudyConfig) -> list[str]:
-    cfg.data.require_real()
-    return expand(cfg.data.shards)
-
-
-def shard_index_dir(cfg: StudyConfig) -> str:
-    """Study-relative folder of the index of `data.shards` (by the hash of its URL list)."""
-    return paths.prepare_dir("shards", _digest(_urls(cfg)))
-
-
-def shard_index(cfg: StudyConfig) -> ShardIndex:
-    """The committed index of `data.shards`; built (every shard read once, a corrupt one raises
-    CorruptShard naming it) and committed first when the study has none."""
-    storage, rel = _storage(cfg), shard_index_dir(cfg)
-    if is_committed(storage, rel):
-        return ShardIndex.from_json(read_file(storage, rel, INDEX).decode())
-    index = build_index(cfg.data.shards, cfg.storage.options)
-    meta = {"shards": cfg.data.shards, "samples": index.total, "provenance": provenance()}
-    commit(storage, rel, files={INDEX: index.to_json().encode()}, meta=meta)
-    return index
-
-
-def latents_identity(cfg: StudyConfig) -> dict[str, Any]:
-    """Everything that determines the precomputed latents (its hash names their folder)."""
-    d = cfg.data
-    return {
-        "recipe_version": RECIPE_VERSION,
-        "shards": _urls(cfg),
-        "autoencoder": d.autoencoder,
-        "text_encoder": d.text_encoder,
-        "resolution": d.resolution,
-        "max_text_tokens": d.max_text_tokens,
-        "resize": RESIZE,
-        "posterior": "mode",
-    }
-
-
-def latents_dir(cfg: StudyConfig) -> str:
-    return paths.prepare_dir("latents", _digest(latents_identity(cfg)))
 
 
 def _shard_name(number: int) -> str:
@@ -118,6 +55,8 @@ def _shard_name(number: int) -> str:
 
 @dataclass(frozen=True)
 class PreparedLatents:
+    """What `precompute` found or made."""
+
     dir: str
     """Study-relative folder of the latents."""
     samples: int
@@ -130,6 +69,7 @@ class PreparedLatents:
 
     @property
     def built(self) -> bool:
+        """Whether this call encoded any shard."""
         return bool(self.encoded)
 
 
@@ -142,8 +82,6 @@ def _encode_shard(
     out: Path,
 ) -> int:
     """Encode one input shard into `out/data.tar`; returns its sample count."""
-    from ldmscale.train.data import decode_pixels
-
     samples = read_shard(url, cfg.storage.options)
     if len(samples) != expected:
         raise CorruptShard(f"shard {url} holds {len(samples)} samples; its index says {expected}")
@@ -170,8 +108,8 @@ def _encode_shard(
 def precompute(cfg: StudyConfig, device: torch.device | None = None) -> PreparedLatents:
     """Encode every sample of `data.shards` once (resuming: committed shards are skipped) and
     commit the latents' index and the empty-caption embedding last. Idempotent."""
+    from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.text_encoder import load_text_encoder
-    from ldmscale.prepare.domain import autoencoder_for
     from ldmscale.runtime import resolve_device
 
     storage, rel = _storage(cfg), latents_dir(cfg)
@@ -189,7 +127,9 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
     index = shard_index(cfg)
     device = device or resolve_device(cfg.device)
     autoencoder = autoencoder_for(cfg, device)
-    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    text_encoder = load_text_encoder(
+        cfg.data.text_encoder, cfg.data.max_text_tokens, device, cfg.storage
+    )
     size = autoencoder.latent_size(cfg.data.resolution)
     latent_shape = (autoencoder.latent_channels, size, size)
     encoded = []
@@ -233,33 +173,3 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
         int(empty.shape[-1]),
         int(empty.shape[0]),
     )
-
-
-@dataclass(frozen=True)
-class LatentSet:
-    """The committed latents, ready to read: what `LatentBatches` trains on."""
-
-    index: ShardIndex
-    """Shard URLs (in the study) and counts."""
-    empty: torch.Tensor
-    """[tokens, hidden] embedding of the empty caption."""
-    latent_shape: tuple[int, int, int]
-    meta: dict[str, Any]
-
-
-def load_latents(cfg: StudyConfig) -> LatentSet:
-    """The precomputed latents of `cfg`; FileNotFoundError telling to run `ldmscale prepare`
-    when they are not committed."""
-    storage, rel = _storage(cfg), latents_dir(cfg)
-    manifest = load_manifest(storage, rel)
-    if manifest is None:
-        raise FileNotFoundError(
-            f"data.precomputed=true but the latents are not prepared in {storage.url()} (no "
-            f"{storage.url(rel)}); run `ldmscale prepare study={storage.uri}` with the same "
-            "data settings first"
-        )
-    names = ShardIndex.from_json(read_file(storage, rel, INDEX).decode())
-    index = ShardIndex(tuple(storage.url(f"{rel}/{name}") for name in names.urls), names.counts)
-    empty = np.load(io.BytesIO(read_file(storage, rel, EMPTY)), allow_pickle=False)
-    shape = tuple(int(v) for v in manifest.meta["latent_shape"])
-    return LatentSet(index, torch.from_numpy(empty), shape, manifest.meta)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ldmscale.config import ConfigError
 from ldmscale.config.schema import StudyConfig
 from ldmscale.prepare.calibration import CalibrationRecord
 from ldmscale.prepare.domain import PreparedDomain
@@ -38,6 +39,8 @@ class PreparedData:
 
 @dataclass(frozen=True)
 class PreparedStudy:
+    """What `prepare` found or made for a study."""
+
     study: str
     domain: PreparedDomain | None
     """The embedded domain's components (data.name=shapes)."""
@@ -63,11 +66,30 @@ def needs_reference(cfg: StudyConfig) -> bool:
 
 def prepare_data(cfg: StudyConfig) -> PreparedData:
     """Index `data.shards` (and precompute their latents when `data.precomputed`)."""
+    from ldmscale.data import prepared
     from ldmscale.prepare import latents
 
-    index = latents.shard_index(cfg)
+    index = prepared.shard_index(cfg)
     encoded = latents.precompute(cfg) if cfg.data.precomputed else None
-    return PreparedData(latents.shard_index_dir(cfg), index.total, len(index.urls), encoded)
+    return PreparedData(prepared.shard_index_dir(cfg), index.total, len(index.urls), encoded)
+
+
+def check_inputs(cfg: StudyConfig) -> None:
+    """Refuse, before any work, a study without a URI or real-data settings (ConfigError)."""
+    from ldmscale.evaluate.prompts import missing_inputs
+
+    cfg.require_study()
+    try:
+        if cfg.data.name == "webdataset":
+            cfg.data.require_real()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    e = cfg.eval
+    missing = needs_reference(cfg) and missing_inputs(
+        e.prompt_set, e.reference_images, e.feature_extractor, e.inception_weights, e.clip_model
+    )
+    if missing:
+        raise ConfigError("the reference statistics need " + "; ".join(missing))
 
 
 def prepare(cfg: StudyConfig) -> PreparedStudy:
@@ -75,6 +97,7 @@ def prepare(cfg: StudyConfig) -> PreparedStudy:
     real-data settings, CorruptShard for an unreadable shard."""
     from ldmscale.prepare import calibration
 
+    check_inputs(cfg)
     study = cfg.require_study()
     domain = data = reference = record = None
     built = False

@@ -43,6 +43,7 @@ class SamplingModel:
 
     @property
     def device(self) -> torch.device:
+        """Where the U-Net runs."""
         return torch.device(self.unet.device)
 
 
@@ -140,8 +141,3 @@ class ImageGenerator:
         """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions`."""
         latents = self.latents(captions, indices)
         return self.model.decode(latents).float().clamp(-1.0, 1.0)
-
-
-def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float pixels -> uint8 [0, 255] (the rounding of diffusers' image processor)."""
-    return ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)

@@ -1,6 +1,6 @@
-"""Load a committed checkpoint (train/checkpoint.py documents its layout) as a `SamplingModel`:
-the U-Net (EMA weights when the checkpoint has them), the training noise schedule, the frozen
-text encoder and the autoencoder named in the checkpoint's manifest meta.
+"""Load a committed checkpoint (`ldmscale.storage.checkpoints` documents its layout) as a
+`SamplingModel`: the U-Net (EMA weights when the checkpoint has them), the training noise
+schedule, the frozen text encoder and the autoencoder named in the checkpoint's meta.
 """
 
 from __future__ import annotations
@@ -12,30 +12,27 @@ from typing import Any
 
 import torch
 
+from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import MissingInput
 from ldmscale.sample.generate import SamplingModel
 from ldmscale.storage import paths
-from ldmscale.storage.cache import fetch_cached
+from ldmscale.storage.cache import fetch_artifact
+from ldmscale.storage.checkpoints import CheckpointMeta
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
-
-UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
+    """What a committed checkpoint holds, from its manifest."""
+
     model: str
     step: int
-    meta: dict[str, Any]
-    """The checkpoint manifest's meta (preset, latent shape, text encoder, autoencoder, ...)."""
+    meta: CheckpointMeta
     unet_dir: str
     """`unet` or `ema_unet`: the weights sampled from."""
     unet_sha256: str
     """sha256 of the sampled U-Net's weights file, from the manifest."""
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        size = int(self.meta["latent_size"])
-        return int(self.meta["latent_channels"]), size, size
 
 
 def checkpoint_info(storage: Storage, model: str, step: int) -> CheckpointInfo:
@@ -43,8 +40,9 @@ def checkpoint_info(storage: Storage, model: str, step: int) -> CheckpointInfo:
     rel = paths.checkpoint_dir(model, step)
     manifest = load_manifest(storage, rel)
     if manifest is None:
-        raise FileNotFoundError(f"{storage.url(rel)} is not committed")
-    unet_dir = "ema_unet" if manifest.meta.get("ema") else "unet"
+        raise MissingInput(f"{storage.url(rel)} is not committed")
+    meta = CheckpointMeta.from_dict(manifest.meta)
+    unet_dir = "ema_unet" if meta.ema else "unet"
     if not any(name.startswith(f"{unet_dir}/") for name in manifest.files):
         unet_dir = "unet"
     weights = [
@@ -53,39 +51,48 @@ def checkpoint_info(storage: Storage, model: str, step: int) -> CheckpointInfo:
         if name.startswith(f"{unet_dir}/") and name.endswith((".safetensors", ".bin"))
     ]
     if not weights:
-        raise FileNotFoundError(f"{storage.url(rel)} has no {unet_dir}/ weights in its manifest")
-    return CheckpointInfo(model, step, dict(manifest.meta), unet_dir, ",".join(weights))
+        raise MissingInput(f"{storage.url(rel)} has no {unet_dir}/ weights in its manifest")
+    return CheckpointInfo(model, step, meta, unet_dir, ",".join(weights))
 
 
-def _autoencoder(storage: Storage, spec: str, device: torch.device, cache: str) -> Any:
+def _autoencoder(
+    storage: Storage, spec: str, device: torch.device, storage_cfg: StorageConfig
+) -> Any:
     from ldmscale.models.autoencoder import load_autoencoder
 
     # The domain autoencoder is a study-relative prepare/ artifact; anything else is a path or id.
     if spec.startswith("prepare/"):
-        return load_autoencoder(str(fetch_cached(storage, spec, cache)), device)
-    return load_autoencoder(spec, device)
+        local = str(fetch_artifact(storage, spec, storage_cfg.cache_dir))
+        return load_autoencoder(local, device)
+    return load_autoencoder(spec, device, storage_cfg)
 
 
 def load_sampling_model(
-    storage: Storage, model: str, step: int, device: torch.device, cache_dir: str = ""
+    storage: Storage,
+    model: str,
+    step: int,
+    device: torch.device,
+    storage_cfg: StorageConfig | None = None,
 ) -> tuple[SamplingModel, CheckpointInfo]:
     """The checkpoint's components on `device`, in fp32 and eval mode (fetched once per node)."""
     from diffusers import UNet2DConditionModel
 
     from ldmscale.models.text_encoder import load_text_encoder
 
+    storage_cfg = storage_cfg or StorageConfig()
     info = checkpoint_info(storage, model, step)
-    local = Path(fetch_cached(storage, paths.checkpoint_dir(model, step), cache_dir))
+    local = Path(fetch_artifact(storage, paths.checkpoint_dir(model, step), storage_cfg.cache_dir))
     unet = UNet2DConditionModel.from_pretrained(local / info.unet_dir, local_files_only=True)
     unet = unet.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
     schedule = json.loads((local / "scheduler" / "scheduler_config.json").read_text())
-    text = load_text_encoder(info.meta["text_encoder"], int(info.meta["max_text_tokens"]), device)
-    autoencoder = _autoencoder(storage, str(info.meta["autoencoder"]), device, cache_dir)
+    meta = info.meta
+    text = load_text_encoder(meta.text_encoder, meta.max_text_tokens, device, storage_cfg)
+    autoencoder = _autoencoder(storage, meta.autoencoder, device, storage_cfg)
     sampling = SamplingModel(
         unet=unet,
         schedule=schedule,
         encode=text.encode,
         decode=autoencoder.decode,
-        latent_shape=info.latent_shape,
+        latent_shape=meta.latent_shape,
     )
     return sampling, info

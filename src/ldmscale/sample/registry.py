@@ -67,9 +67,7 @@ def spacing_options(spacing: str) -> dict[str, Any]:
     return options
 
 
-def build_sampler(
-    name: str, training_schedule: dict[str, Any], spacing: str = "trailing"
-) -> Any:
+def build_sampler(name: str, training_schedule: dict[str, Any], spacing: str = "trailing") -> Any:
     """A fresh diffusers scheduler `name`, configured from the training schedule's config."""
     import diffusers
 

@@ -27,15 +27,19 @@ class CorruptArtifact(RuntimeError):
 
 @dataclass
 class Manifest:
+    """What a committed artifact holds."""
+
     files: dict[str, dict[str, Any]]
     """name -> {"size": bytes, "sha256": hex digest}; names may contain "/"."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """manifest.json text."""
         return json.dumps({"files": self.files, "meta": self.meta}, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
+        """Read manifest.json text."""
         data = json.loads(text)
         return cls(files=data["files"], meta=data.get("meta", {}))
 
@@ -89,6 +93,7 @@ def load_manifest(storage: Storage, rel_dir: str) -> Manifest | None:
 
 
 def is_committed(storage: Storage, rel_dir: str) -> bool:
+    """Whether `rel_dir` has a manifest (its files are not checked)."""
     return storage.exists(f"{rel_dir}/{MANIFEST}")
 
 

@@ -1,4 +1,4 @@
-"""The study layout (DESIGN.md §1): every path in a study is built here, from a job's identity.
+"""The study layout: every path in a study is built here, from a job's identity.
 Nobody else concatenates study paths.
 
     plan.json
@@ -13,36 +13,54 @@ Nobody else concatenates study paths.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 PLAN = "plan.json"
 RESULTS = "results"
 REPORT = "report"
 
 
-def prepare_dir(component: str, content_hash: str) -> str:
+def content_hash(identity: Any) -> str:
+    """sha256 (hex) of a JSON-able value, keys sorted: the identity of what it describes."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def prepare_pattern(component: str) -> str:
+    """`prepare/<component>-*`: every prepared folder of a component, whatever its hash."""
+    return f"prepare/{component}-*"
+
+
+def prepare_dir(component: str, identity: Any) -> str:
     """A prepare-stage artifact, cached by the hash of everything that determines it."""
-    return f"prepare/{component}-{content_hash[:16]}"
+    return f"prepare/{component}-{content_hash(identity)[:16]}"
 
 
 def model_dir(model: str) -> str:
+    """`models/<model>`."""
     return f"models/{model}"
 
 
 def checkpoints_dir(model: str) -> str:
+    """`models/<model>/checkpoints`."""
     return f"{model_dir(model)}/checkpoints"
 
 
 def checkpoint_name(step: int) -> str:
+    """`step-<N>`."""
     return f"step-{step}"
 
 
 def checkpoint_dir(model: str, step: int) -> str:
+    """`models/<model>/checkpoints/step-<N>`."""
     return f"{checkpoints_dir(model)}/{checkpoint_name(step)}"
 
 
 def train_log(model: str) -> str:
+    """`models/<model>/train_log.jsonl`."""
     return f"{model_dir(model)}/train_log.jsonl"
 
 
@@ -72,6 +90,7 @@ class EvalKey:
 
     @property
     def config_name(self) -> str:
+        """`<sampler>-s<steps>-g<guidance>`."""
         return f"{self.sampler}-s{self.steps}-g{format_guidance(self.guidance)}"
 
     @property
@@ -81,13 +100,16 @@ class EvalKey:
 
     @property
     def dir(self) -> str:
+        """`evals/<model>/step-<N>/<config>`: where the merged metrics live."""
         return f"evals/{self.path}"
 
     def shard_dir(self, index: int, count: int) -> str:
+        """The folder of shard `index` of `count`."""
         return f"{self.dir}/shard-{index}-of-{count}"
 
 
 def evals_dir() -> str:
+    """`evals`."""
     return "evals"
 
 
@@ -100,10 +122,12 @@ def is_config_dir(rel: str) -> bool:
 
 
 def results_file(name: str) -> str:
+    """`results/<name>`."""
     return f"{RESULTS}/{name}"
 
 
 def report_file(name: str) -> str:
+    """`report/<name>`."""
     return f"{REPORT}/{name}"
 
 

@@ -6,19 +6,22 @@ picks one from `data.name` and `data.precomputed`.
 The sample with global index `i` is item `i mod N` of the domain's training pool
 (`shapes.render(seed, i)` without a pool), and sample `i mod N` of the N samples of the shards
 on real data (in shard order: shards are expected to be shuffled when written, as img2dataset
-writes them); optimizer step `s` consumes the
-global indices `s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a`
-of rank `r` takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks
-see the same sample and every sample of the step is seen once. The data position is therefore
+writes them); optimizer step `s` consumes the global indices
+`s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a` of rank `r`
+takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks see the same
+sample and every sample of the step is seen once. The data position is therefore
 the step alone: resuming needs no loader state.
 
 Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a function of
 (seed, index), for every source.
 
-- Domain: sample `i` is item `i mod N` of the training pool whose latents `prepare` encoded
-  (`ldmscale.train.pool_batches`); with `data.train_pool=0`, sample `i` is
-  `shapes.render(seed, i)`, encoded by the frozen autoencoder on the fly. Caption embeddings are
-  cached, since the domain's caption vocabulary is small (a few hundred captions).
+- Domain (`PoolBatches`): sample `i` is item `i mod N` of the training pool whose latents
+  `prepare` encoded (`ldmscale.data.pool`): no rendering and no autoencoder forward per batch.
+  Every distinct caption of the pool (and the empty one) is encoded once, when the source is
+  built, in sorted order, so every batch is the same on every run and after every resume.
+  With `data.train_pool=0` (`DomainBatches`), sample `i` is `shapes.render(seed, i)`, encoded
+  by the frozen autoencoder on the fly, and caption embeddings are cached as they appear (the
+  domain's caption vocabulary is a few hundred captions).
 - Raw shards: the shard index (`ldmscale.prepare.latents.shard_index`) is read from the study,
   built and committed there by the first job that needs it. Shards are read in the training
   thread (the last two stay in memory); `data.num_workers` threads decode and resize a
@@ -42,10 +45,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.pool import DomainPool
 from ldmscale.train.diffusion import SampleDraws, sample_draws
 
 if TYPE_CHECKING:
-    from ldmscale.prepare.latents import LatentSet
+    from ldmscale.data.prepared import LatentSet
 
 
 def micro_indices(
@@ -58,6 +62,8 @@ def micro_indices(
 
 @dataclass
 class Batch:
+    """One micro-batch of training, on the training device."""
+
     latents: torch.Tensor
     """[B, C, H, W] scaled latents of the images (float32, on the training device)."""
     context: torch.Tensor
@@ -110,10 +116,12 @@ class DomainBatches(_EncodedBatches):
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
-        from ldmscale.data.shapes import render, to_tensor
+        """The batch of the global sample `indices`."""
+        from ldmscale.data.pixels import from_uint8
+        from ldmscale.data.shapes import render
 
         samples = [render(self.seed, i, resolution=self.resolution) for i in indices]
-        pixels = torch.stack([to_tensor(s.image) for s in samples]).to(self.device)
+        pixels = torch.stack([from_uint8(s.image) for s in samples]).to(self.device)
         latents = self.autoencoder.encode(pixels).float()
         draws = sample_draws(
             self.seed,
@@ -133,18 +141,80 @@ class DomainBatches(_EncodedBatches):
         )
 
 
+_ENCODE_CHUNK = 256
+"""Captions per text-encoder forward while building the table."""
+
+
+class PoolBatches:
+    """Builds the training batch of any list of global sample indices from the pool."""
+
+    def __init__(
+        self, cfg: StudyConfig, pool: DomainPool, text_encoder: Any, device: torch.device
+    ) -> None:
+        self.cfg = cfg
+        self.pool = pool
+        self.device = device
+        self.latent_shape: tuple[int, int, int] = pool.latent_shape
+        distinct = sorted({*pool.captions, ""})
+        row = {caption: k for k, caption in enumerate(distinct)}
+        with torch.no_grad():
+            table = [
+                text_encoder.encode(distinct[k : k + _ENCODE_CHUNK])
+                for k in range(0, len(distinct), _ENCODE_CHUNK)
+            ]
+        self.table = torch.cat(table).to(device)
+        """[distinct captions + 1, tokens, hidden] embeddings."""
+        self.caption_rows = torch.tensor([row[c] for c in pool.captions], dtype=torch.long)
+        """[N]: the table row of each pool item's caption."""
+        self.empty_row = row[""]
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the text embeddings."""
+        return int(self.table.shape[-1])
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens per caption embedding."""
+        return int(self.table.shape[1])
+
+    @torch.no_grad()
+    def batch(self, indices: list[int]) -> Batch:
+        """The batch of global sample indices `indices` (pool items `i mod N`)."""
+        items = self.pool.items(indices)
+        t = self.cfg.train
+        draws = sample_draws(
+            self.cfg.seed, indices, self.latent_shape, t.num_train_timesteps, t.caption_dropout
+        )
+        rows = torch.where(
+            draws.drop_caption, torch.full_like(items, self.empty_row), self.caption_rows[items]
+        )
+        return Batch(
+            latents=self.pool.latents[items].to(self.device),
+            context=self.table[rows.to(self.device)],
+            noise=draws.noise.to(self.device),
+            timesteps=draws.timesteps.to(self.device),
+        )
+
+
 class Batches(Protocol):
     """What the trainer needs of a batch source."""
 
     latent_shape: tuple[int, int, int]
 
     @property
-    def hidden_size(self) -> int: ...
+    def hidden_size(self) -> int:
+        """Width of the text embeddings."""
+        ...
 
     @property
-    def max_tokens(self) -> int: ...
+    def max_tokens(self) -> int:
+        """Tokens per caption."""
+        ...
 
-    def batch(self, indices: list[int]) -> Batch: ...
+    def batch(self, indices: list[int]) -> Batch:
+        """The batch of the global sample `indices`."""
+        ...
 
 
 def _draws(cfg: StudyConfig, indices: list[int], latent_shape: tuple[int, int, int]) -> SampleDraws:
@@ -169,20 +239,6 @@ def _contexts(
             rows.append(kept[position])
             position += 1
     return torch.stack(rows)
-
-
-def decode_pixels(
-    samples: Sequence[dict[str, Any]], resolution: int, pool: ThreadPoolExecutor | None = None
-) -> torch.Tensor:
-    """[B, 3, R, R] in [-1, 1]: the samples' images resized and centre-cropped to `resolution`,
-    decoded by `pool`'s threads (each sample by one thread) or in this thread."""
-    from ldmscale.data.webdataset import decode_image
-
-    def decode(sample: dict[str, Any]) -> torch.Tensor:
-        return decode_image(sample, resolution)
-
-    images = list(pool.map(decode, samples)) if pool is not None else [decode(s) for s in samples]
-    return torch.stack(images)
 
 
 class ImageTextBatches(_EncodedBatches):
@@ -213,7 +269,8 @@ class ImageTextBatches(_EncodedBatches):
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
-        from ldmscale.data.webdataset import decode_caption
+        """The batch of the global sample `indices`."""
+        from ldmscale.data.webdataset import decode_caption, decode_pixels
 
         samples = [self.samples[i] for i in indices]
         pixels = decode_pixels(samples, self.cfg.data.resolution, self.pool).to(self.device)
@@ -247,14 +304,17 @@ class LatentBatches:
 
     @property
     def hidden_size(self) -> int:
+        """Width of the text embeddings."""
         return int(self.empty.shape[-1])
 
     @property
     def max_tokens(self) -> int:
+        """Tokens per caption."""
         return int(self.empty.shape[0])
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
+        """The batch of the global sample `indices`."""
         from ldmscale.data.webdataset import decode_array
 
         samples = [self.samples[i] for i in indices]
@@ -275,29 +335,25 @@ class LatentBatches:
 
 def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
     """The batch source of `cfg.data`, with its frozen components loaded (none when the latents
-    are precomputed). Raises FileNotFoundError when the study lacks what `prepare` makes."""
+    are precomputed). Raises MissingInput when the study lacks what `prepare` makes."""
+    from ldmscale.data import prepared
+    from ldmscale.data.webdataset import ShardedSamples
+    from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.text_encoder import load_text_encoder
-    from ldmscale.prepare.domain import autoencoder_for
 
     if cfg.data.name == "shapes" and cfg.data.train_pool:
-        from ldmscale.prepare.domain import pool_for
-        from ldmscale.train.pool_batches import PoolBatches
+        from ldmscale.models.domain import pool_for
 
-        pool = pool_for(cfg)
-        text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
-        return PoolBatches(cfg, pool, text_encoder, device)
-    if cfg.data.name == "shapes":
-        autoencoder = autoencoder_for(cfg, device)
-        text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
-        return DomainBatches(cfg, autoencoder, text_encoder, device)
-    from ldmscale.prepare import latents
-
+        data = cfg.data
+        text = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
+        return PoolBatches(cfg, pool_for(cfg), text, device)
     if cfg.data.precomputed:
-        return LatentBatches(cfg, latents.load_latents(cfg), device)
-    from ldmscale.data.webdataset import ShardedSamples
-
-    index = latents.shard_index(cfg)
+        return LatentBatches(cfg, prepared.load_latents(cfg), device)
+    index = prepared.shard_index(cfg) if cfg.data.name == "webdataset" else None
     autoencoder = autoencoder_for(cfg, device)
-    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
+    data = cfg.data
+    text_encoder = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
+    if index is None:
+        return DomainBatches(cfg, autoencoder, text_encoder, device)
     samples = ShardedSamples(index, cfg.storage.options)
     return ImageTextBatches(cfg, autoencoder, text_encoder, device, samples)

@@ -1,4 +1,4 @@
-"""The DeepSpeed config, generated from the typed train config (DESIGN.md §4, STYLE.md §5).
+"""The DeepSpeed config, generated from the typed train config.
 
 Every DeepSpeed setting the trainer uses is derived here from `TrainConfig`, the world size and
 the compute dtype; no JSON is written by hand anywhere else. The optimizer is torch's AdamW

@@ -32,13 +32,15 @@ DEEPSPEED_TAG = "state"
 
 @dataclass(frozen=True)
 class Dist:
+    """This process's place in the process group."""
+
     rank: int
     world_size: int
-    local_rank: int
     device: torch.device
 
     @property
     def is_main(self) -> bool:
+        """Rank 0 writes what is written once."""
         return self.rank == 0
 
 
@@ -75,7 +77,6 @@ def init_distributed(device: torch.device) -> Dist:
     return Dist(
         rank=torch.distributed.get_rank(),
         world_size=torch.distributed.get_world_size(),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
         device=device,
     )
 
@@ -131,8 +132,35 @@ def shared_staging(dist: Dist, prefix: str) -> Iterator[Path]:
 
 
 def barrier(dist: Dist) -> None:
+    """Wait for every rank."""
     if dist.world_size > 1:
         torch.distributed.barrier()
+
+
+def broadcast(dist: Dist, value: Any) -> Any:
+    """Rank 0's `value` on every rank."""
+    if dist.world_size == 1:
+        return value
+    holder = [value]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def any_rank(dist: Dist, flag: bool) -> bool:
+    """True on every rank when `flag` is true on any (all ranks must stop at the same step)."""
+    if dist.world_size == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=dist.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def mean_over_ranks(dist: Dist, total: torch.Tensor, count: int) -> float:
+    """The mean of values whose sum on this rank is `total` over `count` values, all ranks."""
+    summed = torch.stack([total.double(), torch.tensor(float(count), device=total.device).double()])
+    if dist.world_size > 1:
+        torch.distributed.all_reduce(summed)
+    return float(summed[0] / max(float(summed[1]), 1.0))
 
 
 def save_engine_state(engine: Any, folder: Path) -> None:

@@ -1,8 +1,8 @@
-"""SIGTERM handling for preemptible training (DESIGN.md §4).
+"""SIGTERM handling for preemptible training.
 
 Kubernetes (and torchrun, forwarding to its workers) stops a pod with SIGTERM, then SIGKILL after
 a grace period. The first SIGTERM only sets a flag: the trainer finishes the current optimizer
-step, commits a checkpoint and exits with `EXIT_PREEMPTED` (75, EX_TEMPFAIL), which the
+step, commits a checkpoint and exits with `EXIT_RETRY` (75, EX_TEMPFAIL), which the
 orchestration treats as retryable. A second SIGTERM exits at once with the same code, losing the
 steps since the last committed checkpoint (the restart resumes from it).
 """
@@ -16,8 +16,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-EXIT_PREEMPTED = 75
-"""Retryable: a checkpoint was committed (or the last committed one still holds); run again."""
+from ldmscale.errors import EXIT_RETRY
 
 
 class Preemption:
@@ -31,7 +30,7 @@ class Preemption:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             print("second SIGTERM: exiting now without a checkpoint", file=sys.stderr, flush=True)
-            os._exit(EXIT_PREEMPTED)
+            os._exit(EXIT_RETRY)
         self.requested = True
         print(
             "SIGTERM: finishing this step, then committing a checkpoint",

@@ -49,9 +49,11 @@ class Throughput:
         self._samples = 0
 
     def add(self, samples: int) -> None:
+        """Count `samples` more (over all ranks)."""
         self._samples += samples
 
     def lap(self) -> dict[str, float | None]:
+        """samples/s, TFLOP/s and MFU since the last lap; starts the next one."""
         now = time.perf_counter()
         seconds = max(now - self._start, 1e-9)
         rate = self._samples / seconds
@@ -74,11 +76,13 @@ class TrainLog:
         self._last: float | None = None
 
     def add(self, record: dict[str, Any]) -> None:
+        """Queue a record; write the queue when the interval has passed (or for the first one)."""
         self._pending.append(json.dumps(record) + "\n")
         if self._last is None or time.monotonic() - self._last >= self.interval:
             self.flush()
 
     def flush(self) -> None:
+        """Write every queued record."""
         if self._pending:
             self.storage.append_text(self.rel, "".join(self._pending))
             self._pending.clear()

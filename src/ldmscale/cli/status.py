@@ -1,0 +1,61 @@
+"""`ldmscale status study=<URI> [sweep=... overrides]`: how far a study has come, from its
+storage alone (`ldmscale.orchestrate.status`). Exit 0 whatever the study's state; 2 for a bad
+study URI or configuration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ldmscale.config import compose
+
+EPILOG = """\
+The jobs come from <study>/plan.json (written by `ldmscale plan`, `ldmscale sweep` and the
+cluster's plan step); without one, from the sweep given (sweep=<name> and overrides).
+A job is committed when its output folder has its manifest; "started" jobs have files but no
+manifest (running, or died before committing); "corrupt" ones have a manifest that lists a file
+now missing or of another size (remove the folder, then run the job again).
+
+examples:
+  ldmscale status study=runs/smoke
+  ldmscale status study=s3://bucket/study --json | jq '.missing | length'
+  ldmscale status study=runs/new sweep=demo        # a study not planned yet
+"""
+
+NAME = "status"
+SUMMARY = (
+    "show a study's progress from its storage: jobs committed and missing per stage, "
+    "training, corrupt artifacts, best model per budget"
+)
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `ldmscale status`."""
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    parser.add_argument(
+        "--all", action="store_true", help="list every missing job (default: 10 per stage)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="do not read the manifests: a listed manifest counts as committed and corrupt "
+        "artifacts are not reported (for very large studies on slow object stores)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the study's status (a table, or JSON)."""
+    from ldmscale.orchestrate.status import study_status
+    from ldmscale.orchestrate.status_table import render
+    from ldmscale.storage.fs import uri_protocol
+
+    cfg = compose(args.overrides)
+    uri_protocol(cfg.require_study())
+    status = study_status(cfg, args.overrides, verify=not args.quick)
+    if args.json:
+        json.dump(status.as_dict(), sys.stdout, indent=1)
+        print()
+    else:
+        print(render(status, limit=None if args.all else 10))
+    return 0

@@ -1,0 +1,1 @@
+"""Kubernetes and Argo Server clients for submitting, following and stopping sweeps."""

@@ -1,0 +1,137 @@
+"""Everything an eval shard loads before it generates: the device, the checkpoint's sampling
+model and image generator, the feature extractor and FID state, the prompt scorer, and the
+reference statistics (computed and committed by the first shard that needs them). Its
+`protocol()` is what the shard records and what merge checks the shards agree on."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ldmscale.config.schema import StudyConfig
+from ldmscale.evaluate.prompts import dataset_protocol, is_domain
+from ldmscale.evaluate.reference import reference_identity, reference_stats
+from ldmscale.metrics.fid import FID
+from ldmscale.metrics.scores import AlignmentScorer, MeanScore
+from ldmscale.runtime import resolve_device
+from ldmscale.sample.generate import NOISE_STREAM, ImageGenerator
+from ldmscale.sample.load import CheckpointInfo, load_sampling_model
+from ldmscale.storage.fs import Storage
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's name, or the CPU's architecture and thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@dataclass
+class ShardContext:
+    """What one eval shard generates and measures with."""
+
+    rel: str
+    device: torch.device
+    info: CheckpointInfo
+    generate: ImageGenerator
+    extractor: torch.nn.Module
+    feature_protocol: dict[str, Any]
+    fid: FID
+    scorer: Any
+    """`AlignmentScorer` or `CLIPScorer`: batch -> per-image scores."""
+    score: MeanScore
+    reference_rel: str
+    reference_identity: dict[str, Any]
+    dataset: dict[str, Any]
+
+    @property
+    def device_name(self) -> str:
+        """Where the images were generated."""
+        return device_name(self.device)
+
+    def protocol(self) -> dict[str, Any]:
+        """Everything that identifies how the shard's numbers were made."""
+        identity, generate = self.reference_identity, self.generate
+        return {
+            **self.feature_protocol,
+            **self.dataset,
+            "resolution": int(self.info.meta.resolution),
+            "reference": self.reference_rel,
+            "reference_images": identity["reference_images"],
+            "reference_resize": identity.get("reference_resize", "none (rendered at resolution)"),
+            "clip_model": "",
+            **self.scorer.protocol(),
+            "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
+            "checkpoint_step": self.info.step,
+            "unet": self.info.unet_dir,
+            "unet_sha256": self.info.unet_sha256,
+            "sampler": generate.sampler,
+            "steps": generate.steps,
+            "guidance": generate.guidance,
+            "timestep_spacing": generate.timestep_spacing,
+            "unet_evaluations": generate.evaluations,
+            "unet_passes_per_evaluation": generate.passes_per_evaluation,
+        }
+
+
+def _scorer(cfg: StudyConfig, evaluator: Any, device: torch.device) -> Any:
+    if is_domain(cfg.eval.prompt_set):
+        return AlignmentScorer(evaluator)
+    from ldmscale.metrics.clip import CLIPScorer, load_clip
+
+    clip = load_clip(cfg.eval.clip_model, cfg.storage.options, cfg.storage.cache_dir)
+    clip.model.to(device)
+    return CLIPScorer(clip)
+
+
+def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> ShardContext:
+    """Load what shard `rel` of checkpoint `step` needs (on `cfg.device`)."""
+    from ldmscale.metrics.features import build_extractor
+    from ldmscale.models.domain import evaluator_for
+
+    device = resolve_device(cfg.device)
+    e = cfg.eval
+    needs_evaluator = is_domain(e.prompt_set) or e.feature_extractor == "domain"
+    evaluator = evaluator_for(cfg, device) if needs_evaluator else None
+    extractor, feature_protocol = build_extractor(
+        e.feature_extractor,
+        evaluator=evaluator,
+        inception_weights=e.inception_weights,
+        clip_model=e.clip_model,
+        options=cfg.storage.options,
+        cache=cfg.storage.cache_dir,
+    )
+    extractor.to(device)
+    scorer = _scorer(cfg, evaluator, device)
+    model, info = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage)
+    identity = reference_identity(
+        e.prompt_set,
+        e.reference_images,
+        cfg.seed,
+        e.num_samples,
+        int(info.meta.resolution),
+        feature_protocol,
+        cfg.storage.options,
+    )
+    reference_rel, _ = reference_stats(
+        storage, identity, extractor, device, e.batch_size, cfg.storage.options
+    )
+    s = cfg.sampler
+    generate = ImageGenerator(model, s.name, s.steps, s.guidance, cfg.seed, s.timestep_spacing)
+    return ShardContext(
+        rel=rel,
+        device=device,
+        info=info,
+        generate=generate,
+        extractor=extractor,
+        feature_protocol=feature_protocol,
+        fid=FID(int(feature_protocol["feature_dim"])),
+        scorer=scorer,
+        score=MeanScore(scorer.name, scorer.floor),
+        reference_rel=reference_rel,
+        reference_identity=identity,
+        dataset=dataset_protocol(e.prompt_set, cfg.storage.options),
+    )

@@ -1,0 +1,3 @@
+"""Image-quality and prompt-alignment metrics shared by evaluation and the prepare stage's
+calibration: FID states held by torchmetrics (`fid`), prompt scores (`scores`), the feature
+extractors FID runs on (`features`, `clip`) and bootstrap intervals (`intervals`)."""

@@ -1,0 +1,193 @@
+"""Checkpoints of a model in a study: `models/<model>/checkpoints/step-<N>/`, committed by
+manifest. Layout of one checkpoint:
+
+    unet/                 diffusers save_pretrained (UNet2DConditionModel.from_pretrained loads it)
+    ema_unet/             the same for the EMA weights, when train.ema
+    scheduler/            the training noise schedule (DDPMScheduler save_pretrained)
+    deepspeed/            the DeepSpeed engine state (optimizer, scheduler, RNG), for resume
+    train_state.json      step, samples seen, data position, training compute
+    manifest.json         written last; meta: `CheckpointMeta`
+
+`CheckpointMeta` is written by training and read by every consumer (sampling, merge, the plan).
+Readers use only committed checkpoints and verify their hashes; a corrupt one is reported and
+skipped. The write side (`commit_checkpoint`, `prune_checkpoints`) is used by the trainer only:
+files are staged in a local folder, then committed by manifest; retention keeps the newest
+`keep_last` checkpoints plus every one whose step is a multiple of `keep_every`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ldmscale.errors import MissingInput
+from ldmscale.storage import paths
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import (
+    MANIFEST,
+    CorruptArtifact,
+    Manifest,
+    commit,
+    fetch,
+    is_committed,
+    load_manifest,
+    verify,
+)
+
+TRAIN_STATE = "train_state.json"
+"""Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint's manifest says about it (its `meta`)."""
+
+    preset: str
+    step: int
+    context_dim: int
+    """Width of the text encoder's hidden states (the U-Net's cross-attention dim)."""
+    latent_channels: int
+    latent_size: int
+    """Side of the (square) latent, in latent pixels."""
+    resolution: int
+    """Side of the images, in pixels."""
+    text_encoder: str
+    max_text_tokens: int
+    autoencoder: str
+    """Study-relative folder of the domain autoencoder, or the pretrained one's path / id."""
+    ema: bool
+    gflops_forward: float
+    """GFLOPs of one U-Net forward at batch 1 (`ldmscale.models.cost.forward_cost`)."""
+    train_flops: float
+    """~3 x forward FLOPs x samples seen."""
+    samples_seen: int
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one latent."""
+        return self.latent_channels, self.latent_size, self.latent_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest meta (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any]) -> CheckpointMeta:
+        """Read a manifest's meta; CorruptArtifact when a field is missing."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in meta]
+        if missing:
+            raise CorruptArtifact(f"checkpoint meta lacks {', '.join(missing)}")
+        return cls(**{name: meta[name] for name in names})
+
+
+def committed_steps(storage: Storage, model: str) -> list[int]:
+    """Steps of the committed checkpoints of `model`, oldest first (hashes not checked)."""
+    steps = []
+    for name in storage.listdir(paths.checkpoints_dir(model)):
+        step = paths.parse_checkpoint_name(name)
+        if step is not None and is_committed(storage, paths.checkpoint_dir(model, step)):
+            steps.append(step)
+    return sorted(steps)
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def latest_valid_step(
+    storage: Storage, model: str, report: Callable[[str], None] = _warn
+) -> int | None:
+    """The newest committed checkpoint whose files verify; corrupt ones are reported, skipped."""
+    for step in reversed(committed_steps(storage, model)):
+        try:
+            verify(storage, paths.checkpoint_dir(model, step))
+        except CorruptArtifact as err:
+            report(f"skipping corrupt checkpoint: {err}")
+            continue
+        return step
+    return None
+
+
+def resolve_step(storage: Storage, model: str, checkpoint: str) -> int:
+    """`latest` or `step-<N>` -> a committed step of `model`; MissingInput when there is none."""
+    if checkpoint == "latest":
+        step = latest_valid_step(storage, model)
+        if step is None:
+            raise MissingInput(
+                f"no committed checkpoint of model {model!r} under "
+                f"{storage.url(paths.checkpoints_dir(model))}; train it first"
+            )
+        return step
+    step = paths.parse_checkpoint_name(checkpoint)
+    if step is None or step not in committed_steps(storage, model):
+        raise MissingInput(
+            f"checkpoint {checkpoint!r} of model {model!r} is not committed; committed: "
+            f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, model))) or 'none'}"
+        )
+    return step
+
+
+def read_meta(storage: Storage, model: str, step: int) -> CheckpointMeta:
+    """The meta of a committed checkpoint (from its manifest; nothing else is read)."""
+    rel = paths.checkpoint_dir(model, step)
+    manifest = load_manifest(storage, rel)
+    if manifest is None:
+        raise MissingInput(f"{storage.url(rel)} is not committed")
+    try:
+        return CheckpointMeta.from_dict(manifest.meta)
+    except CorruptArtifact as err:
+        raise CorruptArtifact(f"{storage.url(rel)}: {err}") from None
+
+
+def commit_checkpoint(
+    storage: Storage, model: str, local_dir: Path, meta: CheckpointMeta
+) -> Manifest:
+    """Upload the staged checkpoint folder `local_dir` as step `meta.step` and commit it."""
+    rel = paths.checkpoint_dir(model, meta.step)
+    return commit(storage, rel, local_dir=local_dir, meta=meta.to_dict())
+
+
+def fetch_checkpoint(storage: Storage, model: str, step: int, local_dir: Path) -> Manifest:
+    """Download a committed checkpoint to `local_dir`, verifying every file (CorruptArtifact)."""
+    return fetch(storage, paths.checkpoint_dir(model, step), local_dir)
+
+
+def read_train_state(local_dir: Path) -> dict[str, Any]:
+    """The train_state.json of a fetched checkpoint."""
+    state: dict[str, Any] = json.loads((Path(local_dir) / TRAIN_STATE).read_text())
+    return state
+
+
+def retained_steps(steps: Iterable[int], keep_last: int, keep_every: int) -> set[int]:
+    """The steps retention keeps: the newest `keep_last`, plus multiples of `keep_every` (> 0)."""
+    ordered = sorted(set(steps))
+    keep = set(ordered[-keep_last:]) if keep_last > 0 else set()
+    if keep_every > 0:
+        keep.update(step for step in ordered if step % keep_every == 0)
+    return keep
+
+
+def prune_checkpoints(storage: Storage, model: str, keep_last: int, keep_every: int) -> list[int]:
+    """Remove the committed checkpoints retention does not keep, and the uncommitted leftovers
+    (crashed commits) older than the newest commit; returns the removed steps."""
+    committed = committed_steps(storage, model)
+    if not committed:
+        return []
+    keep = retained_steps(committed, keep_last, keep_every)
+    removed = []
+    for name in storage.listdir(paths.checkpoints_dir(model)):
+        step = paths.parse_checkpoint_name(name)
+        if step is None or step in keep or step > committed[-1]:
+            continue
+        rel = paths.checkpoint_dir(model, step)
+        # The manifest goes first: a half-removed checkpoint must never look committed.
+        storage.remove(f"{rel}/{MANIFEST}")
+        storage.remove(rel)
+        removed.append(step)
+    return sorted(removed)

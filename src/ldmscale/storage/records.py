@@ -1,0 +1,80 @@
+"""The metrics record of a sampling configuration (`metrics.json`, written by merge, read by the
+analysis and `ldmscale status`) and where records live: one home for the type and its paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ldmscale.storage import paths
+from ldmscale.storage.fs import Storage
+from ldmscale.storage.manifest import MANIFEST, load_manifest, read_file
+
+METRICS = "metrics.json"
+
+
+@dataclass
+class MetricsRecord:
+    """FID, prompt score (with intervals), cost and latency of one sampling configuration."""
+
+    model: str
+    params: int
+    channels: int
+    checkpoint_step: int
+    sampler: str
+    steps: int
+    """Sampling steps asked for (the user's knob)."""
+    guidance: float
+    num_samples: int
+    fid: float
+    fid_low: float
+    fid_high: float
+    """Bounds of the FID's confidence interval (`protocol["interval"]` says which)."""
+    prompt_score: float
+    prompt_score_low: float
+    prompt_score_high: float
+    prompt_score_name: str
+    norm_cost: float
+    unet_evaluations: int
+    """U-Net evaluations per image (the sampler's timesteps; `steps` is the user's knob)."""
+    sampling_cost: float
+    """norm_cost x unet_evaluations (the paper's x-axis: cost of one forward x evaluations)."""
+    gflops_per_image: float
+    """GFLOPs of every forward pass for one image (two passes per evaluation with guidance)."""
+    latency_ms_per_image: float
+    device: str
+    protocol: dict[str, Any]
+    provenance: dict[str, Any]
+
+    def to_json(self) -> str:
+        """The record as metrics.json text."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MetricsRecord:
+        """Read metrics.json text; ValueError naming what is missing."""
+        data = json.loads(text)
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValueError(f"metrics record lacks {', '.join(missing)}")
+        return cls(**{name: data[name] for name in names})
+
+
+def load_metrics(storage: Storage, key: paths.EvalKey) -> MetricsRecord | None:
+    """The committed metrics of `key` (verified against its manifest), or None."""
+    if load_manifest(storage, key.dir) is None:
+        return None
+    return MetricsRecord.from_json(read_file(storage, key.dir, METRICS).decode())
+
+
+def metrics_dirs(storage: Storage) -> list[str]:
+    """Study-relative folders of every committed metrics record, from one listing of evals/."""
+    found = []
+    for name in storage.files(paths.evals_dir()):
+        rel_dir, _, base = name.rpartition("/")
+        if base == MANIFEST and paths.is_config_dir(rel_dir):
+            found.append(rel_dir)
+    return sorted(found)

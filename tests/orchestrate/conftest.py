@@ -1,0 +1,1 @@
+from s3_server import s3_bucket, s3_endpoint  # noqa: F401
