@@ -4,7 +4,6 @@ with the default prepare settings."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -86,15 +85,20 @@ def test_prepare_prints_the_record(
     assert "pool: " in out and "latent_noise" in out
 
 
-# The targets of the embedded domain as a measuring instrument, at a small n (slow: trains
-# the default autoencoder and evaluator, several minutes on two CPU cores).
+# The targets of the embedded domain as a measuring instrument, at a small n (slow: trains the
+# default autoencoder and evaluator, about 5 minutes on two idle CPU cores). Measured with the
+# defaults (seed 0, CPU): held-out PSNR 37.7 dB; evaluator accuracy shape 0.996, colour 1.000,
+# size 0.992, position 1.000; at n=200 the reconstructions read 1.13x the real-vs-real FID with
+# alignment 0.984, at n=1000 1.61x and 0.981.
 SLOW_N = 250
+MIN_PSNR_DB = 35.0
+MIN_ACCURACY = 0.97
 MAX_RECONSTRUCTION_RATIO = 3.0
 MIN_RECONSTRUCTION_ALIGNMENT = 0.97
 
 
 @pytest.mark.slow
-def test_default_prepare_is_a_trustworthy_ruler(tmp_path: Path) -> None:
+def test_default_prepare_reaches_its_targets_and_is_a_trustworthy_ruler(tmp_path: Path) -> None:
     cfg = compose(
         [
             f"study={tmp_path / 'study'}",
@@ -103,7 +107,12 @@ def test_default_prepare_is_a_trustworthy_ruler(tmp_path: Path) -> None:
             "data.train_pool=0",
         ]
     )
-    prepare(cfg)
+    result = prepare(cfg)
+    assert result.built == ("autoencoder", "evaluator")
+    assert result.autoencoder is not None
+    assert result.autoencoder.meta["quality"]["heldout_psnr_db"] > MIN_PSNR_DB, result
+    accuracy = result.evaluator.meta["quality"]["heldout_accuracy"]
+    assert min(accuracy.values()) > MIN_ACCURACY, accuracy
     record, _ = calibration.calibrate(cfg)
     summary = "\n".join(record.lines())
     assert all(record.monotone(kind) for kind in KINDS), summary
@@ -111,4 +120,4 @@ def test_default_prepare_is_a_trustworthy_ruler(tmp_path: Path) -> None:
     assert record.reconstruction.alignment >= MIN_RECONSTRUCTION_ALIGNMENT, summary
     assert record.random_latents.fid > 10 * record.reconstruction.fid, summary
     assert record.blank.fid > 10 * record.reconstruction.fid, summary
-    assert dataclasses.asdict(record)["real"]["alignment"] > 0.99, summary
+    assert record.real.alignment > 0.99, summary
