@@ -30,8 +30,9 @@ def _record(floor: float, recon: float, fids: dict[str, list[float]]) -> Calibra
     )
     m = Measurement
     return CalibrationRecord(
-        10, 0, 32, "ae", "ev", "ref", m(floor, 1.0), m(recon, 0.9), m(900, 0.3), m(800, 0.2), points
-    )
+        10, 0, 32, "ae", "ev", "ref", m(floor, 1.0), m(3 * floor, 1.0), m(recon, 0.9),
+        m(900, 0.3), m(800, 0.2), points,
+    )  # fmt: skip
 
 
 def test_monotone_is_judged_from_each_curves_start() -> None:
@@ -64,7 +65,8 @@ def test_record_is_measured_once_against_the_study_reference(
     assert record.reference == reference_dir(identity)
     from ldmscale.data.shapes import render_batch
 
-    real, _, _ = render_batch(cfg.seed, range(SMALL_N, 2 * SMALL_N), 32, "eval")
+    # The floor: the reference's own prompts, rendered again with other jitter.
+    real, _, _ = render_batch(cfg.seed, range(SMALL_N), 32, "eval", variant=1)
     reference, _, _ = render_batch(cfg.seed, range(SMALL_N), 32, "eval")
     by_hand = FID(extractor.num_features)
     by_hand.update(extractor(reference), real=True)

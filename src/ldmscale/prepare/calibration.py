@@ -9,15 +9,19 @@ eval prompts 0 .. n-1, committed by `ldmscale.evaluate.reference`, exactly what 
 use), through the domain evaluator's features and torchmetrics' FID (`ldmscale.metrics.fid`).
 The measured sets, n images each:
 
-- real: renders of eval prompts n .. 2n-1 (disjoint from the reference): the real-vs-real floor;
-- reconstruction: those renders through the autoencoder (the best any LDM on it can do);
+- real: the reference's own prompts (eval prompts 0 .. n-1) rendered again with other jitter
+  (`shapes.render(..., variant=1)`): disjoint real images of the very captions the models are
+  asked for, so what a perfect text-to-image model would read: the real-vs-real floor;
+- other prompts: renders of eval prompts n .. 2n-1: disjoint captions too, so their FID adds the
+  difference between two random prompt sets (at n=200 most of it: 51 against 7.5 for `real`);
+- reconstruction: the `real` set through the autoencoder (the best any LDM on it can do);
 - random latents: N(0, 1) scaled latents decoded (a ceiling no trained model should reach);
-- blank: each real render's background alone (no shape);
-- degradations: the real renders blurred, noised, colour-shifted, and their latents noised,
-  at `STRENGTHS` (`ldmscale.prepare.degradations`); each curve starts from the floor (latent
+- blank: each `real` image's background alone (no shape);
+- degradations: the `real` set blurred, noised, colour-shifted, and its latents noised, at
+  `STRENGTHS` (`ldmscale.prepare.degradations`); each curve starts from the floor (latent
   noise: from the reconstruction), and a trustworthy ruler reads higher at every step.
 
-Alignment is the evaluator's attribute agreement with the set's prompts (the real renders').
+Alignment is the evaluator's attribute agreement with the set's prompts.
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ class CalibrationRecord:
     reference: str
     """Study-relative folder of the reference statistics."""
     real: Measurement
+    """The reference's prompts rendered again: the real-vs-real floor."""
+    other_prompts: Measurement
+    """Renders of other prompts (eval prompts n .. 2n-1)."""
     reconstruction: Measurement
     random_latents: Measurement
     blank: Measurement
@@ -125,6 +132,7 @@ class CalibrationRecord:
         """The record as plain-text lines (what `ldmscale prepare` prints)."""
         rows = [
             ("real renders (floor)", self.real),
+            ("renders of other prompts", self.other_prompts),
             (f"reconstructions ({self.reconstruction_ratio:.2f}x floor)", self.reconstruction),
             ("decoded random latents", self.random_latents),
             ("blank images", self.blank),
@@ -145,7 +153,7 @@ class CalibrationRecord:
     def from_json(cls, text: str) -> CalibrationRecord:
         """The record written by `to_json`."""
         raw = json.loads(text)
-        for key in ("real", "reconstruction", "random_latents", "blank"):
+        for key in ("real", "other_prompts", "reconstruction", "random_latents", "blank"):
             raw[key] = Measurement(**raw[key])
         raw["degradations"] = tuple(DegradationPoint(**p) for p in raw["degradations"])
         return cls(**raw)
@@ -184,17 +192,15 @@ def calibration_dir(cfg: StudyConfig) -> str:
 class _Ruler:
     """FID and alignment of image sets against the study's reference."""
 
-    def __init__(
-        self, evaluator: Any, reference: dict[str, np.ndarray], labels: torch.Tensor
-    ) -> None:
-        self.evaluator, self.reference, self.labels = evaluator, reference, labels
+    def __init__(self, evaluator: Any, reference: dict[str, np.ndarray]) -> None:
+        self.evaluator, self.reference = evaluator, reference
 
     @torch.no_grad()
-    def __call__(self, pixels: torch.Tensor) -> Measurement:
+    def __call__(self, pixels: torch.Tensor, labels: torch.Tensor) -> Measurement:
         features, agree = [], []
-        for batch, labels in zip(pixels.split(CHUNK), self.labels.split(CHUNK), strict=True):
+        for batch, asked in zip(pixels.split(CHUNK), labels.split(CHUNK), strict=True):
             features.append(self.evaluator.features(batch).double().cpu())
-            agree.append(self.evaluator.alignment(batch, labels).cpu())
+            agree.append(self.evaluator.alignment(batch, asked).cpu())
         fid = fid_of(self.reference, torch.cat(features))
         return Measurement(fid, float(torch.cat(agree).mean()))
 
@@ -233,9 +239,10 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
     n, identity = cfg.eval.num_samples, calibration_identity(cfg)
     autoencoder, evaluator = autoencoder_for(cfg, device), evaluator_for(cfg, device)
     reference_rel, reference = _reference(cfg, evaluator, device)
-    real, labels, _ = render_batch(cfg.seed, range(n, 2 * n), cfg.data.resolution, "eval")
-    real = real.to(device)
-    ruler = _Ruler(evaluator, reference, labels.to(device))
+    real, labels, _ = render_batch(cfg.seed, range(n), cfg.data.resolution, "eval", variant=1)
+    other, other_labels, _ = render_batch(cfg.seed, range(n, 2 * n), cfg.data.resolution, "eval")
+    real, labels = real.to(device), labels.to(device)
+    ruler = _Ruler(evaluator, reference)
     recon = _chunked(lambda x: autoencoder.decode(autoencoder.encode(x)).clamp(-1, 1), real)
     noise = torch.randn((n, *autoencoder.encode(real[:1]).shape[1:]), generator=_generator(cfg))
     ceiling = _chunked(lambda z: autoencoder.decode(z).clamp(-1, 1), noise.to(device))
@@ -247,7 +254,7 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
             degraded = torch.cat(
                 [degrade(kind, x, strength, generator, autoencoder) for x in real.split(CHUNK)]
             )
-            got = ruler(degraded)
+            got = ruler(degraded, labels)
             points.append(DegradationPoint(kind, strength, got.fid, got.alignment))
     return CalibrationRecord(
         num_samples=n,
@@ -256,10 +263,11 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
         autoencoder=identity["autoencoder"],
         evaluator=identity["evaluator"],
         reference=reference_rel,
-        real=ruler(real),
-        reconstruction=ruler(recon),
-        random_latents=ruler(ceiling),
-        blank=ruler(background.contiguous()),
+        real=ruler(real, labels),
+        other_prompts=ruler(other.to(device), other_labels.to(device)),
+        reconstruction=ruler(recon, labels),
+        random_latents=ruler(ceiling, labels),
+        blank=ruler(background.contiguous(), labels),
         degradations=tuple(points),
     )
 
