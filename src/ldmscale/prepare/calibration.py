@@ -47,7 +47,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, load_manifest, read_file
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 """Bump when the measurement changes in a way the identity does not show."""
 RECORD = "calibration.json"
 STRENGTHS: dict[str, tuple[float, ...]] = {
