@@ -13,8 +13,9 @@ The measured sets, n images each:
   (`shapes.render(..., variant=1)`): disjoint real images of the very captions the models are
   asked for, so what a perfect text-to-image model would read: the real-vs-real floor;
 - other prompts: renders of eval prompts n .. 2n-1: disjoint captions too, so their FID adds the
-  difference between two random prompt sets (at n=200 most of it: 51 against 7.5 for `real`);
-- reconstruction: the `real` set through the autoencoder (the best any LDM on it can do);
+  difference between two random prompt sets (at n=200 most of it: 51 against 7.8 for `real`);
+- reconstruction: the `real` set through the autoencoder (the best any LDM on it can do), and
+  the other prompts' renders through it (its bound measured against the other-prompt floor);
 - random latents: N(0, 1) scaled latents decoded (a ceiling no trained model should reach);
 - blank: each `real` image's background alone (no shape);
 - degradations: the `real` set blurred, noised, colour-shifted, and its latents noised, at
@@ -47,7 +48,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, load_manifest, read_file
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 """Bump when the measurement changes in a way the identity does not show."""
 RECORD = "calibration.json"
 STRENGTHS: dict[str, tuple[float, ...]] = {
@@ -100,6 +101,8 @@ class CalibrationRecord:
     """The reference's prompts rendered again: the real-vs-real floor."""
     other_prompts: Measurement
     """Renders of other prompts (eval prompts n .. 2n-1)."""
+    other_prompts_reconstruction: Measurement
+    """Those renders through the autoencoder."""
     reconstruction: Measurement
     random_latents: Measurement
     blank: Measurement
@@ -125,15 +128,25 @@ class CalibrationRecord:
 
     @property
     def reconstruction_ratio(self) -> float:
-        """Reconstruction FID / real-vs-real FID (the autoencoder's bound, in floors)."""
+        """Reconstruction FID / real-vs-real FID, both on the reference's prompts (the
+        autoencoder's bound, in floors)."""
         return self.reconstruction.fid / self.real.fid
+
+    @property
+    def other_prompts_ratio(self) -> float:
+        """The same bound on renders of other prompts (their reconstruction FID / their FID)."""
+        return self.other_prompts_reconstruction.fid / self.other_prompts.fid
 
     def lines(self) -> list[str]:
         """The record as plain-text lines (what `ldmscale prepare` prints)."""
         rows = [
             ("real renders (floor)", self.real),
+            (f"reconstructions ({self.reconstruction_ratio:.2f}x)", self.reconstruction),
             ("renders of other prompts", self.other_prompts),
-            (f"reconstructions ({self.reconstruction_ratio:.2f}x floor)", self.reconstruction),
+            (
+                f"  their reconstructions ({self.other_prompts_ratio:.2f}x)",
+                self.other_prompts_reconstruction,
+            ),
             ("decoded random latents", self.random_latents),
             ("blank images", self.blank),
         ]
@@ -153,7 +166,14 @@ class CalibrationRecord:
     def from_json(cls, text: str) -> CalibrationRecord:
         """The record written by `to_json`."""
         raw = json.loads(text)
-        for key in ("real", "other_prompts", "reconstruction", "random_latents", "blank"):
+        for key in (
+            "real",
+            "other_prompts",
+            "other_prompts_reconstruction",
+            "reconstruction",
+            "random_latents",
+            "blank",
+        ):
             raw[key] = Measurement(**raw[key])
         raw["degradations"] = tuple(DegradationPoint(**p) for p in raw["degradations"])
         return cls(**raw)
@@ -242,8 +262,13 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
     real, labels, _ = render_batch(cfg.seed, range(n), cfg.data.resolution, "eval", variant=1)
     other, other_labels, _ = render_batch(cfg.seed, range(n, 2 * n), cfg.data.resolution, "eval")
     real, labels = real.to(device), labels.to(device)
+    other, other_labels = other.to(device), other_labels.to(device)
     ruler = _Ruler(evaluator, reference)
-    recon = _chunked(lambda x: autoencoder.decode(autoencoder.encode(x)).clamp(-1, 1), real)
+
+    def roundtrip(x: torch.Tensor) -> torch.Tensor:
+        return autoencoder.decode(autoencoder.encode(x)).clamp(-1, 1)
+
+    recon = _chunked(roundtrip, real)
     noise = torch.randn((n, *autoencoder.encode(real[:1]).shape[1:]), generator=_generator(cfg))
     ceiling = _chunked(lambda z: autoencoder.decode(z).clamp(-1, 1), noise.to(device))
     background = real.flatten(2).median(dim=2).values[..., None, None].expand_as(real)
@@ -264,7 +289,8 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
         evaluator=identity["evaluator"],
         reference=reference_rel,
         real=ruler(real, labels),
-        other_prompts=ruler(other.to(device), other_labels.to(device)),
+        other_prompts=ruler(other, other_labels),
+        other_prompts_reconstruction=ruler(_chunked(roundtrip, other), other_labels),
         reconstruction=ruler(recon, labels),
         random_latents=ruler(ceiling, labels),
         blank=ruler(background.contiguous(), labels),
