@@ -26,6 +26,22 @@ def test_index_split_and_seed_each_change_the_sample() -> None:
     assert render(4, 17).image.tobytes() != base
 
 
+def test_a_variant_renders_the_same_prompt_again_with_other_jitter() -> None:
+    base = render(3, 17, split="eval")
+    assert render(3, 17, split="eval", variant=0).image.tobytes() == base.image.tobytes()
+    images = set()
+    for variant in (1, 2):
+        again = render(3, 17, split="eval", variant=variant)
+        assert (again.caption, again.labels) == (base.caption, base.labels)
+        images.add(again.image.tobytes())
+    assert len(images | {base.image.tobytes()}) == 3
+    pixels, _, captions = render_batch(3, range(5), split="eval", variant=1)
+    assert captions == [render(3, i, split="eval").caption for i in range(5)]
+    assert torch.equal(pixels[4], from_uint8(render(3, 4, split="eval", variant=1).image))
+    with pytest.raises(ValueError, match="variant=-1"):
+        render(0, 0, variant=-1)
+
+
 def test_bad_split_and_resolution_are_rejected() -> None:
     with pytest.raises(ValueError, match="train, val, eval"):
         render(0, 0, split="test")

@@ -27,6 +27,12 @@ def test_features_and_heads(evaluator: DomainEvaluator) -> None:
     assert list(logits) == list(ATTRIBUTES)
     assert [v.shape[1] for v in logits.values()] == [len(v) for v in ATTRIBUTES.values()]
     assert evaluator.predict(pixels).shape == (4, len(ATTRIBUTES))
+    # FID features are taken before the ReLU (no unit is zero on every image); the heads read
+    # the rectified features.
+    features = evaluator.features(pixels)
+    assert (features < 0).any() and (features.var(0) > 0).all()
+    for name, head in evaluator.heads.items():
+        assert torch.allclose(logits[name], head(torch.relu(features)))
     # Other resolutions are resized to the evaluator's.
     large, _, _ = render_batch(0, range(4), resolution=64)
     assert evaluator.features(large).shape == (4, 64)

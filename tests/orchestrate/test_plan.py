@@ -73,6 +73,9 @@ def test_job_overrides_compose_into_the_job(tmp_path: Path) -> None:
     )
     assert job_cfg.eval.num_samples == cfg.eval.num_samples == 16
     assert job_cfg.train.global_batch == compose(["train=domain"]).train.global_batch
+    # prepare measures the calibration record at the sample count the eval jobs use
+    prepare_cfg = job_config(parse_job_id("prepare"), str(tmp_path), plan.overrides, plan.shards)
+    assert prepare_cfg.eval.num_samples == job_cfg.eval.num_samples != compose([]).eval.num_samples
 
 
 @pytest.mark.parametrize("sweep", ["smoke", "debug", "paper"])

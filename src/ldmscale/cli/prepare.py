@@ -1,7 +1,8 @@
 """`ldmscale prepare study=<uri> [hydra overrides]`: build what every later job of a study
-shares (`ldmscale.prepare.stage`), or reuse what is committed: the embedded domain's autoencoder
-and evaluator; on real data (data=webdataset) the shard index and, with
-data.precomputed=true, the latents and text embeddings; the real-data FID reference statistics.
+shares (`ldmscale.prepare.stage`), or reuse what is committed: the embedded domain's autoencoder,
+evaluator, training pool and calibration record; on real data (data=webdataset) the shard index
+and, with data.precomputed=true, the latents and text embeddings; the real-data FID reference
+statistics.
 
 Prints one line per component (built or reused, where, measured quality) and, with --json, the
 record as JSON. Exit codes: 0 prepared (also when everything was already committed); 2 bad
@@ -32,6 +33,8 @@ def _quality(meta: dict[str, Any]) -> str:
         return (
             f"held-out PSNR {quality['heldout_psnr_db']:.2f} dB, MSE {quality['heldout_mse']:.2e}"
         )
+    if "latent_shape" in quality:
+        return f"{quality['size']} training latents {quality['latent_shape']}"
     if "heldout_accuracy" in quality:
         from ldmscale.data.shapes import ATTRIBUTES
 
@@ -43,6 +46,7 @@ def _quality(meta: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Prepare and print one line per component (or the record as JSON)."""
+    from ldmscale.prepare.calibration import calibration_dir
     from ldmscale.prepare.stage import check_inputs, prepare
 
     cfg = compose(args.overrides)
@@ -75,4 +79,8 @@ def run(args: argparse.Namespace) -> int:
             )
     if result.reference is not None:
         print(f"reference statistics: {result.study}/{result.reference}")
+    if result.calibration is not None:
+        verb = "measured" if result.calibration_built else "reused"
+        print(f"calibration: {verb} {result.study}/{calibration_dir(cfg)}")
+        print("\n".join(result.calibration.lines()))
     return 0

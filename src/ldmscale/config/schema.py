@@ -74,14 +74,18 @@ class DataConfig:
     """prepare: distinct rendered images the domain autoencoder and evaluator train on."""
     heldout_images: int = 512
     """prepare: held-out (`val` split) images on which their quality is measured."""
-    autoencoder_steps: int = 300
+    autoencoder_steps: int = 3200
     """prepare: optimizer steps of the domain autoencoder."""
-    autoencoder_batch: int = 32
+    autoencoder_batch: int = 16
     """prepare: images per autoencoder step."""
     evaluator_steps: int = 200
     """prepare: optimizer steps of the domain evaluator."""
     evaluator_batch: int = 64
     """prepare: images per evaluator step."""
+    train_pool: int = 16384
+    """shapes: training renders whose latents `prepare` encodes once; training sample `i` is
+    pool item `i mod train_pool` (its noise, timestep and caption dropout still follow `i`).
+    0: render and encode every training batch instead (no pool)."""
 
     def __post_init__(self) -> None:
         _check_choice("data.name", self.name, ("shapes", "webdataset"))
@@ -99,6 +103,8 @@ class DataConfig:
             _check_positive(f"data.{key}", getattr(self, key))
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers={self.num_workers!r} must be >= 0")
+        if self.train_pool < 0:
+            raise ValueError(f"data.train_pool={self.train_pool!r} must be >= 0 (0: no pool)")
         if self.precomputed and self.name != "webdataset":
             raise ValueError("data.precomputed=true needs data.name=webdataset")
 

@@ -119,12 +119,22 @@ def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) 
     )
 
 
-def render(seed: int, index: int, resolution: int = 32, split: str = "train") -> ShapeSample:
-    """Sample `index` of `split` for the study `seed`: the same bytes every time, everywhere."""
+def render(
+    seed: int, index: int, resolution: int = 32, split: str = "train", variant: int = 0
+) -> ShapeSample:
+    """Sample `index` of `split` for the study `seed`: the same bytes every time, everywhere.
+    `variant` > 0 renders the same prompt (labels and caption) again with other jitter (position,
+    size, colour, background drawn from their own stream): another real image of that caption,
+    as the calibration's real-vs-real floor needs. Raises ValueError for a bad split, index,
+    resolution or variant."""
     if resolution < 8:
         raise ValueError(f"resolution={resolution!r} must be >= 8 pixels")
+    if variant < 0:
+        raise ValueError(f"variant={variant!r} must be >= 0 (0: the sample itself)")
     rng = _rng(seed, index, split)
     labels = _draw_labels(rng)
+    if variant:
+        rng = np.random.default_rng(derive_seed(seed, "shapes", split, index, "variant", variant))
     shape, colour, size, position = (
         values[label] for values, label in zip(ATTRIBUTES.values(), labels, strict=True)
     )
@@ -158,10 +168,11 @@ def prompts(
 
 
 def render_batch(
-    seed: int, indices: range, resolution: int = 32, split: str = "train"
+    seed: int, indices: range, resolution: int = 32, split: str = "train", variant: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Pixels [N, 3, H, W] in [-1, 1], labels [N, n_attributes] and captions of `indices`."""
-    samples = [render(seed, index, resolution, split) for index in indices]
+    """Pixels [N, 3, H, W] in [-1, 1], labels [N, n_attributes] and captions of `indices`
+    (`variant` as in `render`)."""
+    samples = [render(seed, index, resolution, split, variant) for index in indices]
     pixels = torch.stack([from_uint8(s.image) for s in samples])
     labels = torch.tensor([s.labels for s in samples], dtype=torch.long)
     return pixels, labels, [s.caption for s in samples]

@@ -1,11 +1,11 @@
-"""The embedded domain's prepared components (its autoencoder and evaluator): what determines
-each one (its recipe), where it lives in a study, and how later jobs load it.
+"""The embedded domain's prepared components (its autoencoder, evaluator and training pool):
+what determines each one (its recipe), where it lives in a study, and how later jobs load it.
 
 Each component is `prepare/<component>-<hash>/`, where the hash covers its recipe (resolution,
 seed, steps, batch, data sizes, architecture, training constants, package version), so a changed
 setting prepares a new artifact beside the old one. `ldmscale.prepare.domain` trains and commits
-them; every other job loads them with `autoencoder_for` / `evaluator_for`, which fetch them once
-per node and verify their hashes.
+them; every other job loads them with `autoencoder_for` / `evaluator_for` (fetched once per
+node) and `pool_for`, which verify their hashes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from ldmscale import __version__
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.pool import DomainPool, load_pool, pool_dir
 from ldmscale.errors import MissingInput
 from ldmscale.models.autoencoder import Autoencoder, domain_autoencoder_config, load_autoencoder
 from ldmscale.models.evaluator import DomainEvaluator, EvaluatorConfig
@@ -24,12 +25,18 @@ from ldmscale.storage.cache import fetch_artifact
 from ldmscale.storage.fs import open_study
 from ldmscale.storage.manifest import load_manifest
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 """Bump when a training recipe changes in a way the settings below do not show."""
 AUTOENCODER_LR = 2e-3
-FOREGROUND_WEIGHT = 4.0
-"""Extra reconstruction weight on shape pixels: shapes cover 5-15% of an image, and without it
-the few hundred steps we can afford are spent on the flat background."""
+FOREGROUND_WEIGHT = 8.0
+"""Extra reconstruction weight near shapes: shapes cover 5-15% of an image, and without it the
+steps we can afford are spent on the flat background."""
+FOREGROUND_DILATION = 2
+"""Pixels by which the weighted region reaches past the shape's edge. Weighting only the shape's
+own pixels rewards spilling colour outside it: the autoencoder then learns round blobs that
+lose the shape (measured on 1000 held-out renders: shape recognised in 40% of reconstructions
+after 600 steps of 16 images with the dilation, 27% without; 92% after 2400 steps and 93% after
+3200 steps with it, reconstruction FID 2.6x and 2.1x the real-vs-real FID)."""
 KL_WEIGHT = 1e-6
 """Weight of the KL term per latent element (SD's autoencoders use 1e-6)."""
 EVALUATOR_LR = 2e-3
@@ -60,6 +67,7 @@ def autoencoder_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "lr": AUTOENCODER_LR,
         "kl_weight": KL_WEIGHT,
         "foreground_weight": FOREGROUND_WEIGHT,
+        "foreground_dilation": FOREGROUND_DILATION,
         "latent_stats_images": LATENT_STATS_IMAGES,
         "architecture": domain_autoencoder_config(cfg.data.resolution),
     }
@@ -78,6 +86,7 @@ def evaluator_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "batch": cfg.data.evaluator_batch,
         "lr": EVALUATOR_LR,
         "input_noise": EVALUATOR_NOISE,
+        "features": "penultimate, before the ReLU",
         "architecture": evaluator_config(cfg).__dict__,
     }
 
@@ -114,6 +123,32 @@ def autoencoder_ref(cfg: StudyConfig) -> str:
     """What a checkpoint records as its autoencoder: the study-relative folder of the domain
     autoencoder, or the pretrained path / id as configured."""
     return cfg.data.autoencoder if cfg.data.autoencoder != "domain" else autoencoder_dir(cfg)
+
+
+def pool_recipe(cfg: StudyConfig) -> dict[str, Any]:
+    """Everything that determines the training pool (`ldmscale.data.pool`)."""
+    return {
+        "component": "pool",
+        "recipe_version": RECIPE_VERSION,
+        "ldmscale": __version__,
+        "autoencoder": autoencoder_ref(cfg),
+        "seed": cfg.seed,
+        "resolution": cfg.data.resolution,
+        "size": cfg.data.train_pool,
+        "split": "train",
+        "posterior": "mode",
+    }
+
+
+def training_pool_dir(cfg: StudyConfig) -> str:
+    """Study-relative folder of the training pool for `cfg`."""
+    return pool_dir(pool_recipe(cfg))
+
+
+def pool_for(cfg: StudyConfig) -> DomainPool:
+    """The study's training pool (hashes verified). Raises MissingInput when the study is not
+    prepared, CorruptArtifact when the committed files do not match their manifest."""
+    return load_pool(open_study(cfg), training_pool_dir(cfg))
 
 
 def evaluator_for(cfg: StudyConfig, device: str | torch.device = "cpu") -> DomainEvaluator:

@@ -4,7 +4,10 @@ Two uses, standing in for what Inception and CLIP do on real data:
 
 - its penultimate features (`features`, also `forward`, `feature_dim` = `num_features` wide)
   feed torchmetrics FID, as LeNet features do for MNIST FID: pass the module itself as
-  `FrechetInceptionDistance(feature=evaluator)` and update with pixels in [-1, 1];
+  `FrechetInceptionDistance(feature=evaluator)` and update with pixels in [-1, 1]. They are
+  taken before the ReLU, as Inception's pool features are taken before its classifier: after
+  it, 18-26 of the 128 units are zero on every reference image (a singular covariance), and
+  FID measured on them does not grow steadily with latent noise;
 - its attribute predictions give the prompt-alignment score (`alignment`): the fraction of a
   prompt's attributes (shape, colour, size, position) that it recognises in the image.
 
@@ -69,7 +72,7 @@ class DomainEvaluator(nn.Module):
         # A flattened 4x4 map, not global pooling: it keeps where things are (position matters).
         self.pool = nn.AdaptiveAvgPool2d(4)
         self.embed = nn.Sequential(
-            nn.Flatten(), nn.Linear(in_channels * 16, self.config.feature_dim), nn.ReLU()
+            nn.Flatten(), nn.Linear(in_channels * 16, self.config.feature_dim)
         )
         self.heads = nn.ModuleDict(
             {name: nn.Linear(self.config.feature_dim, n) for name, n in self.config.heads.items()}
@@ -99,7 +102,8 @@ class DomainEvaluator(nn.Module):
         return pixels
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Penultimate features [B, feature_dim] of pixels [B, 3, H, W] in [-1, 1]."""
+        """Penultimate features [B, feature_dim] of pixels [B, 3, H, W] in [-1, 1], before the
+        ReLU that feeds the heads."""
         return self.embed(self.pool(self.conv(self._prepare(pixels))))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -108,7 +112,7 @@ class DomainEvaluator(nn.Module):
 
     def logits(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Attribute name -> logits [B, n_classes]."""
-        hidden = self.features(pixels)
+        hidden = F.relu(self.features(pixels))
         return {name: head(hidden) for name, head in self.heads.items()}
 
     @torch.no_grad()

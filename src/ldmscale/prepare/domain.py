@@ -1,5 +1,6 @@
 """The prepare stage of the embedded domain: train, measure and commit its
-first-stage autoencoder and its evaluator, once per study.
+first-stage autoencoder and its evaluator, and encode its training pool
+(`ldmscale.data.pool`), once per study.
 
 Each artifact lives in `prepare/<component>-<hash>/`, where the hash covers everything that
 determines it (resolution, seed, steps, batch, data sizes, architecture, recipe, package
@@ -27,20 +28,24 @@ from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
 from ldmscale.data.pixels import to_hwc_uint8
+from ldmscale.data.pool import POOL_ENCODE_BATCH, pool_dir, write_pool
 from ldmscale.data.shapes import ATTRIBUTES, render_batch
 from ldmscale.models.autoencoder import Autoencoder, build_autoencoder, domain_autoencoder_config
 from ldmscale.models.domain import (
     AUTOENCODER_LR,
     EVALUATOR_LR,
     EVALUATOR_NOISE,
+    FOREGROUND_DILATION,
     FOREGROUND_WEIGHT,
     KL_WEIGHT,
     LATENT_STATS_IMAGES,
     autoencoder_dir,
+    autoencoder_for,
     autoencoder_recipe,
     evaluator_config,
     evaluator_dir,
     evaluator_recipe,
+    pool_recipe,
 )
 from ldmscale.models.evaluator import DomainEvaluator
 from ldmscale.provenance import provenance
@@ -59,7 +64,7 @@ class PreparedComponent:
     """One prepared component of the embedded domain."""
 
     name: str
-    """`autoencoder` or `evaluator`."""
+    """`autoencoder`, `evaluator` or `pool`."""
     dir: str
     """Study-relative folder of the committed artifact."""
     built: bool
@@ -76,11 +81,14 @@ class PreparedDomain:
     autoencoder: PreparedComponent | None
     """None when `data.autoencoder` names a pretrained autoencoder."""
     evaluator: PreparedComponent
+    pool: PreparedComponent | None = None
+    """The training pool's latents; None when `data.train_pool` is 0."""
 
     @property
     def components(self) -> tuple[PreparedComponent, ...]:
-        """The components prepared (the autoencoder unless a pretrained one is configured)."""
-        return tuple(c for c in (self.autoencoder, self.evaluator) if c is not None)
+        """The components prepared (the autoencoder unless a pretrained one is configured, the
+        pool unless `data.train_pool` is 0)."""
+        return tuple(c for c in (self.autoencoder, self.evaluator, self.pool) if c is not None)
 
     @property
     def built(self) -> tuple[str, ...]:
@@ -103,9 +111,12 @@ def _seeded(cfg: StudyConfig, component: str) -> torch.Generator:
 
 
 def _foreground(pixels: torch.Tensor) -> torch.Tensor:
-    """[B, 1, H, W] mask of the pixels that differ from the image's (median) background."""
+    """[B, 1, H, W] mask of the pixels that differ from the image's (median) background, grown
+    by `FOREGROUND_DILATION` pixels on every side (both sides of every edge)."""
     background = pixels.flatten(2).median(dim=2).values[..., None, None]
-    return ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    shape = ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    size = 2 * FOREGROUND_DILATION + 1
+    return F.max_pool2d(shape, size, stride=1, padding=FOREGROUND_DILATION)
 
 
 def _train_autoencoder(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
@@ -200,6 +211,27 @@ def _accuracy(model: DomainEvaluator, cfg: StudyConfig, device: torch.device) ->
     return {"heldout_accuracy": accuracy, "heldout_accuracy_min": min(accuracy.values())}
 
 
+@torch.no_grad()
+def _encode_pool(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
+    """Render and encode training samples 0 .. `data.train_pool`-1 into `out` (the layout of
+    `ldmscale.data.pool`); returns the pool's meta (size, latent shape, latent std)."""
+    autoencoder = autoencoder_for(cfg, device)
+    size, chunks, captions = cfg.data.train_pool, [], []
+    for start in range(0, size, POOL_ENCODE_BATCH):
+        indices = range(start, min(start + POOL_ENCODE_BATCH, size))
+        pixels, _, texts = render_batch(cfg.seed, indices, cfg.data.resolution, "train")
+        chunks.append(autoencoder.encode(pixels.to(device)).float().cpu())
+        captions.extend(texts)
+    latents = torch.cat(chunks)
+    write_pool(out, latents, captions)
+    return {
+        "size": size,
+        "latent_shape": list(latents.shape[1:]),
+        "latent_std": float(latents.std()),
+        "distinct_captions": len(set(captions)),
+    }
+
+
 def _ensure(
     cfg: StudyConfig,
     storage: Storage,
@@ -233,7 +265,8 @@ def _ensure(
 
 def prepare(cfg: StudyConfig) -> PreparedDomain:
     """Train and commit the domain autoencoder (unless a pretrained one is configured) and the
-    evaluator; reuse whatever is already committed. Idempotent."""
+    evaluator, then encode the training pool (unless `data.train_pool` is 0); reuse whatever is
+    already committed. Idempotent."""
     storage = _storage(cfg)
     autoencoder = None
     if cfg.data.autoencoder == "domain":
@@ -248,4 +281,8 @@ def prepare(cfg: StudyConfig) -> PreparedDomain:
     evaluator = _ensure(
         cfg, storage, "evaluator", evaluator_dir(cfg), evaluator_recipe(cfg), _train_evaluator
     )
-    return PreparedDomain(storage.uri, autoencoder, evaluator)
+    pool = None
+    if cfg.data.train_pool:
+        recipe = pool_recipe(cfg)
+        pool = _ensure(cfg, storage, "pool", pool_dir(recipe), recipe, _encode_pool)
+    return PreparedDomain(storage.uri, autoencoder, evaluator, pool)

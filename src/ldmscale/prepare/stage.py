@@ -1,7 +1,9 @@
 """`prepare(cfg)`: the prepare stage of a study, by `data.name` (run by `ldmscale prepare` and by
 the plan's `prepare` job), so that the jobs after it find what they share committed:
 
-- `shapes`: the embedded domain's autoencoder and evaluator (`ldmscale.prepare.domain`);
+- `shapes`: the embedded domain's autoencoder, evaluator and training pool
+  (`ldmscale.prepare.domain`), then its calibration record at `eval.num_samples`
+  (`ldmscale.prepare.calibration`) when the study is measured with the domain evaluator;
 - `webdataset`: the shard index of `data.shards`, and with `data.precomputed=true` the latents
   and text embeddings of every sample (`ldmscale.prepare.latents`);
 - either: the FID reference statistics (`ldmscale.evaluate.reference.prepare_reference`) of
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from ldmscale.config import ConfigError
 from ldmscale.config.schema import StudyConfig
+from ldmscale.prepare.calibration import CalibrationRecord
 from ldmscale.prepare.domain import PreparedDomain
 from ldmscale.prepare.latents import PreparedLatents
 
@@ -44,6 +47,10 @@ class PreparedStudy:
     """The shard index and latents (data.name=webdataset)."""
     reference: str | None
     """Study-relative folder of the FID reference statistics, when prepared."""
+    calibration: CalibrationRecord | None = None
+    """The embedded domain's calibration record (`ldmscale.prepare.calibration`)."""
+    calibration_built: bool = False
+    """True when this call measured the record; False when a committed one was reused."""
 
 
 def needs_reference(cfg: StudyConfig) -> bool:
@@ -85,17 +92,22 @@ def check_inputs(cfg: StudyConfig) -> None:
 def prepare(cfg: StudyConfig) -> PreparedStudy:
     """Prepare the study for `cfg` (see the module docstring). Raises ValueError for missing
     real-data settings, CorruptShard for an unreadable shard."""
+    from ldmscale.prepare import calibration
+
     check_inputs(cfg)
     study = cfg.require_study()
-    domain = data = reference = None
+    domain = data = reference = record = None
+    built = False
     if cfg.data.name == "shapes":
         from ldmscale.prepare.domain import prepare as prepare_domain
 
         domain = prepare_domain(cfg)
+        if calibration.applies(cfg):
+            record, built = calibration.calibrate(cfg)
     else:
         data = prepare_data(cfg)
     if needs_reference(cfg):
         from ldmscale.evaluate.reference import prepare_reference
 
         reference, _ = prepare_reference(cfg)
-    return PreparedStudy(study, domain, data, reference)
+    return PreparedStudy(study, domain, data, reference, record, built)

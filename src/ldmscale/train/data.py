@@ -3,19 +3,25 @@
 embeddings precomputed from them by `ldmscale prepare` (`LatentBatches`); `batch_source(cfg)`
 picks one from `data.name` and `data.precomputed`.
 
-The sample with global index `i` is `shapes.render(seed, i)` on the domain, and sample
-`i mod N` of the N samples of the shards on real data (in shard order: shards are expected to be
-shuffled when written, as img2dataset writes them); optimizer step `s` consumes the
-global indices `s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a`
-of rank `r` takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks
-see the same sample and every sample of the step is seen once. The data position is therefore
+The sample with global index `i` is item `i mod N` of the domain's training pool
+(`shapes.render(seed, i)` without a pool), and sample `i mod N` of the N samples of the shards
+on real data (in shard order: shards are expected to be shuffled when written, as img2dataset
+writes them); optimizer step `s` consumes the global indices
+`s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a` of rank `r`
+takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks see the same
+sample and every sample of the step is seen once. The data position is therefore
 the step alone: resuming needs no loader state.
 
 Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a function of
 (seed, index), for every source.
 
-- Domain: images are encoded by the frozen autoencoder on the fly; caption embeddings are cached,
-  since the domain's caption vocabulary is small (a few hundred captions).
+- Domain (`PoolBatches`): sample `i` is item `i mod N` of the training pool whose latents
+  `prepare` encoded (`ldmscale.data.pool`): no rendering and no autoencoder forward per batch.
+  Every distinct caption of the pool (and the empty one) is encoded once, when the source is
+  built, in sorted order, so every batch is the same on every run and after every resume.
+  With `data.train_pool=0` (`DomainBatches`), sample `i` is `shapes.render(seed, i)`, encoded
+  by the frozen autoencoder on the fly, and caption embeddings are cached as they appear (the
+  domain's caption vocabulary is a few hundred captions).
 - Raw shards: the shard index (`ldmscale.prepare.latents.shard_index`) is read from the study,
   built and committed there by the first job that needs it. Shards are read in the training
   thread (the last two stay in memory); `data.num_workers` threads decode and resize a
@@ -39,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.pool import DomainPool
 from ldmscale.train.diffusion import SampleDraws, sample_draws
 
 if TYPE_CHECKING:
@@ -129,6 +136,62 @@ class DomainBatches(_EncodedBatches):
         return Batch(
             latents=latents,
             context=self.embed(captions),
+            noise=draws.noise.to(self.device),
+            timesteps=draws.timesteps.to(self.device),
+        )
+
+
+_ENCODE_CHUNK = 256
+"""Captions per text-encoder forward while building the table."""
+
+
+class PoolBatches:
+    """Builds the training batch of any list of global sample indices from the pool."""
+
+    def __init__(
+        self, cfg: StudyConfig, pool: DomainPool, text_encoder: Any, device: torch.device
+    ) -> None:
+        self.cfg = cfg
+        self.pool = pool
+        self.device = device
+        self.latent_shape: tuple[int, int, int] = pool.latent_shape
+        distinct = sorted({*pool.captions, ""})
+        row = {caption: k for k, caption in enumerate(distinct)}
+        with torch.no_grad():
+            table = [
+                text_encoder.encode(distinct[k : k + _ENCODE_CHUNK])
+                for k in range(0, len(distinct), _ENCODE_CHUNK)
+            ]
+        self.table = torch.cat(table).to(device)
+        """[distinct captions + 1, tokens, hidden] embeddings."""
+        self.caption_rows = torch.tensor([row[c] for c in pool.captions], dtype=torch.long)
+        """[N]: the table row of each pool item's caption."""
+        self.empty_row = row[""]
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the text embeddings."""
+        return int(self.table.shape[-1])
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens per caption embedding."""
+        return int(self.table.shape[1])
+
+    @torch.no_grad()
+    def batch(self, indices: list[int]) -> Batch:
+        """The batch of global sample indices `indices` (pool items `i mod N`)."""
+        items = self.pool.items(indices)
+        t = self.cfg.train
+        draws = sample_draws(
+            self.cfg.seed, indices, self.latent_shape, t.num_train_timesteps, t.caption_dropout
+        )
+        rows = torch.where(
+            draws.drop_caption, torch.full_like(items, self.empty_row), self.caption_rows[items]
+        )
+        return Batch(
+            latents=self.pool.latents[items].to(self.device),
+            context=self.table[rows.to(self.device)],
             noise=draws.noise.to(self.device),
             timesteps=draws.timesteps.to(self.device),
         )
@@ -278,6 +341,12 @@ def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
     from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.text_encoder import load_text_encoder
 
+    if cfg.data.name == "shapes" and cfg.data.train_pool:
+        from ldmscale.models.domain import pool_for
+
+        data = cfg.data
+        text = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
+        return PoolBatches(cfg, pool_for(cfg), text, device)
     if cfg.data.precomputed:
         return LatentBatches(cfg, prepared.load_latents(cfg), device)
     index = prepared.shard_index(cfg) if cfg.data.name == "webdataset" else None
