@@ -37,7 +37,11 @@ def _check_study(storage: Storage) -> None:
     rows = list(csv.DictReader(io.StringIO(storage.read_text("results/metrics.csv"))))
     assert len(rows) == 1 and rows[0]["model"] == "debug"
     assert storage.read_text("results/best_per_budget.csv").count("\n") >= 2
-    assert "fid_vs_cost.png" in storage.read_text("report/index.html")
+    page = storage.read_text("report/index.html")
+    assert "fid_vs_cost.png" in page
+    # The study's calibration record, at its sample count, heads the report.
+    assert "Calibration of the ruler" in page and "on 16 images per set" in page
+    assert page.index("Calibration of the ruler") < page.index("Best model per sampling budget")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from ldmscale.metrics.fid import FID
 from ldmscale.models import domain
 from ldmscale.prepare import calibration
 from ldmscale.prepare.calibration import CalibrationRecord, DegradationPoint, Measurement
-from ldmscale.prepare.degradations import KINDS
+from ldmscale.prepare.degradations import KINDS, UNITS
 from ldmscale.prepare.domain import prepare
 
 SMALL_N = 64
@@ -45,6 +45,10 @@ def test_monotone_is_judged_from_each_curves_start() -> None:
     assert record.kinds == ("blur", "pixel_noise", "latent_noise")
     assert CalibrationRecord.from_json(record.to_json()) == record
     assert "NOT MONOTONE" in "\n".join(record.lines())
+    rows = {r["images"]: r for r in record.rows()}
+    assert rows["real renders (floor)"]["fid_in_floors"] == 1.0
+    assert rows["reconstructions"]["fid_in_floors"] == pytest.approx(12.0 / 5.0)
+    assert rows[f"blur ({UNITS['blur']}) 2"]["fid"] == 9 and len(rows) == 6 + 6
 
 
 def test_record_is_measured_once_against_the_study_reference(

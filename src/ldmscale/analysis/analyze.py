@@ -10,6 +10,7 @@ records are read; re-running with no new record does nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ldmscale.analysis import figures
 from ldmscale.analysis.budget import (
@@ -103,6 +104,22 @@ def _figures(storage: Storage, rows: list[Row], best: list[Row], sampler: str, s
     return files, captions
 
 
+def _calibration(cfg: StudyConfig) -> dict[str, Any]:
+    """The report's calibration rows and protocol, when the study has a record."""
+    from ldmscale.prepare.calibration import applies, load_calibration
+
+    record = load_calibration(cfg) if applies(cfg) else None
+    if record is None:
+        return {}
+    protocol = (
+        f"Measured by ldmscale prepare on {record.num_samples} images per set (seed "
+        f"{record.seed}) against the study's reference statistics ({record.reference}), one "
+        "value each: the floor is real renders of the reference's prompts; a trustworthy "
+        "ruler reads reconstructions near it, and higher at every degradation step."
+    )
+    return {"calibration": record.rows(), "calibration_protocol": protocol}
+
+
 def analyze(cfg: StudyConfig) -> AnalysisResult:
     """Write the tables and the report from every committed metrics record (a no-op when none
     changed). MissingInput when the study has no metrics yet."""
@@ -139,6 +156,7 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         table1=table1,
         table1_protocol=f"{sampler}, {steps} steps, best guidance per size",
         figures=captions,
+        **_calibration(cfg),
     )
     files["index.html"] = render_html(page).encode()
     commit(storage, paths.REPORT, files=files, meta={"inputs": digest})

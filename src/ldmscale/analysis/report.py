@@ -36,6 +36,8 @@ class Report:
     """PNG file name -> caption."""
     calibration: list[Row] = field(default_factory=list)
     """Rows of the study's calibration record (what the ruler reads on known cases)."""
+    calibration_protocol: str = ""
+    """How the calibration rows were measured (sample count, seed, reference)."""
 
 
 def _table(rows: list[Row], columns: list[str]) -> str:
@@ -85,6 +87,7 @@ def render_html(report: Report) -> str:
     )
     calibration = (
         "<h2>Calibration of the ruler</h2>"
+        + f"<p>{html.escape(report.calibration_protocol)}</p>"
         + _table(report.calibration, list(report.calibration[0]))
         if report.calibration
         else ""

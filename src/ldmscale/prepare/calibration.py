@@ -158,6 +158,28 @@ class CalibrationRecord:
             out.append(f"  {kind} ({UNITS[kind]}): {points}  [{verdict}]")
         return out
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The record as table rows (the report's calibration table): each measured set with
+        its FID, FID in floors (the `real` set's FID) and alignment."""
+        sets = [
+            ("real renders (floor)", self.real),
+            ("reconstructions", self.reconstruction),
+            ("renders of other prompts", self.other_prompts),
+            ("their reconstructions", self.other_prompts_reconstruction),
+            ("decoded random latents", self.random_latents),
+            ("blank images", self.blank),
+        ]
+        sets += [
+            (f"{p.kind} ({UNITS[p.kind]}) {p.strength:g}", Measurement(p.fid, p.alignment))
+            for kind in self.kinds
+            for p in self.curve(kind)
+        ]
+        return [
+            {"images": name, "fid": m.fid, "fid_in_floors": m.fid / self.real.fid,
+             "alignment": m.alignment}
+            for name, m in sets
+        ]  # fmt: skip
+
     def to_json(self) -> str:
         """The record as JSON (what `calibration.json` holds)."""
         return json.dumps(asdict(self), indent=1)

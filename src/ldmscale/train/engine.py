@@ -25,6 +25,7 @@ import torch
 
 from ldmscale.runtime import resolve_device
 from ldmscale.storage.staging import make_staging
+from ldmscale.train.extensions import build_ops
 
 DEEPSPEED_TAG = "state"
 """The tag of the DeepSpeed state inside `<checkpoint>/deepspeed/`."""
@@ -65,7 +66,8 @@ def local_device(choice: str) -> torch.device:
 
 
 def init_distributed(device: torch.device) -> Dist:
-    """Join (or, without a launcher, create) the process group; idempotent within a process."""
+    """Join (or, without a launcher, create) the process group; idempotent within a process.
+    The ops DeepSpeed compiles at start-up are built first (`ldmscale.train.extensions`)."""
     import deepspeed
 
     if "WORLD_SIZE" not in os.environ:
@@ -73,6 +75,7 @@ def init_distributed(device: torch.device) -> Dist:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
     if not torch.distributed.is_initialized():
+        build_ops()
         deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
     return Dist(
         rank=torch.distributed.get_rank(),
