@@ -38,7 +38,7 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 	$(BIN)/ruff format src tests benchmarks
 
 test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test-unit: $(STAMP) ## the fast tier only (under a minute on two cores)
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow"
