@@ -12,7 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
-.PHONY: help install lint format test test-unit smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chaos chart-docs render images clean
+.PHONY: help install lint format test test-unit test-quality smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chaos chart-docs render images clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
 
 test-unit: $(STAMP) ## the fast tier only (under a minute on two cores)
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow"
+
+test-quality: $(STAMP) ## the default prepare's quality and calibration targets (about 5 minutes)
+	$(BIN)/pytest -q --quality -m quality
 
 smoke: $(STAMP) ## a complete small study on this machine, with a report
 	$(BIN)/ldmscale sweep sweep=$(SWEEP) study=$(STUDY)

@@ -28,16 +28,28 @@ FAST_PREPARE = ["data=shapes_fast"]
 quality is low; tests that need the full quality train with the defaults)."""
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quality",
+        action="store_true",
+        help="also run the tests marked quality (they train the default prepare: minutes)",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `gpu` need a CUDA device: skipped, with the reason, where there is none."""
+    """Tests marked `gpu` need a CUDA device, tests marked `quality` need `--quality` (`make
+    test-quality`): skipped, with the reason, where they do not run."""
     import torch
 
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu); none is available here")
+    skips = {}
+    if not torch.cuda.is_available():
+        skips["gpu"] = "needs a CUDA device (marker gpu); none is available here"
+    if not config.getoption("--quality"):
+        skips["quality"] = "trains the default prepare; runs with --quality (make test-quality)"
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -128,7 +128,10 @@ def test_interrupted_shard_reruns_to_identical_stats(eval_study, monkeypatch) ->
     fresh = _states(storage, record.rel_dir)
     assert rerun.keys() == fresh.keys()
     for name in rerun:
-        np.testing.assert_allclose(rerun[name], fresh[name], rtol=1e-5, atol=1e-6)
+        # Another batch size gives float32 features that differ in the last bits: sums of
+        # their products agree to 1e-5 of their largest entry.
+        scale = float(np.abs(fresh[name]).max())
+        np.testing.assert_allclose(rerun[name], fresh[name], rtol=1e-5, atol=1e-5 * scale)
 
 
 def test_merge_refuses_missing_or_mismatched_shards(eval_study) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ldmscale.metrics.fid import FID, load_state, save_state
+from ldmscale.metrics.fid import FID, fid_of, load_state, save_state
 from ldmscale.metrics.intervals import (
     Interval,
     fid_interval,
@@ -155,6 +155,18 @@ def test_fid_interval_contains_the_value_and_narrows_with_samples() -> None:
     assert narrow.half_width < wide.half_width
     # Reproducible from the seed, whatever order the shards came in.
     assert fid_interval(reference, large, 200, 0) == narrow
+
+
+def test_fid_interval_contains_the_value_where_every_resample_reads_higher() -> None:
+    # At n=6 resampling with replacement (repeated samples) biases FID upwards: the plain
+    # percentile interval would lie wholly above the estimate.
+    reference, tiny = _reference_state(), _features(7, 6)
+    value = fid_of(reference, tiny.double())
+    interval = fid_interval(reference, tiny.numpy(), resamples=200, seed=0)
+    draws = np.random.default_rng(0).integers(0, 6, size=(200, 6))
+    resampled = [fid_of(reference, tiny.double()[torch.from_numpy(d)]) for d in draws]
+    assert np.percentile(resampled, 2.5) > value  # the bias the interval corrects for
+    assert interval.low <= value <= interval.high
 
 
 def test_mean_interval_of_scores_and_the_samples_that_would_separate() -> None:

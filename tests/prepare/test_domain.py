@@ -55,7 +55,11 @@ def test_second_call_reuses_without_training(prepared_study: tuple[str, list[str
 
 
 def _dirs(cfg) -> list[str]:  # type: ignore[no-untyped-def]
-    return [components.autoencoder_dir(cfg), components.evaluator_dir(cfg)]
+    return [
+        components.autoencoder_dir(cfg),
+        components.evaluator_dir(cfg),
+        components.training_pool_dir(cfg),
+    ]
 
 
 @pytest.mark.slow

@@ -135,7 +135,8 @@ def merge(cfg: StudyConfig) -> MetricsRecord:
     costs = _costs(storage, cfg, step, protocol)
     interval = (
         f"{fid_ci.level:.0%} percentile bootstrap over generated samples ({resamples} "
-        "resamples, reference fixed)"
+        "resamples, reference fixed; FID: the resamples' spread around their median, placed "
+        "around the estimate)"
     )
     record = MetricsRecord(
         model=cfg.model.preset,
