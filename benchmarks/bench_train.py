@@ -5,8 +5,9 @@ embedded domain, logging every step; its steady-state samples/s comes from `trai
 between the record at `--warmup` steps and the last record (start-up, the first steps and the
 final checkpoint are excluded). The baseline is a plain loop over the same U-Net initialisation,
 batch, loss, torch AdamW, gradient clipping and warmup, with no DeepSpeed, run before and after
-`train()`. Both include the same data work (render, autoencoder encode, cached caption
-embeddings, per-sample draws), so the ratio isolates the trainer's overhead.
+`train()`. Both read batches from the same source (`ldmscale.train.data.batch_source`: the
+prepared training pool's latents, cached caption embeddings, per-sample draws), so the ratio
+isolates the trainer's overhead.
 
 Two ratios (train() / plain, higher is better, 1.0 = no overhead): `ratio` of the mean rates,
 and `median_ratio` of the median step times, which a burst of load from other processes on a
@@ -43,20 +44,17 @@ def _steady(log_text: str, warmup: int) -> tuple[float, list[float]]:
 def plain_loop(cfg: object, steps: int, warmup: int) -> list[float]:
     """Step durations (s) of a plain PyTorch training loop after `warmup` steps, no DeepSpeed."""
     from ldmscale.config.schema import StudyConfig
-    from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.presets import get_preset
-    from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.models.unet import build_unet
     from ldmscale.runtime import derive_seed, resolve_device, resolve_dtype, seed_everything
-    from ldmscale.train.data import DomainBatches, micro_indices
+    from ldmscale.train.data import batch_source, micro_indices
     from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 
     assert isinstance(cfg, StudyConfig)
     tcfg = cfg.train
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(tcfg.precision, device)
-    text_encoder = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, device)
-    data = DomainBatches(cfg, autoencoder_for(cfg, device), text_encoder, device)
+    data = batch_source(cfg, device)
     seed_everything(derive_seed(cfg.seed, "init", cfg.model.preset))
     channels, size, _ = data.latent_shape
     unet = build_unet(
