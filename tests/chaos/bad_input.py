@@ -26,7 +26,11 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
         ["plan", "sweep=debug", "sweep.shards=3", "eval.num_samples=2", "STUDY"],
         ("sweep.shards=3",),
     ),
-    ("shard out of range", ["eval", *EVAL, "eval.shard=3/3", "STUDY"], ("eval.shard=3/3",)),
+    (
+        "shard out of range",
+        ["eval", *EVAL, "eval.shard=3/3", "STUDY"],
+        ("eval.shard='3/3'", "0..2"),
+    ),
     (
         "guidance below 1",
         ["eval", *EVAL, "sampler.guidance=0.5", "STUDY"],
@@ -126,8 +130,9 @@ def run(campaign: Campaign, cases: list[tuple[str, list[str], tuple[str, ...]]] 
     for name, args, named in cases:
         target = next((studies[a] for a in args if a in studies), empty)
         argv = [f"study={studies[a]}" if a in studies else a for a in args]
-        if argv[0] != "run" or "PREPARED" in args:
-            argv = [*argv, *FAST] if argv[0] != "run" else argv
+        if argv[0] != "run":
+            # The fast prepare settings first, so that the case's own settings win.
+            argv = [argv[0], *FAST, *argv[1:]]
         before = _files(target)
 
         def body(

@@ -60,7 +60,14 @@ def _env() -> dict[str, str]:
 
 
 def _options(proxy: FaultProxy) -> dict[str, Any]:
-    return {"client_kwargs": {"endpoint_url": proxy.endpoint}, "skip_instance_cache": True}
+    """Storage options for this process (the child processes read the credentials from
+    their environment, `_env()`)."""
+    return {
+        "client_kwargs": {"endpoint_url": proxy.endpoint},
+        "key": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "secret": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "skip_instance_cache": True,
+    }
 
 
 def _overrides(proxy: FaultProxy, timeout: float = 2, retries: int = 4) -> list[str]:
