@@ -39,6 +39,8 @@ class FaultProxy:
         self.mode = "pass"
         self._server = socket.create_server(("127.0.0.1", 0))
         self._stop = threading.Event()
+        self.felt = threading.Event()
+        """Set when a fault held or refused a request (cleared by `set`)."""
         self._threads: list[threading.Thread] = []
         self._accept = threading.Thread(target=self._accept_loop, daemon=True)
         self._accept.start()
@@ -52,6 +54,7 @@ class FaultProxy:
         """Switch the fault mode (one of MODES)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.felt.clear()
         self.mode = mode
 
     def close(self) -> None:
@@ -67,6 +70,7 @@ class FaultProxy:
             except OSError:
                 continue
             if self.mode == "down":
+                self.felt.set()
                 client.close()
                 continue
             thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
@@ -83,8 +87,11 @@ class FaultProxy:
         try:
             while not self._stop.is_set():
                 if self.mode == "down":
+                    self.felt.set()
                     return
                 if self.mode == "pause":
+                    if select.select([client], [], [], 0)[0]:
+                        self.felt.set()  # a request is waiting: the pause holds it
                     time.sleep(0.05)
                     continue
                 ready, _, _ = select.select(sockets, [], [], 0.1)

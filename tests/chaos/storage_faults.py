@@ -96,11 +96,21 @@ def _metrics(uri: str, proxy: FaultProxy) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _fault_during(proxy: FaultProxy, mode: str, start: float, length: float) -> threading.Thread:
+def _fault_during(
+    proxy: FaultProxy, mode: str, start: float, length: float, ended: threading.Event
+) -> threading.Thread:
+    """Switch the proxy to `mode` after `start` s, for `length` s from the first request the
+    fault holds or refuses (so that the sweep meets it whatever it is doing at `start`), unless
+    `ended` is set first."""
+
     def inject() -> None:
-        time.sleep(start)
+        if ended.wait(start):
+            return
         proxy.set(mode)
-        time.sleep(length)
+        while not proxy.felt.wait(0.1) and not ended.is_set():
+            pass
+        if proxy.felt.is_set():
+            time.sleep(length)
         proxy.set("pass")
 
     thread = threading.Thread(target=inject, daemon=True)
@@ -118,15 +128,20 @@ def outage(campaign: Campaign, mode: str, length: float) -> None:
             _upload(campaign.prepared(), uri, proxy)
             args = ["sweep", f"study={uri}", *FAST, campaign.cache, *SWEEP, *_overrides(proxy)]
             start = campaign.rng.uniform(0.3, 0.6) * seconds
-            fault = _fault_during(proxy, mode, start, length)
+            ended = threading.Event()
+            fault = _fault_during(proxy, mode, start, length, ended)
             first = ldmscale(*args, env=_env())
+            met = proxy.felt.is_set()
+            ended.set()
             fault.join()
             runs = [first, *until_done(args, env=_env())] if first.code == 75 else [first]
             got = _metrics(uri, proxy)
             retried = "retry 1/" in "\n".join(run.err for run in runs)
-            ok = runs[-1].code == 0 and got == expected and retried
+            ok = met and runs[-1].code == 0 and got == expected and retried
             return ok, (
-                f"{mode} {length:.0f} s at {start:.0f} s; exits {[r.code for r in runs]}; "
+                f"{mode} {length:.0f} s at {start:.0f} s"
+                + ("" if met else " (AFTER THE SWEEP ENDED)")
+                + f"; exits {[r.code for r in runs]}; "
                 f"{'retries logged' if retried else 'NO RETRY LOGGED'}; metrics "
                 f"{'equal' if got == expected else 'DIFFERENT'}"
             )

@@ -28,3 +28,8 @@ def test_unwritable_storage_names_the_failing_step(tmp_path, capsys):
 def test_missing_study_is_bad_input(capsys):
     assert main(["check-storage"]) == 2
     assert "study=<URI> is required" in capsys.readouterr().err
+
+
+def test_a_uri_that_cannot_work_is_bad_input(capsys):
+    assert main(["check-storage", "study=ftpx://x/y"]) == 2
+    assert "ftpx" in capsys.readouterr().err

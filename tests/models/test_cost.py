@@ -94,8 +94,11 @@ def test_models_json_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(PAPER) <= set(by_name)
 
 
-def test_models_cli_rejects_a_bad_latent(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv", [["--latent", "4xbad"], ["--context", "-5"], ["--tokens", "0"], ["--tokens", "x"]]
+)
+def test_models_cli_rejects_bad_sizes(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["models", "--latent", "4xbad"])
+        main(["models", *argv])
     assert info.value.code == 2
-    assert "4xbad" in capsys.readouterr().err
+    assert repr(argv[1]) in capsys.readouterr().err

@@ -74,6 +74,7 @@ def test_one_process_runs_in_process() -> None:
     ("argv", "message"),
     [
         (["--nproc-per-node", "0"], "--nproc-per-node=0"),
+        (["--nproc-per-node", "x"], "--nproc-per-node=x: use a number >= 1 or one of auto"),
         (["--nnodes", "2", "--node-rank", "2"], "--node-rank=2"),
     ],
 )
@@ -86,6 +87,7 @@ def test_bad_launcher_options_are_named(argv: list[str], message: str) -> None:
     ("args", "message"),
     [
         (["--nproc-per-node", "0", "train/debug"], "--nproc-per-node=0"),
+        (["--nproc-per-node", "x", "train/debug"], "--nproc-per-node=x"),
         (["--nproc-per-node", "2", "analyze"], "only train jobs"),
         (["--nnodes", "2", "--node-rank", "5", "train/debug"], "--node-rank=5"),
     ],

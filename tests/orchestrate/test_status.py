@@ -181,6 +181,12 @@ def test_without_a_plan_the_sweep_given_is_composed(tmp_path) -> None:  # type: 
     assert any("holds no files" in note for note in status.notes)
 
 
+def test_a_study_without_a_plan_or_a_sweep_is_bad_input_naming_the_plan(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # A mistyped study path: say which plan.json is missing, not that no sweep was chosen.
+    assert main(["status", f"study={tmp_path / 'typo'}"]) == 2
+    assert f"{tmp_path / 'typo'}/plan.json does not exist" in capsys.readouterr().err
+
+
 def test_a_sweep_given_beside_a_plan_is_ignored_with_a_note(study: str) -> None:
     status = _status(study, "sweep=demo")
     assert status.sweep == "debug" and len(status.missing) == 16

@@ -23,14 +23,27 @@ def _latent(text: str) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2]
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 1")
+    return value
+
+
 def arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `ldmscale models`."""
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument(
-        "--latent", type=_latent, default=(4, 64, 64), help="latent CxHxW (default 4x64x64)"
+        "--latent",
+        type=_latent,
+        default=(4, 64, 64),
+        help="latent CxHxW, or HxW with 4 channels (default 4x64x64)",
     )
-    parser.add_argument("--context", type=int, default=1024, help="text context width (1024)")
-    parser.add_argument("--tokens", type=int, default=77, help="text tokens (77)")
+    parser.add_argument("--context", type=_positive, default=1024, help="text context width (1024)")
+    parser.add_argument("--tokens", type=_positive, default=77, help="text tokens (77)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,11 +28,14 @@ from typing import Any
 
 from ldmscale.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RETRY, BadInput
 
+NPROC_WORDS = ("auto", "cpu", "gpu", "xpu")
+"""The words torchrun's --nproc-per-node takes besides a number."""
+
 
 def parse_launch(argv: Sequence[str]) -> Any:
     """torchrun's arguments for `argv` = [torchrun options] <job-id> [overrides]: the job id is
     its `training_script`, the overrides its `training_script_args`. BadInput on bad options."""
-    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import config_from_args, get_args_parser
 
     args = get_args_parser().parse_args(list(argv))
     nnodes = str(args.nnodes)
@@ -45,13 +48,22 @@ def parse_launch(argv: Sequence[str]) -> Any:
             "localhost:0",
             str(uuid.uuid4()),
         )
-    if str(args.nproc_per_node).isdigit() and int(args.nproc_per_node) < 1:
-        raise BadInput(f"--nproc-per-node={args.nproc_per_node}: must be >= 1")
+    nproc = str(args.nproc_per_node)
+    if not nproc.isdigit() and nproc not in NPROC_WORDS:
+        raise BadInput(
+            f"--nproc-per-node={nproc}: use a number >= 1 or one of {', '.join(NPROC_WORDS)}"
+        )
+    if nproc.isdigit() and int(nproc) < 1:
+        raise BadInput(f"--nproc-per-node={nproc}: must be >= 1")
     max_nodes = int(nnodes.split(":")[-1])
     if args.rdzv_backend == "static" and not 0 <= args.node_rank < max_nodes:
         raise BadInput(
             f"--node-rank={args.node_rank}: must be in [0, {max_nodes}) for --nnodes={nnodes}"
         )
+    try:
+        config_from_args(args)  # torchrun's own checks of the combination
+    except ValueError as err:
+        raise BadInput(f"torchrun options: {err}") from None
     return args
 
 

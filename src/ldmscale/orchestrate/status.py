@@ -27,8 +27,9 @@ from typing import Any
 from ldmscale.config import compose
 from ldmscale.config.overrides import keys, override
 from ldmscale.config.schema import StudyConfig
+from ldmscale.errors import MissingInput
 from ldmscale.orchestrate.outputs import StudyOutputs, output_dirs, study_outputs
-from ldmscale.orchestrate.plan import build_plan
+from ldmscale.orchestrate.plan import NO_SWEEP, build_plan
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.listing import Listing
@@ -122,6 +123,11 @@ def _plan(
 ) -> _PlannedJobs:
     """The study's jobs: plan.json's, else the sweep composed from `cfg`."""
     if paths.PLAN not in listing.files:
+        if cfg.sweep.name == NO_SWEEP:
+            raise MissingInput(
+                f"{storage.url(paths.PLAN)} does not exist (is study= right?); give sweep=<name> "
+                "for the status of a sweep not yet planned"
+            )
         return _composed(cfg, overrides, [])
     try:
         record = json.loads(storage.read_text(paths.PLAN))

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ldmscale.errors import BadInput
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 
@@ -25,7 +26,8 @@ class StorageCheck:
 
 
 def check_storage(study: str, options: dict[str, Any] | None = None) -> StorageCheck:
-    """Write, read back and remove one small object under `study`; never raises for I/O errors."""
+    """Write, read back and remove one small object under `study`; never raises for I/O errors.
+    Raises BadInput for a URI or credentials that cannot work (unknown protocol, none found)."""
     token = uuid.uuid4().hex
     rel = paths.storage_probe(token)
     payload = f"ldmscale storage check {token}\n".encode()
@@ -45,6 +47,8 @@ def check_storage(study: str, options: dict[str, Any] | None = None) -> StorageC
         storage.remove(rel)
         if storage.exists(rel):
             return StorageCheck(uri, False, "remove", "the object still exists after removal")
+    except BadInput:
+        raise  # a URI or credentials that can never work: bad input, not an unreachable store
     except Exception as err:  # any backend's error (botocore, gcsfs, OSError) means unreachable
         return StorageCheck(uri, False, step, f"{type(err).__name__}: {err}")
     return StorageCheck(uri, True, "done")
