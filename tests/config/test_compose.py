@@ -98,3 +98,13 @@ def test_shard_ranges_partition_the_samples() -> None:
 def test_config_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LDMSCALE_CONFIG_DIR", str(tmp_path))
     assert config_dir() == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("override", "choice"), [("data=data_schema", "shapes_fast"), ("sweep=sweep_schema", "smoke")]
+)
+def test_a_group_set_to_its_schema_is_refused_with_the_choices(override: str, choice: str) -> None:
+    group, value = override.split("=")
+    expected = f"{group}='{value}' is not valid; choose one of: .*{choice}"
+    with pytest.raises(ConfigError, match=expected):
+        compose([override])

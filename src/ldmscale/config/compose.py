@@ -68,6 +68,7 @@ def compose(overrides: Sequence[str] = (), name: str = "config") -> schema.Study
     """The typed study config for `overrides`; raises ConfigError on any bad input."""
     _register()
     try:
+        _refuse_schemas(overrides)
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = hydra_compose(config_name=name, overrides=list(overrides))
         study = OmegaConf.to_object(cfg)
@@ -75,6 +76,19 @@ def compose(overrides: Sequence[str] = (), name: str = "config") -> schema.Study
         raise ConfigError(_explain(err)) from None
     assert isinstance(study, schema.StudyConfig)
     return study
+
+
+def _refuse_schemas(overrides: Sequence[str]) -> None:
+    """ConfigError for a group set to its schema (`data=data_schema`): Hydra lists the schemas
+    the ConfigStore holds among a group's options, but they are not studies' settings."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for item in OverridesParser.create().parse_overrides(list(overrides)):
+        group, value = item.key_or_group, item.value()
+        folder = config_dir() / group
+        if isinstance(value, str) and value.endswith("_schema") and folder.is_dir():
+            choices = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+            raise ConfigError(f"{group}={value!r} is not valid; choose one of: {choices}")
 
 
 def _explain(err: Exception) -> str:
