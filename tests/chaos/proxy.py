@@ -90,8 +90,8 @@ class FaultProxy:
                     self.felt.set()
                     return
                 if self.mode == "pause":
-                    if select.select([client], [], [], 0)[0]:
-                        self.felt.set()  # a request is waiting: the pause holds it
+                    if select.select(sockets, [], [], 0)[0]:
+                        self.felt.set()  # a request or its response is waiting: held
                     time.sleep(0.05)
                     continue
                 ready, _, _ = select.select(sockets, [], [], 0.1)
