@@ -40,7 +40,7 @@ class FaultProxy:
         self._server = socket.create_server(("127.0.0.1", 0))
         self._stop = threading.Event()
         self.felt = threading.Event()
-        """Set when a fault held or refused a request (cleared by `set`)."""
+        """Set when a fault held or refused a request (cleared when a fault is switched on)."""
         self._threads: list[threading.Thread] = []
         self._accept = threading.Thread(target=self._accept_loop, daemon=True)
         self._accept.start()
@@ -54,7 +54,8 @@ class FaultProxy:
         """Switch the fault mode (one of MODES)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.felt.clear()
+        if mode != "pass":
+            self.felt.clear()
         self.mode = mode
 
     def close(self) -> None:
