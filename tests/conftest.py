@@ -36,10 +36,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `gpu` need a CUDA device, tests marked `quality` need `--quality` (`make
+    """Tests that use `prepared_study` (it trains the domain's components) are in the slow tier.
+    Tests marked `gpu` need a CUDA device, tests marked `quality` need `--quality` (`make
     test-quality`): skipped, with the reason, where they do not run."""
     import torch
+
+    for item in items:
+        if "prepared_study" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
     skips = {}
     if not torch.cuda.is_available():

@@ -97,6 +97,7 @@ def _commit_records(storage: Storage, rows: list[dict]) -> None:
         commit(storage, key.dir, files={"metrics.json": json.dumps(row).encode()})
 
 
+@pytest.mark.slow
 def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     _commit_records(storage, ROWS)
@@ -159,6 +160,7 @@ def test_a_winner_inside_the_noise_is_marked_tied() -> None:
     assert all_fit["samples_to_separate"] == 0
 
 
+@pytest.mark.slow
 def test_earlier_checkpoints_draw_the_training_compute_figure(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     early = [record(r["model"], r["norm_cost"], r["steps"], r["guidance"], r["fid"] + 5,

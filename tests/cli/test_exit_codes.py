@@ -42,6 +42,7 @@ def _files(study: Path) -> set[Path]:
     return {p.relative_to(study) for p in study.rglob("*")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "job", "message"),
     [

@@ -99,6 +99,7 @@ def _env(container: dict, kind: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_container_runs_a_valid_ldmscale_command(values, rendered, checks, monkeypatch):
     seen = set()

@@ -80,6 +80,7 @@ def _existing(kube: KubeServer, installed: list) -> str:  # type: ignore[type-ar
     return name
 
 
+@pytest.mark.slow
 def test_watch_follows_a_workflow_and_restarts_after_410_gone(
     kube: KubeServer, installed, capsys
 ) -> None:  # type: ignore[no-untyped-def]

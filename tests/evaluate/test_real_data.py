@@ -116,6 +116,7 @@ def _expected_stats(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
     return metric.state(real=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["file", "s3"])
 def test_reference_stats_from_an_image_folder(coco_data, where, request, tmp_path: Path) -> None:
     captions_path, folder = coco_data

@@ -58,6 +58,7 @@ def test_c320_with_768_context_is_sd15() -> None:
     assert model_cost("866m", context=768).params == 859_520_964
 
 
+@pytest.mark.slow
 def test_reference_is_one_and_cost_grows_with_width() -> None:
     rows = [model_cost(name) for name in PAPER]
     assert model_cost("866m").norm_cost == pytest.approx(1.0)

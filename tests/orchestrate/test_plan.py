@@ -78,6 +78,7 @@ def test_job_overrides_compose_into_the_job(tmp_path: Path) -> None:
     assert prepare_cfg.eval.num_samples == job_cfg.eval.num_samples != compose([]).eval.num_samples
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sweep", ["smoke", "debug", "paper"])
 def test_user_overrides_reach_every_job_kind(sweep: str, tmp_path: Path) -> None:
     user = [f"sweep={sweep}", "train.max_steps=1000", "eval.num_samples=50", "seed=7"]
@@ -120,6 +121,7 @@ def test_planning_needs_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "sweep=<name>" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "study", ["h/date=2024", "a, b", "it's here", "x\\y", "q'\\", "${oc.env:HOME}", "[1]"]
 )
@@ -134,6 +136,7 @@ def test_values_put_back_into_overrides_reach_the_job_unchanged(study: str, tmp_
         assert job_config(planned.job, target, plan.overrides, plan.shards).study == target
 
 
+@pytest.mark.slow
 def test_paper_plan_lists_stay_far_under_argo_output_limit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,6 +93,7 @@ def test_a_planned_study_has_every_job_missing(study: str) -> None:
     assert status.corrupt == {} and status.best_per_budget == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.4, 1.0])
 def test_missing_jobs_are_the_plan_minus_the_committed(study: str, fraction: float) -> None:
     storage = Storage(study)
@@ -206,6 +207,7 @@ def test_unknown_job_kinds_are_counted_not_guessed(tmp_path) -> None:  # type: i
     assert (distill.planned, distill.unknown, distill.missing) == (1, 1, [])
 
 
+@pytest.mark.slow
 def test_cli_json_and_table(study: str, capsys) -> None:  # type: ignore[no-untyped-def]
     storage = Storage(study)
     _commit_job(storage, "prepare")

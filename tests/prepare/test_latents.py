@@ -43,6 +43,7 @@ def _overrides(tmp_path: Path, request: pytest.FixtureRequest, where: str) -> li
     return [*overrides, "data.precomputed=true"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_a_killed_prepare_resumes_and_skips_committed_shards(
     where: str, tmp_path: Path, request, monkeypatch: pytest.MonkeyPatch

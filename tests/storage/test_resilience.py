@@ -102,6 +102,7 @@ def silent_endpoint() -> Iterator[str]:
         server.close()
 
 
+@pytest.mark.slow
 def test_a_hung_endpoint_fails_in_bounded_time_as_retryable(
     silent_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ldmscale.cli.main import main
 from ldmscale.orchestrate.jobs import KINDS, parse_job_id
 from ldmscale.orchestrate.plan import load_plan_overrides
@@ -25,6 +27,7 @@ URIS = [
 ]
 
 
+@pytest.mark.slow
 def test_paper_sweep_composes_for_every_job_kind(tmp_path: Path, capsys) -> None:
     study = str(tmp_path / "study")
     assert main(["plan", "sweep=paper", f"study={study}", *URIS]) == 0

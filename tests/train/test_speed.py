@@ -93,6 +93,7 @@ def _steps(engine, train: TrainConfig, steps: int = 6) -> list[float]:
     return losses
 
 
+@pytest.mark.slow
 def test_options_on_a_cpu_compute_what_the_defaults_compute() -> None:
     base = TrainConfig(global_batch=4, micro_batch=4, lr=1e-3, warmup_steps=1)
     fast = TrainConfig(

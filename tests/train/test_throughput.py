@@ -28,6 +28,7 @@ def test_rates_follow_samples_and_time() -> None:
     assert lap["train/mfu"] == pytest.approx(lap["train/tflops"] / 200.0)
 
 
+@pytest.mark.slow
 def test_train_log_writes_the_first_record_at_once_then_in_batches(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     log = TrainLog(storage, "models/m/train_log.jsonl", interval=3600)
