@@ -137,21 +137,29 @@ class CalibrationRecord:
         """The same bound on renders of other prompts (their reconstruction FID / their FID)."""
         return self.other_prompts_reconstruction.fid / self.other_prompts.fid
 
-    def lines(self) -> list[str]:
-        """The record as plain-text lines (what `ldmscale prepare` prints)."""
-        rows = [
+    @property
+    def sets(self) -> list[tuple[str, Measurement]]:
+        """The measured sets by name, in the order `lines` and `rows` show them."""
+        return [
             ("real renders (floor)", self.real),
-            (f"reconstructions ({self.reconstruction_ratio:.2f}x)", self.reconstruction),
+            ("reconstructions", self.reconstruction),
             ("renders of other prompts", self.other_prompts),
-            (
-                f"  their reconstructions ({self.other_prompts_ratio:.2f}x)",
-                self.other_prompts_reconstruction,
-            ),
+            ("their reconstructions", self.other_prompts_reconstruction),
             ("decoded random latents", self.random_latents),
             ("blank images", self.blank),
         ]
+
+    def lines(self) -> list[str]:
+        """The record as plain-text lines (what `ldmscale prepare` prints)."""
+        ratios = {
+            "reconstructions": self.reconstruction_ratio,
+            "their reconstructions": self.other_prompts_ratio,
+        }
         out = [f"calibration (n={self.num_samples}, seed {self.seed}): FID / alignment"]
-        out += [f"  {name:<32} {m.fid:10.2f}  {m.alignment:.3f}" for name, m in rows]
+        for name, m in self.sets:
+            label = f"{name} ({ratios[name]:.2f}x)" if name in ratios else name
+            label = f"  {label}" if name == "their reconstructions" else label
+            out.append(f"  {label:<32} {m.fid:10.2f}  {m.alignment:.3f}")
         for kind in self.kinds:
             points = "  ".join(f"{p.strength:g}: {p.fid:.2f}" for p in self.curve(kind))
             verdict = "grows" if self.monotone(kind) else "NOT MONOTONE"
@@ -161,15 +169,7 @@ class CalibrationRecord:
     def rows(self) -> list[dict[str, Any]]:
         """The record as table rows (the report's calibration table): each measured set with
         its FID, FID in floors (the `real` set's FID) and alignment."""
-        sets = [
-            ("real renders (floor)", self.real),
-            ("reconstructions", self.reconstruction),
-            ("renders of other prompts", self.other_prompts),
-            ("their reconstructions", self.other_prompts_reconstruction),
-            ("decoded random latents", self.random_latents),
-            ("blank images", self.blank),
-        ]
-        sets += [
+        degraded = [
             (f"{p.kind} ({UNITS[p.kind]}) {p.strength:g}", Measurement(p.fid, p.alignment))
             for kind in self.kinds
             for p in self.curve(kind)
@@ -177,7 +177,7 @@ class CalibrationRecord:
         return [
             {"images": name, "fid": m.fid, "fid_in_floors": m.fid / self.real.fid,
              "alignment": m.alignment}
-            for name, m in sets
+            for name, m in [*self.sets, *degraded]
         ]  # fmt: skip
 
     def to_json(self) -> str:
