@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ from ldmscale.analysis.analyze import analyze
 from ldmscale.analysis.budget import (
     best_guidance,
     best_per_budget,
+    crossover,
     default_budgets,
     pareto_frontier,
 )
@@ -112,7 +114,10 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
         csv.DictReader(io.StringIO((tmp_path / "results/best_per_budget.csv").read_text()))
     )
     assert [(r["budget"], r["model"]) for r in budget] == [("1.0", "small"), ("20.0", "large")]
+    # at budget 1 only the small size fits: no budget at which both compete but the largest
+    assert result.answer.startswith("Not shown: only budget 20 is fitted by two sizes.")
     page = (tmp_path / "report/index.html").read_text()
+    assert html.escape(result.answer) in page
     figures = (
         "fid_vs_steps.png", "fid_vs_cost.png", "score_vs_cost.png", "optimal_guidance.png",
         "sampler_frontiers.png", "equal_cost_grids.png",
@@ -158,6 +163,43 @@ def test_a_winner_inside_the_noise_is_marked_tied() -> None:
     assert large_budget["samples_to_separate"] == 200 * (2 + 2) ** 2
     assert (all_fit["model"], all_fit["tied_with"], all_fit["runner_up"]) == ("huge", "", "large")
     assert all_fit["samples_to_separate"] == 0
+
+
+def _with_interval(model: str, cost: float, steps: int, fid: float, half: float) -> dict:
+    return record(model, cost, steps, 2.0, fid, fid_low=fid - half, fid_high=fid + half)
+
+
+def test_the_crossover_is_answered_in_words_with_its_evidence() -> None:
+    rows = [
+        _with_interval("small", 0.1, 5, 40.0, 2.0),
+        _with_interval("small", 0.1, 20, 30.0, 2.0),
+        _with_interval("large", 1.0, 2, 50.0, 2.0),
+        _with_interval("large", 1.0, 20, 10.0, 2.0),
+    ]
+    table = best_per_budget(rows, [2.0, 20.0])
+    answer = crossover(rows, table)
+    assert answer.startswith("Yes: smaller sizes win at small sampling budgets and larger")
+    assert "at budget 2 small FID 30 [28, 32] wins" in answer  # large fits too, at 2 steps
+    assert "large FID 10 [8, 12], against the smallest, small FID 30 [28, 32]: better" in answer
+
+
+def test_a_crossover_inside_the_noise_or_one_winner_is_not_a_crossover() -> None:
+    rows = [
+        _with_interval("small", 0.1, 20, 30.0, 2.0),
+        _with_interval("large", 1.0, 2, 31.0, 2.0),
+        _with_interval("large", 1.0, 20, 29.0, 2.0),
+    ]
+    tied = crossover(rows, best_per_budget(rows, [2.0, 20.0]))
+    assert tied.startswith("Not shown: a winner at one end is inside the noise.")
+    assert tied.endswith(
+        "large FID 29 [27, 31], against the smallest, small FID 30 [28, 32]: "
+        "tied (intervals overlap)."
+    )
+    rows = [_with_interval("small", 0.1, 20, 50.0, 2.0), *rows[1:]]
+    assert crossover(rows, best_per_budget(rows, [2.0, 20.0])).startswith(
+        "No: large wins at both ends."
+    )
+    assert crossover(rows[:1], best_per_budget(rows[:1], [2.0])) == ""
 
 
 @pytest.mark.slow

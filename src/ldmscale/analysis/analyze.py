@@ -18,6 +18,7 @@ from ldmscale.analysis.budget import (
     Row,
     best_guidance,
     best_per_budget,
+    crossover,
     default_budgets,
 )
 from ldmscale.analysis.records import load_records, to_csv
@@ -38,6 +39,8 @@ class AnalysisResult:
     report: str
     """URI of report/index.html."""
     skipped: bool = False
+    answer: str = ""
+    """`budget.crossover`: whether smaller sizes win small budgets and larger large, in words."""
 
 
 def final_rows(rows: list[Row]) -> list[Row]:
@@ -132,10 +135,11 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         )
     final = final_rows(rows)
     table = best_per_budget(final, list(cfg.sweep.budgets) or default_budgets(final))
+    answer = crossover(final, table)
     index = storage.url(paths.report_file("index.html"))
     done = load_manifest(storage, paths.REPORT) if intact(storage, paths.REPORT) else None
     if done is not None and done.meta.get("inputs") == digest and intact(storage, paths.RESULTS):
-        return AnalysisResult(len(rows), table, index, skipped=True)
+        return AnalysisResult(len(rows), table, index, skipped=True, answer=answer)
 
     best = best_guidance(final)
     sampler, steps = fixed_protocol(final, list(cfg.sweep.samplers))
@@ -156,8 +160,9 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         table1=table1,
         table1_protocol=f"{sampler}, {steps} steps, best guidance per size",
         figures=captions,
+        answer=answer,
         **_calibration(cfg),
     )
     files["index.html"] = render_html(page).encode()
     commit(storage, paths.REPORT, files=files, meta={"inputs": digest})
-    return AnalysisResult(len(rows), table, index)
+    return AnalysisResult(len(rows), table, index, answer=answer)

@@ -107,3 +107,62 @@ BUDGET_COLUMNS = [
     *["sampling_cost", "norm_cost", "unet_evaluations", "latency_ms_per_image", "num_samples"],
     *["tied_with", "runner_up", "samples_to_separate"],
 ]
+
+
+def _reading(row: Row) -> str:
+    low, high = row.get("fid_low"), row.get("fid_high")
+    interval = f" [{low:.4g}, {high:.4g}]" if low is not None and high is not None else ""
+    return f"{row['model']} FID {row['fid']:.4g}{interval}"
+
+
+def _compare(a: Row, b: Row) -> str:
+    """`a` against `b` in words: better or worse by more than the intervals, or tied."""
+    mine, theirs = _interval(a), _interval(b)
+    if mine is None or theirs is None:
+        return "no intervals to compare"
+    if mine.overlaps(theirs):
+        return "tied (intervals overlap)"
+    return "better by more than the intervals" if a["fid"] < b["fid"] else "worse, intervals clear"
+
+
+def _fits(row: Row, budget: float) -> bool:
+    return row["sampling_cost"] <= budget * (1 + 1e-9)
+
+
+def _win(row: Row) -> str:
+    tie = f", tied with {row['tied_with']}" if row["tied_with"] else ""
+    return f"at budget {row['budget']:.3g} {_reading(row)} wins{tie}"
+
+
+def crossover(rows: list[Row], table: list[Row]) -> str:
+    """The study's answer in words: does a smaller size win the small budgets and a larger one
+    the large (the crossover of Mei et al., 2024, Fig. 9)? `rows`: final-checkpoint records;
+    `table`: `best_per_budget(rows, budgets)`. The evidence: the winners at the smallest budget
+    at which two sizes fit and at the largest budget, and there the largest size against the
+    smallest. A win inside the noise is a tie, not evidence. Empty when fewer than two sizes."""
+    best = best_guidance(rows)
+    params = {r["model"]: r["params"] for r in best}
+    if len(params) < 2 or not table:
+        return ""
+    contested = [b for b in table if len({r["model"] for r in best if _fits(r, b["budget"])}) > 1]
+    low, high = (contested or table)[0], table[-1]
+    evidence = f"Evidence: {_win(low)}; {_win(high)}."
+    ends = [min(params, key=params.__getitem__), max(params, key=params.__getitem__)]
+    fitting = [[r for r in best if r["model"] == m and _fits(r, high["budget"])] for m in ends]
+    if all(fitting):
+        small, large = (min(f, key=lambda r: r["fid"]) for f in fitting)
+        evidence += (
+            f" There the largest size, {_reading(large)}, against the smallest, "
+            f"{_reading(small)}: {_compare(large, small)}."
+        )
+    if low is high:
+        verdict = f"Not shown: only budget {high['budget']:.3g} is fitted by two sizes."
+    elif low["tied_with"] or high["tied_with"]:
+        verdict = "Not shown: a winner at one end is inside the noise."
+    elif params[low["model"]] < params[high["model"]]:
+        verdict = "Yes: smaller sizes win at small sampling budgets and larger at large."
+    elif low["model"] == high["model"]:
+        verdict = f"No: {low['model']} wins at both ends."
+    else:
+        verdict = "No: the larger size wins the small budgets and the smaller the large."
+    return f"{verdict} {evidence}"

@@ -38,6 +38,8 @@ class Report:
     """Rows of the study's calibration record (what the ruler reads on known cases)."""
     calibration_protocol: str = ""
     """How the calibration rows were measured (sample count, seed, reference)."""
+    answer: str = ""
+    """The crossover answer in words (`budget.crossover`)."""
 
 
 def _table(rows: list[Row], columns: list[str]) -> str:
@@ -104,6 +106,7 @@ over the generated samples. Prompt score: {html.escape(str(score))}. Guidance is
 FID per (model, sampler, steps); sizes are compared at their final checkpoint.</p>
 {calibration}
 <h2>Best model per sampling budget</h2>
+<p><b>{html.escape(report.answer)}</b></p>
 {_table(report.budget, BUDGET_COLUMNS)}
 {_ties(report.budget)}
 <h2>Table 1: quality per size ({html.escape(report.table1_protocol)})</h2>

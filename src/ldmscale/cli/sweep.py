@@ -17,6 +17,7 @@ SUMMARY = "plan and run a whole sweep on this machine"
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; 75 when a training job was preempted."""
+    from ldmscale.analysis.analyze import AnalysisResult
     from ldmscale.orchestrate.runner import run_sweep
 
     cfg = compose(args.overrides)
@@ -32,5 +33,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"sweep {cfg.sweep.name}: {len(ran)} jobs run, {len(results) - len(ran)} already committed"
     )
+    if results and isinstance(results[-1].record, AnalysisResult) and results[-1].record.answer:
+        print(results[-1].record.answer)
     print(f"report: {cfg.study.rstrip('/')}/report/index.html")
     return 0
