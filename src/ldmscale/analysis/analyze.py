@@ -118,7 +118,8 @@ def _calibration(cfg: StudyConfig) -> dict[str, Any]:
         f"Measured by ldmscale prepare on {record.num_samples} images per set (seed "
         f"{record.seed}) against the study's reference statistics ({record.reference}), one "
         "value each: the floor is real renders of the reference's prompts; a trustworthy "
-        "ruler reads reconstructions near it, and higher at every degradation step."
+        "ruler reads reconstructions near it, and higher at every degradation step. "
+        f"This study's {record.verdict}."
     )
     return {"calibration": record.rows(), "calibration_protocol": protocol}
 

@@ -58,6 +58,11 @@ STRENGTHS: dict[str, tuple[float, ...]] = {
     "latent_noise": (0.1, 0.25, 0.5, 1.0),
 }
 """Strengths of each degradation (units: `ldmscale.prepare.degradations.UNITS`)."""
+RECONSTRUCTION_BOUND = 3.0
+"""A trustworthy ruler reads reconstructions within this many floors (their own renders' FID:
+the autoencoder is then no limit worth speaking of)..."""
+ALIGNMENT_BOUND = 0.97
+"""... and their prompt alignment at least this (the real renders read about 0.999)."""
 CHUNK = 250
 """Images per forward of the autoencoder and the evaluator."""
 
@@ -149,6 +154,39 @@ class CalibrationRecord:
             ("blank images", self.blank),
         ]
 
+    @property
+    def failures(self) -> list[str]:
+        """The ruler's checks this record fails, in words (empty: trustworthy): reconstructions
+        within `RECONSTRUCTION_BOUND` floors (renders of other prompts against their own
+        reconstructions, both n images against the reference), their alignment at least
+        `ALIGNMENT_BOUND`, and FID growing at every degradation step."""
+        out = []
+        if self.other_prompts_ratio > RECONSTRUCTION_BOUND:
+            out.append(
+                f"reconstructions read {self.other_prompts_ratio:.2f}x their renders' FID "
+                f"(bound {RECONSTRUCTION_BOUND:g}x)"
+            )
+        if self.reconstruction.alignment < ALIGNMENT_BOUND:
+            out.append(
+                f"reconstruction alignment {self.reconstruction.alignment:.3f} "
+                f"(bound {ALIGNMENT_BOUND:g})"
+            )
+        out.extend(f"{k} does not grow at every step" for k in self.kinds if not self.monotone(k))
+        return out
+
+    @property
+    def verdict(self) -> str:
+        """One line: whether this study's FID and alignment can be trusted, and why not."""
+        if not self.failures:
+            return (
+                f"ruler: trustworthy (reconstructions within {RECONSTRUCTION_BOUND:g}x, "
+                f"alignment >= {ALIGNMENT_BOUND:g}, every degradation reads worse)"
+            )
+        return (
+            "ruler: NOT TRUSTWORTHY: " + "; ".join(self.failures) + ". This study's FIDs may "
+            "not measure fidelity (a quick prepare such as data=shapes_fast is for tests only)"
+        )
+
     def lines(self) -> list[str]:
         """The record as plain-text lines (what `ldmscale prepare` prints)."""
         ratios = {
@@ -164,7 +202,7 @@ class CalibrationRecord:
             points = "  ".join(f"{p.strength:g}: {p.fid:.2f}" for p in self.curve(kind))
             verdict = "grows" if self.monotone(kind) else "NOT MONOTONE"
             out.append(f"  {kind} ({UNITS[kind]}): {points}  [{verdict}]")
-        return out
+        return [*out, f"  {self.verdict}"]
 
     def rows(self) -> list[dict[str, Any]]:
         """The record as table rows (the report's calibration table): each measured set with
