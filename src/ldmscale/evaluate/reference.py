@@ -190,7 +190,8 @@ def reference_stats(
         )
     metric = FID(int(extractor.num_features))  # type: ignore[arg-type]
     with torch.no_grad():
-        for pixels in tqdm(batches, desc="reference features", unit="batch", leave=False):
+        total = -(-count // batch_size)
+        for pixels in tqdm(batches, "reference features", total, unit="batch", leave=False):
             metric.update(extractor(pixels.to(device)), real=True)
     state = metric.state(real=True)
     commit(storage, rel, files={FID_STATE: save_state(state)}, meta={"identity": identity})
