@@ -114,8 +114,9 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
         csv.DictReader(io.StringIO((tmp_path / "results/best_per_budget.csv").read_text()))
     )
     assert [(r["budget"], r["model"]) for r in budget] == [("1.0", "small"), ("20.0", "large")]
-    # at budget 1 only the small size fits: no budget at which both compete but the largest
-    assert result.answer.startswith("Not shown: only budget 20 is fitted by two sizes.")
+    # no intervals in these records: no win is clear of the noise
+    assert result.answer.startswith("No crossover shown")
+    assert result.answer.endswith("no intervals to compare.")
     page = (tmp_path / "report/index.html").read_text()
     assert html.escape(result.answer) in page
     figures = (
@@ -176,11 +177,14 @@ def test_the_crossover_is_answered_in_words_with_its_evidence() -> None:
         _with_interval("large", 1.0, 2, 50.0, 2.0),
         _with_interval("large", 1.0, 20, 10.0, 2.0),
     ]
-    table = best_per_budget(rows, [2.0, 20.0])
-    answer = crossover(rows, table)
-    assert answer.startswith("Yes: smaller sizes win at small sampling budgets and larger")
-    assert "at budget 2 small FID 30 [28, 32] wins" in answer  # large fits too, at 2 steps
-    assert "large FID 10 [8, 12], against the smallest, small FID 30 [28, 32]: better" in answer
+    answer = crossover(rows)
+    # at cost 2 both fit (small with 20 steps, large with 2): the small one wins, clear
+    assert answer == (
+        "Yes: smaller sizes win at small sampling budgets and larger at large: at budget 2 "
+        "small FID 30 [28, 32] beats large FID 50 [48, 52]; at budget 20 large FID 10 [8, 12] "
+        "beats small FID 30 [28, 32]. At budget 20 the largest size, large FID 10 [8, 12], "
+        "against the smallest, small FID 30 [28, 32]: better by more than the intervals."
+    )
 
 
 def test_a_crossover_inside_the_noise_or_one_winner_is_not_a_crossover() -> None:
@@ -189,17 +193,28 @@ def test_a_crossover_inside_the_noise_or_one_winner_is_not_a_crossover() -> None
         _with_interval("large", 1.0, 2, 31.0, 2.0),
         _with_interval("large", 1.0, 20, 29.0, 2.0),
     ]
-    tied = crossover(rows, best_per_budget(rows, [2.0, 20.0]))
-    assert tied.startswith("Not shown: a winner at one end is inside the noise.")
+    tied = crossover(rows)
+    assert tied.startswith("No crossover shown: no smaller size beats a larger one")
     assert tied.endswith(
         "large FID 29 [27, 31], against the smallest, small FID 30 [28, 32]: "
         "tied (intervals overlap)."
     )
-    rows = [_with_interval("small", 0.1, 20, 50.0, 2.0), *rows[1:]]
-    assert crossover(rows, best_per_budget(rows, [2.0, 20.0])).startswith(
-        "No: large wins at both ends."
+    rows = [_with_interval("small", 0.1, 20, 50.0, 2.0), *rows[1:]]  # large wins everywhere
+    assert crossover(rows).startswith("No crossover shown")
+    assert crossover(rows).endswith("better by more than the intervals.")
+    assert crossover(rows[:1]) == ""
+    # a middle size that crosses the largest is found when the smallest does not cross
+    three = [
+        _with_interval("small", 0.1, 20, 50.0, 2.0),
+        _with_interval("mid", 0.5, 4, 30.0, 1.0),
+        _with_interval("large", 1.0, 2, 40.0, 2.0),
+        _with_interval("large", 1.0, 20, 10.0, 2.0),
+    ]
+    assert crossover(three).startswith(
+        "Yes: smaller sizes win at small sampling budgets and larger at large: at budget 2 mid "
+        "FID 30 [29, 31] beats large FID 40 [38, 42]; at budget 20 large FID 10 [8, 12] beats "
+        "mid FID 30 [29, 31]."
     )
-    assert crossover(rows[:1], best_per_budget(rows[:1], [2.0])) == ""
 
 
 @pytest.mark.slow

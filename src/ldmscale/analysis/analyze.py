@@ -136,7 +136,7 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         )
     final = final_rows(rows)
     table = best_per_budget(final, list(cfg.sweep.budgets) or default_budgets(final))
-    answer = crossover(final, table)
+    answer = crossover(final)
     index = storage.url(paths.report_file("index.html"))
     done = load_manifest(storage, paths.REPORT) if intact(storage, paths.REPORT) else None
     if done is not None and done.meta.get("inputs") == digest and intact(storage, paths.RESULTS):

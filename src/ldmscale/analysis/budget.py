@@ -129,40 +129,66 @@ def _fits(row: Row, budget: float) -> bool:
     return row["sampling_cost"] <= budget * (1 + 1e-9)
 
 
-def _win(row: Row) -> str:
-    tie = f", tied with {row['tied_with']}" if row["tied_with"] else ""
-    return f"at budget {row['budget']:.3g} {_reading(row)} wins{tie}"
+def _best_fitting(best: list[Row], model: str, budget: float) -> Row | None:
+    fitting = [r for r in best if r["model"] == model and _fits(r, budget)]
+    return min(fitting, key=lambda r: r["fid"]) if fitting else None
 
 
-def crossover(rows: list[Row], table: list[Row]) -> str:
-    """The study's answer in words: does a smaller size win the small budgets and a larger one
-    the large (the crossover of Mei et al., 2024, Fig. 9)? `rows`: final-checkpoint records;
-    `table`: `best_per_budget(rows, budgets)`. The evidence: the winners at the smallest budget
-    at which two sizes fit and at the largest budget, and there the largest size against the
-    smallest. A win inside the noise is a tie, not evidence. Empty when fewer than two sizes."""
+def _clear_win(a: Row | None, b: Row | None) -> bool:
+    """`a` beats `b` with their FID intervals apart (a ranking inside the noise is a tie)."""
+    if a is None or b is None or (mine := _interval(a)) is None or (theirs := _interval(b)) is None:
+        return False
+    return a["fid"] < b["fid"] and not mine.overlaps(theirs)
+
+
+def _crossing(best: list[Row], small: str, large: str, budgets: list[float]) -> str:
+    """Evidence that `small` beats `large` at a budget both fit and loses at a larger one."""
+    for i, low in enumerate(budgets):
+        a, b = _best_fitting(best, small, low), _best_fitting(best, large, low)
+        if not _clear_win(a, b):
+            continue
+        for high in budgets[i + 1 :]:
+            c, d = _best_fitting(best, large, high), _best_fitting(best, small, high)
+            if _clear_win(c, d):
+                return (
+                    f"at budget {low:.3g} {_reading(a)} beats {_reading(b)}; at budget "
+                    f"{high:.3g} {_reading(c)} beats {_reading(d)}"
+                )
+    return ""
+
+
+def crossover(rows: list[Row]) -> str:
+    """The study's answer in words: is there a crossover (Mei et al., 2024, Fig. 9), a pair of
+    sizes where the smaller beats the larger at a budget both fit and the larger wins at a
+    larger budget, each win clear of the FID intervals? Every measured sampling cost is a
+    candidate budget. The pair most distant in size is given as evidence, then the largest size
+    against the smallest at the largest budget. `rows`: final-checkpoint records. Empty when
+    fewer than two sizes."""
     best = best_guidance(rows)
     params = {r["model"]: r["params"] for r in best}
-    if len(params) < 2 or not table:
+    budgets = sorted({r["sampling_cost"] for r in best})
+    if len(params) < 2:
         return ""
-    contested = [b for b in table if len({r["model"] for r in best if _fits(r, b["budget"])}) > 1]
-    low, high = (contested or table)[0], table[-1]
-    evidence = f"Evidence: {_win(low)}; {_win(high)}."
-    ends = [min(params, key=params.__getitem__), max(params, key=params.__getitem__)]
-    fitting = [[r for r in best if r["model"] == m and _fits(r, high["budget"])] for m in ends]
-    if all(fitting):
-        small, large = (min(f, key=lambda r: r["fid"]) for f in fitting)
-        evidence += (
-            f" There the largest size, {_reading(large)}, against the smallest, "
+    sizes = sorted(params, key=params.__getitem__)
+    pairs = sorted(
+        ((a, b) for i, a in enumerate(sizes) for b in sizes[i + 1 :]),
+        key=lambda pair: params[pair[0]] / params[pair[1]],
+    )
+    evidence = next((e for a, b in pairs if (e := _crossing(best, a, b, budgets))), "")
+    if evidence:
+        answer = (
+            f"Yes: smaller sizes win at small sampling budgets and larger at large: {evidence}."
+        )
+    else:
+        answer = (
+            "No crossover shown: no smaller size beats a larger one at a budget both fit and "
+            "then loses to it at a larger budget, each clear of the intervals."
+        )
+    top = budgets[-1]
+    large, small = _best_fitting(best, sizes[-1], top), _best_fitting(best, sizes[0], top)
+    if large is not None and small is not None:
+        answer += (
+            f" At budget {top:.3g} the largest size, {_reading(large)}, against the smallest, "
             f"{_reading(small)}: {_compare(large, small)}."
         )
-    if low is high:
-        verdict = f"Not shown: only budget {high['budget']:.3g} is fitted by two sizes."
-    elif low["tied_with"] or high["tied_with"]:
-        verdict = "Not shown: a winner at one end is inside the noise."
-    elif params[low["model"]] < params[high["model"]]:
-        verdict = "Yes: smaller sizes win at small sampling budgets and larger at large."
-    elif low["model"] == high["model"]:
-        verdict = f"No: {low['model']} wins at both ends."
-    else:
-        verdict = "No: the larger size wins the small budgets and the smaller the large."
-    return f"{verdict} {evidence}"
+    return answer
