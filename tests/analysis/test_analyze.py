@@ -104,8 +104,16 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     _commit_records(storage, ROWS)
     storage.write_text("evals/large/step-100/ddim-s50-g2/metrics.json", "{}")  # uncommitted
+    collapsed = [0.8, 0.2, 0.1, 0.05, 0.05, 0.05, 0.05, 1.0, 1.0, 1.0, 1.0]
+    log = "\n".join(json.dumps({"step": 10 * i, "train/loss": x}) for i, x in enumerate(collapsed))
+    storage.write_text(paths.train_log("large"), log)
     cfg = compose([f"study={tmp_path}", "sweep.budgets=[1.0,20.0]"])
     result = analyze(cfg)
+    assert result.warnings == [
+        "large: training loss ended at 1, 20x its lowest (0.05): diverged, so its FIDs measure a "
+        "collapsed run, not its size"
+    ]
+    assert result.summary()[0] == f"WARNING: {result.warnings[0]}"
     assert result.configurations == len(ROWS) and not result.skipped
     metrics = list(csv.DictReader(io.StringIO((tmp_path / "results/metrics.csv").read_text())))
     assert len(metrics) == len(ROWS)
@@ -118,7 +126,7 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     assert result.answer.startswith("No crossover shown")
     assert result.answer.endswith("no intervals to compare.")
     page = (tmp_path / "report/index.html").read_text()
-    assert html.escape(result.answer) in page
+    assert html.escape(result.answer) in page and html.escape(result.warnings[0]) in page
     figures = (
         "fid_vs_steps.png", "fid_vs_cost.png", "score_vs_cost.png", "optimal_guidance.png",
         "sampler_frontiers.png", "equal_cost_grids.png",

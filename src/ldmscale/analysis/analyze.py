@@ -9,7 +9,7 @@ records are read; re-running with no new record does nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ldmscale.analysis import figures
@@ -23,6 +23,7 @@ from ldmscale.analysis.budget import (
 )
 from ldmscale.analysis.records import load_records, to_csv
 from ldmscale.analysis.report import TABLE1_COLUMNS, Report, render_html
+from ldmscale.analysis.training import diverged
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import MissingInput
 from ldmscale.storage import paths
@@ -41,6 +42,12 @@ class AnalysisResult:
     skipped: bool = False
     answer: str = ""
     """`budget.crossover`: whether smaller sizes win small budgets and larger large, in words."""
+    warnings: list[str] = field(default_factory=list)
+    """What makes results untrustworthy (`training.diverged`), in words."""
+
+    def summary(self) -> list[str]:
+        """The warnings, then the answer: what `analyze` and `sweep` print."""
+        return [*(f"WARNING: {w}" for w in self.warnings), *([self.answer] if self.answer else [])]
 
 
 def final_rows(rows: list[Row]) -> list[Row]:
@@ -137,10 +144,12 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
     final = final_rows(rows)
     table = best_per_budget(final, list(cfg.sweep.budgets) or default_budgets(final))
     answer = crossover(final)
+    models = sorted({r["model"] for r in final})
+    warnings = [f"{model}: {why}" for model, why in diverged(storage, models).items()]
     index = storage.url(paths.report_file("index.html"))
     done = load_manifest(storage, paths.REPORT) if intact(storage, paths.REPORT) else None
     if done is not None and done.meta.get("inputs") == digest and intact(storage, paths.RESULTS):
-        return AnalysisResult(len(rows), table, index, skipped=True, answer=answer)
+        return AnalysisResult(len(rows), table, index, True, answer, warnings)
 
     best = best_guidance(final)
     sampler, steps = fixed_protocol(final, list(cfg.sweep.samplers))
@@ -162,8 +171,9 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         table1_protocol=f"{sampler}, {steps} steps, best guidance per size",
         figures=captions,
         answer=answer,
+        warnings=warnings,
         **_calibration(cfg),
     )
     files["index.html"] = render_html(page).encode()
     commit(storage, paths.REPORT, files=files, meta={"inputs": digest})
-    return AnalysisResult(len(rows), table, index, answer=answer)
+    return AnalysisResult(len(rows), table, index, False, answer, warnings)

@@ -40,6 +40,8 @@ class Report:
     """How the calibration rows were measured (sample count, seed, reference)."""
     answer: str = ""
     """The crossover answer in words (`budget.crossover`)."""
+    warnings: list[str] = field(default_factory=list)
+    """What makes results untrustworthy, in words (`training.diverged`)."""
 
 
 def _table(rows: list[Row], columns: list[str]) -> str:
@@ -106,6 +108,7 @@ over the generated samples. Prompt score: {html.escape(str(score))}. Guidance is
 FID per (model, sampler, steps); sizes are compared at their final checkpoint.</p>
 {calibration}
 <h2>Best model per sampling budget</h2>
+{"".join(f'<p style="color:#b00"><b>Warning: {html.escape(w)}</b></p>' for w in report.warnings)}
 <p><b>{html.escape(report.answer)}</b></p>
 {_table(report.budget, BUDGET_COLUMNS)}
 {_ties(report.budget)}

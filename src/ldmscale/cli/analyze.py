@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
             f"{row['steps']:>3} steps  guidance {row['guidance']:<4g} FID {row['fid']:.3f} "
             f"[{row['fid_low']:.3f}, {row['fid_high']:.3f}]{tie}"
         )
-    if result.answer:
-        print(result.answer)
+    for line in result.summary():
+        print(line)
     print(f"report: {result.report}")
     return 0

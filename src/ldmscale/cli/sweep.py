@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"sweep {cfg.sweep.name}: {len(ran)} jobs run, {len(results) - len(ran)} already committed"
     )
-    if results and isinstance(results[-1].record, AnalysisResult) and results[-1].record.answer:
-        print(results[-1].record.answer)
+    if results and isinstance(results[-1].record, AnalysisResult):
+        print("\n".join(results[-1].record.summary()))
     print(f"report: {cfg.study.rstrip('/')}/report/index.html")
     return 0
