@@ -134,9 +134,10 @@ def _best_fitting(best: list[Row], model: str, budget: float) -> Row | None:
     return min(fitting, key=lambda r: r["fid"]) if fitting else None
 
 
-def _clear_win(a: Row | None, b: Row | None) -> bool:
+def _clear_win(a: Row, b: Row) -> bool:
     """`a` beats `b` with their FID intervals apart (a ranking inside the noise is a tie)."""
-    if a is None or b is None or (mine := _interval(a)) is None or (theirs := _interval(b)) is None:
+    mine, theirs = _interval(a), _interval(b)
+    if mine is None or theirs is None:
         return False
     return a["fid"] < b["fid"] and not mine.overlaps(theirs)
 
@@ -145,11 +146,11 @@ def _crossing(best: list[Row], small: str, large: str, budgets: list[float]) -> 
     """Evidence that `small` beats `large` at a budget both fit and loses at a larger one."""
     for i, low in enumerate(budgets):
         a, b = _best_fitting(best, small, low), _best_fitting(best, large, low)
-        if not _clear_win(a, b):
+        if a is None or b is None or not _clear_win(a, b):
             continue
         for high in budgets[i + 1 :]:
             c, d = _best_fitting(best, large, high), _best_fitting(best, small, high)
-            if _clear_win(c, d):
+            if c is not None and d is not None and _clear_win(c, d):
                 return (
                     f"at budget {low:.3g} {_reading(a)} beats {_reading(b)}; at budget "
                     f"{high:.3g} {_reading(c)} beats {_reading(d)}"
