@@ -20,6 +20,9 @@ def test_a_loss_back_at_its_start_is_diverged_a_noisy_falling_one_is_not() -> No
     assert divergence(COLLAPSED).startswith("training loss ended at 1, 19x its lowest (0.0525)")
     assert divergence(HEALTHY) == ""
     assert divergence(COLLAPSED[-7:]) == ""  # too short to tell
+    # a loss that is not a number: left out mid-run, a divergence at the end
+    assert divergence([float("nan"), None, *HEALTHY]) == ""
+    assert divergence([*HEALTHY, float("nan")]).startswith("training loss ended at nan: diverged")
 
 
 def _log(storage: Storage, model: str, losses: list[float], cut: bool = False) -> None:

@@ -47,16 +47,18 @@ def test_monotone_is_judged_from_each_curves_start() -> None:
     assert CalibrationRecord.from_json(record.to_json()) == record
     assert "NOT MONOTONE" in "\n".join(record.lines())
     assert record.failures == [
-        "reconstruction alignment 0.900 (bound 0.97)",
+        "reconstruction alignment 0.900 (at least 0.97)",
         "pixel_noise does not grow at every step",
         "latent_noise does not grow at every step",
     ]
-    assert record.lines()[-1].startswith("  ruler: NOT TRUSTWORTHY: reconstruction alignment")
+    assert record.lines()[-1].startswith("  verdict: NOT TRUSTWORTHY: reconstruction alignment")
     good = _record(5.0, 12.0, {"blur": [6, 9], "latent_noise": [13, 20]})
     good = dataclasses.replace(good, reconstruction=Measurement(12.0, 0.98))
-    assert good.failures == [] and good.lines()[-1].startswith("  ruler: trustworthy")
+    assert good.failures == [] and good.lines()[-1].startswith("  verdict: trustworthy")
     far = dataclasses.replace(good, other_prompts_reconstruction=Measurement(100.0, 0.98))
-    assert far.failures == ["reconstructions read 6.67x their renders' FID (bound 3x)"]
+    assert far.failures == [
+        "reconstructions of other prompts' renders read 6.67x those renders' FID (at most 3x)"
+    ]
     rows = {r["images"]: r for r in record.rows()}
     assert rows["real renders (floor)"]["fid_in_floors"] == 1.0
     assert rows["reconstructions"]["fid_in_floors"] == pytest.approx(12.0 / 5.0)

@@ -126,7 +126,7 @@ def _calibration(cfg: StudyConfig) -> dict[str, Any]:
         f"{record.seed}) against the study's reference statistics ({record.reference}), one "
         "value each: the floor is real renders of the reference's prompts; a trustworthy "
         "ruler reads reconstructions near it, and higher at every degradation step. "
-        f"This study's {record.verdict}."
+        f"This study's calibration {record.verdict}."
     )
     return {"calibration": record.rows(), "calibration_protocol": protocol}
 
@@ -148,7 +148,12 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
     warnings = [f"{model}: {why}" for model, why in diverged(storage, models).items()]
     index = storage.url(paths.report_file("index.html"))
     done = load_manifest(storage, paths.REPORT) if intact(storage, paths.REPORT) else None
-    if done is not None and done.meta.get("inputs") == digest and intact(storage, paths.RESULTS):
+    if (
+        done is not None
+        and done.meta.get("inputs") == digest
+        and done.meta.get("warnings", []) == warnings
+        and intact(storage, paths.RESULTS)
+    ):
         return AnalysisResult(len(rows), table, index, True, answer, warnings)
 
     best = best_guidance(final)
@@ -175,5 +180,5 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         **_calibration(cfg),
     )
     files["index.html"] = render_html(page).encode()
-    commit(storage, paths.REPORT, files=files, meta={"inputs": digest})
+    commit(storage, paths.REPORT, files=files, meta={"inputs": digest, "warnings": warnings})
     return AnalysisResult(len(rows), table, index, False, answer, warnings)

@@ -163,13 +163,12 @@ def crossover(rows: list[Row]) -> str:
     sizes where the smaller beats the larger at a budget both fit and the larger wins at a
     larger budget, each win clear of the FID intervals? Every measured sampling cost is a
     candidate budget. The pair most distant in size is given as evidence, then the largest size
-    against the smallest at the largest budget. `rows`: final-checkpoint records. Empty when
-    fewer than two sizes."""
+    against the smallest at the largest budget. `rows`: final-checkpoint records."""
     best = best_guidance(rows)
     params = {r["model"]: r["params"] for r in best}
     budgets = sorted({r["sampling_cost"] for r in best})
     if len(params) < 2:
-        return ""
+        return "One size only: which size is best at a budget needs two sizes or more."
     sizes = sorted(params, key=params.__getitem__)
     pairs = sorted(
         ((a, b) for i, a in enumerate(sizes) for b in sizes[i + 1 :]),

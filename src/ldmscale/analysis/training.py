@@ -11,6 +11,7 @@ one of its 57 sampling configurations read FID about 3060 against 38 for `t32`.)
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 
 from ldmscale.storage import paths
@@ -22,12 +23,16 @@ DIVERGED_RATIO = 3.0
 """Final windowed loss over the lowest one above which a run is called diverged."""
 
 
-def divergence(losses: Sequence[float]) -> str:
+def divergence(losses: Sequence[object]) -> str:
     """Why the run whose logged losses are `losses` (in step order) diverged, in words, or ""
-    when it did not (or is too short to tell: fewer than 2 x `WINDOW` records)."""
-    if len(losses) < 2 * WINDOW:
+    when it did not (or is too short to tell: fewer than 2 x `WINDOW` finite records). A last
+    loss that is not a finite number is a divergence; earlier ones are left out."""
+    if losses and not _finite(losses[-1]):
+        return f"training loss ended at {losses[-1]}: diverged, so its FIDs measure a broken run"
+    kept = [float(x) for x in losses if isinstance(x, int | float) and math.isfinite(x)]
+    if len(kept) < 2 * WINDOW:
         return ""
-    means = [sum(losses[i : i + WINDOW]) / WINDOW for i in range(len(losses) - WINDOW + 1)]
+    means = [sum(kept[i : i + WINDOW]) / WINDOW for i in range(len(kept) - WINDOW + 1)]
     lowest, last = min(means[:-1]), means[-1]
     if last <= DIVERGED_RATIO * lowest:
         return ""
@@ -37,14 +42,20 @@ def divergence(losses: Sequence[float]) -> str:
     )
 
 
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
 def _records(text: bytes) -> list[dict]:
     """The whole JSON records of a log (a line cut by a killed writer is skipped)."""
     out = []
     for line in text.decode(errors="replace").splitlines():
         try:
-            out.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             continue
+        if isinstance(record, dict):
+            out.append(record)
     return out
 
 

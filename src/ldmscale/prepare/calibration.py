@@ -163,13 +163,13 @@ class CalibrationRecord:
         out = []
         if self.other_prompts_ratio > RECONSTRUCTION_BOUND:
             out.append(
-                f"reconstructions read {self.other_prompts_ratio:.2f}x their renders' FID "
-                f"(bound {RECONSTRUCTION_BOUND:g}x)"
+                f"reconstructions of other prompts' renders read {self.other_prompts_ratio:.2f}x "
+                f"those renders' FID (at most {RECONSTRUCTION_BOUND:g}x)"
             )
         if self.reconstruction.alignment < ALIGNMENT_BOUND:
             out.append(
                 f"reconstruction alignment {self.reconstruction.alignment:.3f} "
-                f"(bound {ALIGNMENT_BOUND:g})"
+                f"(at least {ALIGNMENT_BOUND:g})"
             )
         out.extend(f"{k} does not grow at every step" for k in self.kinds if not self.monotone(k))
         return out
@@ -179,12 +179,13 @@ class CalibrationRecord:
         """One line: whether this study's FID and alignment can be trusted, and why not."""
         if not self.failures:
             return (
-                f"ruler: trustworthy (reconstructions within {RECONSTRUCTION_BOUND:g}x, "
+                f"verdict: trustworthy (reconstructions within {RECONSTRUCTION_BOUND:g}x, "
                 f"alignment >= {ALIGNMENT_BOUND:g}, every degradation reads worse)"
             )
         return (
-            "ruler: NOT TRUSTWORTHY: " + "; ".join(self.failures) + ". This study's FIDs may "
-            "not measure fidelity (a quick prepare such as data=shapes_fast is for tests only)"
+            "verdict: NOT TRUSTWORTHY: " + "; ".join(self.failures) + ". This study's FIDs do "
+            "not measure fidelity: prepare with the default data settings (data=shapes); a "
+            "quick prepare such as data=shapes_fast is for tests only"
         )
 
     def lines(self) -> list[str]:
