@@ -49,7 +49,7 @@ test-quality: $(STAMP) ## the default prepare's quality and calibration targets 
 smoke: $(STAMP) ## a complete small study on this machine, with a report
 	$(BIN)/ldmscale sweep sweep=$(SWEEP) study=$(STUDY)
 
-demo: ## the embedded domain done properly: 4 sizes, 3000 steps each, 180 configs (about 75 min on 2 CPU cores)
+demo: ## the embedded domain done properly: 4 sizes, 3000 steps each, 216 configs (about 66 min on 2 CPU cores)
 	$(MAKE) smoke SWEEP=demo STUDY=runs/demo
 
 bench-sample: $(STAMP) ## images/s of ldmscale generation vs diffusers' StableDiffusionPipeline
