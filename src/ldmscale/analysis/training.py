@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
@@ -29,7 +30,7 @@ def divergence(losses: Sequence[object]) -> str:
     loss that is not a finite number is a divergence; earlier ones are left out."""
     if losses and not _finite(losses[-1]):
         return f"training loss ended at {losses[-1]}: diverged, so its FIDs measure a broken run"
-    kept = [float(x) for x in losses if isinstance(x, int | float) and math.isfinite(x)]
+    kept = [float(x) for x in losses if _finite(x)]
     if len(kept) < 2 * WINDOW:
         return ""
     means = [sum(kept[i : i + WINDOW]) / WINDOW for i in range(len(kept) - WINDOW + 1)]
@@ -42,7 +43,7 @@ def divergence(losses: Sequence[object]) -> str:
     )
 
 
-def _finite(x: object) -> bool:
+def _finite(x: object) -> TypeGuard[float]:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
