@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from bench_gpu_common import Row, Sizes, peak_gib, reset_memory, timed
 
+from ldmscale.config.presets import get_preset
 from ldmscale.models.autoencoder import Autoencoder
-from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.sample.generate import ImageGenerator, SamplingModel, prompt_generators
 from ldmscale.sample.registry import build_sampler

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from bench_gpu_common import Row, Sizes, peak_gib, reset_memory, synchronize
 
+from ldmscale.config.presets import get_preset
 from ldmscale.config.schema import TrainConfig
 from ldmscale.models.cost import forward_cost
-from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule, sample_draws
 from ldmscale.train.ds_config import deepspeed_config, lr_scheduler

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from ldmscale.config.presets import get_preset
 from ldmscale.models.autoencoder import Autoencoder, build_autoencoder, domain_autoencoder_config
-from ldmscale.models.presets import get_preset
 from ldmscale.models.text_encoder import load_text_encoder
 from ldmscale.models.unet import build_unet
 from ldmscale.runtime import resolve_device

@@ -43,8 +43,8 @@ def _steady(log_text: str, warmup: int) -> tuple[float, list[float]]:
 
 def plain_loop(cfg: object, steps: int, warmup: int) -> list[float]:
     """Step durations (s) of a plain PyTorch training loop after `warmup` steps, no DeepSpeed."""
+    from ldmscale.config.presets import get_preset
     from ldmscale.config.schema import StudyConfig
-    from ldmscale.models.presets import get_preset
     from ldmscale.models.unet import build_unet
     from ldmscale.runtime import derive_seed, resolve_device, resolve_dtype, seed_everything
     from ldmscale.train.data import batch_source, micro_indices

@@ -8,9 +8,9 @@ import pytest
 
 from ldmscale.config import ConfigError, StudyConfig, compose
 from ldmscale.config.compose import config_dir
+from ldmscale.config.presets import PRESETS
+from ldmscale.config.samplers import SAMPLERS
 from ldmscale.config.schema import TrainConfig, parse_shard
-from ldmscale.models.presets import PRESETS
-from ldmscale.sample.registry import SAMPLERS
 
 GROUPS = ("data", "train", "sampler", "eval", "sweep", "storage")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from s3_server import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for the real-data tests)
 
-from ldmscale.models.presets import get_preset
+from ldmscale.config.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ldmscale.cli.main import main
+from ldmscale.config.presets import PRESETS, get_preset
 from ldmscale.models.cost import cost_table, flops_per_image, model_cost
-from ldmscale.models.presets import PRESETS, get_preset
 from ldmscale.models.unet import build_unet
 
 # Mei et al. 2024, Table 1: (params as printed, normalized cost). 64x64x4 latent, 1024-wide context.

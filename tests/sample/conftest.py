@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldmscale.models.presets import get_preset
+from ldmscale.config.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.sample.generate import SamplingModel
 

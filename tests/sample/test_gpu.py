@@ -30,8 +30,8 @@ def test_generation_on_cuda_equals_the_cpu(tiny_model: SamplingModel) -> None:
 
 
 def test_a_bf16_training_step_moves_the_weights() -> None:
+    from ldmscale.config.presets import get_preset
     from ldmscale.config.schema import TrainConfig
-    from ldmscale.models.presets import get_preset
     from ldmscale.models.unet import build_unet
     from ldmscale.train.diffusion import diffusion_loss, noise_schedule, sample_draws
 

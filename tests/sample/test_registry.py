@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ldmscale.config.samplers import SAMPLERS
 from ldmscale.sample.generate import ImageGenerator, SamplingModel
-from ldmscale.sample.registry import SAMPLERS, build_sampler, set_steps
+from ldmscale.sample.registry import build_sampler, set_steps
 
 # Heun-type solvers evaluate twice per step except the last.
 _TIMESTEPS = {"heun": lambda steps: 2 * steps - 1}

@@ -84,7 +84,7 @@ def test_gradients_are_bucketed_contiguously_only_where_ranks_reduce_them() -> N
 
 @pytest.mark.slow
 def test_one_rank_trains_to_the_same_bits_with_or_without_the_gradient_bucket() -> None:
-    from ldmscale.models.presets import get_preset
+    from ldmscale.config.presets import get_preset
     from ldmscale.models.unet import build_unet
     from ldmscale.train.diffusion import diffusion_loss, noise_schedule
     from ldmscale.train.engine import build_engine, init_distributed

@@ -16,9 +16,9 @@ from s3_server import s3_bucket, s3_endpoint  # noqa: F401
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
+from ldmscale.config.presets import get_preset
 from ldmscale.data import prepared
 from ldmscale.data.webdataset import CorruptShard
-from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.prepare.stage import prepare
 from ldmscale.storage import paths

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ldmscale.config import ConfigError, compose
+from ldmscale.config.presets import get_preset
 from ldmscale.config.schema import TrainConfig
-from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 from ldmscale.train.ds_config import deepspeed_config, lr_scheduler

@@ -232,7 +232,7 @@ def test_every_step_applies_its_warmup_lr_from_step_one(
     for before, after in itertools.pairwise(weights):
         assert any(not torch.equal(before[k], after[k]) for k in before)
     # Step 1 moved the initial weights too (rebuilt from the trainer's initialisation seed).
-    from ldmscale.models.presets import get_preset
+    from ldmscale.config.presets import get_preset
     from ldmscale.models.unet import build_unet
     from ldmscale.runtime import derive_seed, seed_everything
 

@@ -23,9 +23,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ldmscale.config import schema
+from ldmscale.config.presets import PRESETS
+from ldmscale.config.samplers import SAMPLERS
 from ldmscale.errors import ConfigError
-from ldmscale.models.presets import PRESETS
-from ldmscale.sample.registry import SAMPLERS
 
 CONFIG_DIR_ENV = "LDMSCALE_CONFIG_DIR"
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ldmscale.config import speed_options as speed
+from ldmscale.config.presets import PRESETS
+from ldmscale.config.samplers import SAMPLERS, TIMESTEP_SPACINGS
 from ldmscale.errors import ConfigError
-from ldmscale.models.presets import PRESETS
-from ldmscale.sample.registry import SAMPLERS, TIMESTEP_SPACINGS
 
 
 def _check_choice(what: str, value: str, choices: list[str] | tuple[str, ...]) -> None:

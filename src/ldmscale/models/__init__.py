@@ -1,2 +1,2 @@
-"""The model family: presets (the base width is the dial), U-Net construction, cost accounting,
+"""The model family: U-Net construction from a preset (`ldmscale.config.presets`), cost accounting,
 and the frozen text encoder / autoencoder loaders."""

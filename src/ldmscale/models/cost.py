@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import cache
 
-from ldmscale.models.presets import PRESETS, REFERENCE, get_preset
+from ldmscale.config.presets import PRESETS, REFERENCE, get_preset
 from ldmscale.models.unet import build_unet
 
 

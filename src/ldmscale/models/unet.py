@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ldmscale.models.presets import Preset
+from ldmscale.config.presets import Preset
 
 _DOWN = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
 _UP = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")

@@ -15,33 +15,9 @@ as StableDiffusionPipeline enforces): at 1 step it evaluates t=1 only and return
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    """A registered sampler: a diffusers scheduler class and its options."""
-
-    scheduler: str
-    """Class name in `diffusers`."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Overrides on top of the training schedule's config."""
-
-
-SAMPLERS: dict[str, SamplerSpec] = {
-    "ddim": SamplerSpec("DDIMScheduler"),
-    "ddpm": SamplerSpec("DDPMScheduler"),
-    "dpmpp_2m": SamplerSpec(
-        "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}
-    ),
-    "euler": SamplerSpec("EulerDiscreteScheduler"),
-    "euler_a": SamplerSpec("EulerAncestralDiscreteScheduler"),
-    "heun": SamplerSpec("HeunDiscreteScheduler"),
-    "unipc": SamplerSpec("UniPCMultistepScheduler"),
-}
+from ldmscale.config.samplers import SAMPLERS, TIMESTEP_SPACINGS, SamplerSpec
 
 
 def get_spec(name: str) -> SamplerSpec:

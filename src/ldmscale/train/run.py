@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
+from ldmscale.config.presets import get_preset
 from ldmscale.config.schema import StudyConfig
 from ldmscale.models.cost import forward_cost
 from ldmscale.models.domain import autoencoder_ref
-from ldmscale.models.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.runtime import derive_seed, resolve_dtype, seed_everything
 from ldmscale.storage import paths
