@@ -47,6 +47,7 @@ def plain_loop(cfg: object, steps: int, warmup: int) -> list[float]:
     from ldmscale.config.schema import StudyConfig
     from ldmscale.models.unet import build_unet
     from ldmscale.runtime import derive_seed, resolve_device, resolve_dtype, seed_everything
+    from ldmscale.storage.fs import open_study
     from ldmscale.train.data import batch_source, micro_indices
     from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 
@@ -54,7 +55,7 @@ def plain_loop(cfg: object, steps: int, warmup: int) -> list[float]:
     tcfg = cfg.train
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(tcfg.precision, device)
-    data = batch_source(cfg, device)
+    data = batch_source(cfg, open_study(cfg), device)
     seed_everything(derive_seed(cfg.seed, "init", cfg.model.preset))
     channels, size, _ = data.latent_shape
     unet = build_unet(

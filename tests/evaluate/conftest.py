@@ -17,7 +17,7 @@ from s3_server import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for the re
 from ldmscale.config.presets import get_preset
 from ldmscale.models.unet import build_unet
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit
 
 STEP = 5
@@ -83,7 +83,7 @@ def eval_study(request: pytest.FixtureRequest) -> tuple[str, list[str]]:
 
     cfg = compose([f"study={study}", *overrides])
     storage = Storage(study)
-    autoencoder = domain.autoencoder_for(cfg, "cpu")
+    autoencoder = domain.autoencoder_for(cfg, open_study(cfg), "cpu")
     rel = str(domain.autoencoder_dir(cfg))
     size = autoencoder.latent_size(cfg.data.resolution)
     latent = (autoencoder.latent_channels, size, size)

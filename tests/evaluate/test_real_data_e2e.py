@@ -14,7 +14,7 @@ from ldmscale.cli.main import main
 from ldmscale.config import compose
 from ldmscale.evaluate.prompts import CAPTION_RULE
 from ldmscale.evaluate.reference import REAL_RESIZE, prepare_reference
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import Storage, open_study
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,8 @@ def test_eval_and_merge_on_real_data(
     overrides += [f"eval.feature_extractor={extractor}", f"eval.inception_weights={weights}"]
 
     # The prepare stage's entry point commits the reference statistics the shards then reuse.
-    prepared, _ = prepare_reference(compose(overrides))
+    cfg = compose(overrides)
+    prepared, _ = prepare_reference(cfg, open_study(cfg))
     for shard in ("0/2", "1/2"):
         assert main(["eval", *overrides, f"eval.shard={shard}"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["images"] == SAMPLES // 2

@@ -19,6 +19,7 @@ from ldmscale.prepare import calibration
 from ldmscale.prepare.calibration import CalibrationRecord, DegradationPoint, Measurement
 from ldmscale.prepare.degradations import KINDS, UNITS
 from ldmscale.prepare.domain import prepare
+from ldmscale.storage.fs import open_study
 
 SMALL_N = 64
 
@@ -70,10 +71,10 @@ def test_record_is_measured_once_against_the_study_reference(
 ) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N}"])
-    record, built = calibration.calibrate(cfg)
-    again, built_again = calibration.calibrate(cfg)
+    record, built = calibration.calibrate(cfg, open_study(cfg))
+    again, built_again = calibration.calibrate(cfg, open_study(cfg))
     assert (built, built_again) == (True, False) and again == record
-    assert calibration.load_calibration(cfg) == record
+    assert calibration.load_calibration(cfg, open_study(cfg)) == record
     assert record.num_samples == SMALL_N and record.evaluator == domain.evaluator_dir(cfg)
     assert {p.kind for p in record.degradations} == set(KINDS)
     assert all(len(record.curve(kind)) == len(calibration.STRENGTHS[kind]) for kind in KINDS)
@@ -84,7 +85,7 @@ def test_record_is_measured_once_against_the_study_reference(
     assert all(record.monotone(k) for k in ("blur", "pixel_noise", "colour_shift")), summary
     assert min(record.blank.fid, record.random_latents.fid) > 10 * record.real.fid, summary
     # The reference is the one eval shards use; the floor recomputed from it by hand agrees.
-    evaluator = domain.evaluator_for(cfg)
+    evaluator = domain.evaluator_for(cfg, open_study(cfg))
     extractor, protocol = build_extractor("domain", evaluator=evaluator)
     identity = reference_identity("shapes", "", cfg.seed, SMALL_N, 32, protocol)
     assert record.reference == reference_dir(identity)
@@ -99,7 +100,7 @@ def test_record_is_measured_once_against_the_study_reference(
     assert record.real.fid == pytest.approx(by_hand.compute(), rel=1e-6)
     other = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N + 1}"])
     assert calibration.calibration_dir(other) != calibration.calibration_dir(cfg)
-    assert calibration.load_calibration(other) is None
+    assert calibration.load_calibration(other, open_study(other)) is None
 
 
 def test_prepare_prints_the_record(
@@ -140,7 +141,7 @@ def test_default_prepare_reaches_its_targets_and_is_a_trustworthy_ruler(tmp_path
     assert result.autoencoder.meta["quality"]["heldout_psnr_db"] > MIN_PSNR_DB, result
     accuracy = result.evaluator.meta["quality"]["heldout_accuracy"]
     assert min(accuracy.values()) > MIN_ACCURACY, accuracy
-    record, _ = calibration.calibrate(cfg)
+    record, _ = calibration.calibrate(cfg, open_study(cfg))
     summary = "\n".join(record.lines())
     assert record.kinds == KINDS and record.failures == [], summary
     # stricter than the ruler's check: also against the reference's own prompts rendered again

@@ -14,7 +14,7 @@ from ldmscale.config import compose
 from ldmscale.errors import Retryable
 from ldmscale.models import domain as components
 from ldmscale.prepare import domain
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import MANIFEST
 
 
@@ -66,19 +66,19 @@ def _dirs(cfg) -> list[str]:  # type: ignore[no-untyped-def]
 def test_loaders_give_frozen_components(prepared_study: tuple[str, list[str]]) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
-    ae = components.autoencoder_for(cfg, "cpu")
+    ae = components.autoencoder_for(cfg, open_study(cfg), "cpu")
     scaling = domain.prepare(cfg).autoencoder.meta["quality"]["scaling_factor"]  # type: ignore[union-attr]
     assert ae.scaling_factor == pytest.approx(scaling) and ae.latent_size(32) == 8
-    evaluator = components.evaluator_for(cfg, "cpu")
+    evaluator = components.evaluator_for(cfg, open_study(cfg), "cpu")
     assert not evaluator.training and evaluator.feature_dim == 128
 
 
 def test_unprepared_study_says_to_run_prepare(tmp_path: Path) -> None:
     cfg = compose([f"study={tmp_path}"])
     with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
-        components.autoencoder_for(cfg)
+        components.autoencoder_for(cfg, open_study(cfg))
     with pytest.raises(FileNotFoundError, match="ldmscale prepare"):
-        components.evaluator_for(cfg)
+        components.evaluator_for(cfg, open_study(cfg))
 
 
 @pytest.mark.slow
@@ -92,10 +92,10 @@ def test_corrupt_artifact_is_detected_then_rebuilt(
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(Retryable, match=r"sha256 .* uncommitted and will be made again"):
-        components.evaluator_for(cfg)
+        components.evaluator_for(cfg, open_study(cfg))
     result = domain.prepare(cfg)
     assert result.built == ("evaluator",)
-    assert components.evaluator_for(cfg).feature_dim == 128
+    assert components.evaluator_for(cfg, open_study(cfg)).feature_dim == 128
     # A manifest replaced by garbage: the component is rebuilt too (not a traceback).
     manifest = tmp_path / "study" / components.evaluator_dir(cfg) / MANIFEST
     manifest.write_text("{garbage")

@@ -25,7 +25,7 @@ from ldmscale.data.webdataset import (
 from ldmscale.models.autoencoder import load_autoencoder
 from ldmscale.models.text_encoder import load_text_encoder
 from ldmscale.prepare import latents
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import is_committed, load_manifest
 
 
@@ -64,23 +64,23 @@ def test_a_killed_prepare_resumes_and_skips_committed_shards(
 
     monkeypatch.setattr(latents, "_encode_shard", killed_at_second_shard)
     with pytest.raises(Killed):
-        latents.precompute(cfg)
+        latents.precompute(cfg, open_study(cfg))
     assert is_committed(storage, f"{rel}/shard-000000")
     assert not is_committed(storage, f"{rel}/shard-000001")
     assert not is_committed(storage, rel)  # the index is committed last
     first = load_manifest(storage, f"{rel}/shard-000000")
 
     calls.clear()
-    result = latents.precompute(cfg)
+    result = latents.precompute(cfg, open_study(cfg))
     assert calls == ["shard-000001.tar", "shard-000002.tar"] and result.encoded == [1, 2]
     assert load_manifest(storage, f"{rel}/shard-000000") == first
     assert (result.samples, result.shards, result.latent_shape) == (14, 3, (4, 8, 8))
     assert (result.hidden_size, result.max_tokens) == (32, 16)
-    again = latents.precompute(cfg)  # committed: nothing encoded
+    again = latents.precompute(cfg, open_study(cfg))  # committed: nothing encoded
     assert again.encoded == [] and again.dir == rel and not again.built
 
     # Sample i of the latents is sample i of the images, encoded by the frozen components.
-    stored = prepared.load_latents(cfg)
+    stored = prepared.load_latents(cfg, open_study(cfg))
     assert stored.index.counts == SHARD_SAMPLES
     images = ShardedSamples(build_index(cfg.data.shards))
     encoded = ShardedSamples(stored.index)

@@ -12,16 +12,17 @@ from ldmscale.data.shapes import render_batch
 from ldmscale.errors import MissingInput
 from ldmscale.models import domain
 from ldmscale.prepare.domain import prepare
+from ldmscale.storage.fs import open_study
 
 
 def test_pool_holds_the_encoded_training_renders(prepared_study: tuple[str, list[str]]) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
-    pool = domain.pool_for(cfg)
+    pool = domain.pool_for(cfg, open_study(cfg))
     assert len(pool) == cfg.data.train_pool == 128
     # The oracle: the frozen autoencoder on the same renders of the train split.
     pixels, _, captions = render_batch(cfg.seed, range(100, 128), cfg.data.resolution, "train")
-    expected = domain.autoencoder_for(cfg).encode(pixels)
+    expected = domain.autoencoder_for(cfg, open_study(cfg)).encode(pixels)
     assert torch.allclose(pool.latents[100:], expected, atol=1e-5)
     assert pool.captions[100:] == tuple(captions)
     assert pool.latent_shape == (4, 8, 8)
@@ -43,6 +44,7 @@ def test_pool_hash_follows_its_autoencoder_size_and_seed() -> None:
 
 def test_a_missing_pool_says_prepare_and_a_negative_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MissingInput, match="ldmscale prepare"):
-        domain.pool_for(compose([f"study={tmp_path}"]))
+        cfg = compose([f"study={tmp_path}"])
+        domain.pool_for(cfg, open_study(cfg))
     with pytest.raises(ValueError, match=r"data\.train_pool=-1"):
         compose(["study=unused", "data.train_pool=-1"])

@@ -8,6 +8,7 @@ import torch
 from ldmscale.config import compose
 from ldmscale.models import domain
 from ldmscale.models.text_encoder import load_text_encoder
+from ldmscale.storage.fs import open_study
 from ldmscale.train.data import DomainBatches, PoolBatches, batch_source
 
 DEVICE = torch.device("cpu")
@@ -16,11 +17,11 @@ DEVICE = torch.device("cpu")
 def test_pool_batches_equal_the_rendered_ones(prepared_study: tuple[str, list[str]]) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides, "train=domain", "train.caption_dropout=0.3"])
-    pooled = batch_source(cfg, DEVICE)
+    pooled = batch_source(cfg, open_study(cfg), DEVICE)
     assert isinstance(pooled, PoolBatches)
     d = cfg.data
     text = load_text_encoder(d.text_encoder, d.max_text_tokens, DEVICE)
-    rendered = DomainBatches(cfg, domain.autoencoder_for(cfg), text, DEVICE)
+    rendered = DomainBatches(cfg, domain.autoencoder_for(cfg, open_study(cfg)), text, DEVICE)
     indices = list(range(90, 120))
     a, b = pooled.batch(indices), rendered.batch(indices)
     assert torch.allclose(a.latents, b.latents, atol=1e-5)
@@ -35,7 +36,7 @@ def test_sample_i_is_pool_item_i_mod_n_with_its_own_draws(
 ) -> None:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides, "train=domain", "train.caption_dropout=0.0"])
-    source = batch_source(cfg, DEVICE)
+    source = batch_source(cfg, open_study(cfg), DEVICE)
     n = cfg.data.train_pool
     first, wrapped = source.batch([3, 4]), source.batch([3 + n, 4 + 2 * n])
     assert torch.equal(first.latents, wrapped.latents)
@@ -43,7 +44,7 @@ def test_sample_i_is_pool_item_i_mod_n_with_its_own_draws(
     assert not torch.equal(first.noise, wrapped.noise)
     # Every caption dropped: the empty caption's embedding, as the text encoder gives it.
     dropped = compose([f"study={study}", *overrides, "train=domain", "train.caption_dropout=0.999"])
-    batch = batch_source(dropped, DEVICE).batch(list(range(8)))
+    batch = batch_source(dropped, open_study(dropped), DEVICE).batch(list(range(8)))
     text = load_text_encoder(cfg.data.text_encoder, cfg.data.max_text_tokens, DEVICE)
     empty = text.encode([""])[0]
     assert all(torch.allclose(row, empty, atol=1e-5) for row in batch.context)

@@ -22,7 +22,7 @@ from ldmscale.data.webdataset import CorruptShard
 from ldmscale.models.unet import build_unet
 from ldmscale.prepare.stage import prepare
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage
+from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import is_committed, load_manifest
 from ldmscale.train.data import ImageTextBatches, LatentBatches, batch_source
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
@@ -51,8 +51,8 @@ def test_precomputed_batches_equal_image_batches(tmp_path: Path, request) -> Non
     raw_cfg = compose(overrides)
     pre_cfg = compose([*overrides, "data.precomputed=true"])
     prepare(pre_cfg)
-    raw = batch_source(raw_cfg, torch.device("cpu"))
-    pre = batch_source(pre_cfg, torch.device("cpu"))
+    raw = batch_source(raw_cfg, open_study(raw_cfg), torch.device("cpu"))
+    pre = batch_source(pre_cfg, open_study(pre_cfg), torch.device("cpu"))
     assert isinstance(raw, ImageTextBatches) and isinstance(pre, LatentBatches)
     assert raw.latent_shape == pre.latent_shape == (4, 8, 8)
     assert (raw.hidden_size, raw.max_tokens) == (pre.hidden_size, pre.max_tokens) == (32, 16)

@@ -114,11 +114,11 @@ def _figures(storage: Storage, rows: list[Row], best: list[Row], sampler: str, s
     return files, captions
 
 
-def _calibration(cfg: StudyConfig) -> dict[str, Any]:
+def _calibration(cfg: StudyConfig, storage: Storage) -> dict[str, Any]:
     """The report's calibration rows and protocol, when the study has a record."""
     from ldmscale.prepare.calibration import applies, load_calibration
 
-    record = load_calibration(cfg) if applies(cfg) else None
+    record = load_calibration(cfg, storage) if applies(cfg) else None
     if record is None:
         return {}
     protocol = (
@@ -131,10 +131,11 @@ def _calibration(cfg: StudyConfig) -> dict[str, Any]:
     return {"calibration": record.rows(), "calibration_protocol": protocol}
 
 
-def analyze(cfg: StudyConfig) -> AnalysisResult:
+def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     """Write the tables and the report from every committed metrics record (a no-op when none
-    changed). MissingInput when the study has no metrics yet."""
-    storage = open_study(cfg)
+    changed; `storage`: the study, opened from `cfg` when not given). MissingInput when the study
+    has no metrics yet."""
+    storage = storage or open_study(cfg)
     rows, digest = load_records(storage)
     if not rows:
         raise MissingInput(
@@ -177,7 +178,7 @@ def analyze(cfg: StudyConfig) -> AnalysisResult:
         figures=captions,
         answer=answer,
         warnings=warnings,
-        **_calibration(cfg),
+        **_calibration(cfg, storage),
     )
     files["index.html"] = render_html(page).encode()
     commit(storage, paths.REPORT, files=files, meta={"inputs": digest, "warnings": warnings})

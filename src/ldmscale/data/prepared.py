@@ -30,7 +30,7 @@ from ldmscale.data.webdataset import INDEX, ShardIndex, build_index, expand
 from ldmscale.errors import MissingInput
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, intact, load_manifest, read_file
 
 RECIPE_VERSION = 1
@@ -38,10 +38,6 @@ RECIPE_VERSION = 1
 RESIZE = "RGB, shorter side to the resolution (PIL bicubic), centre crop"
 SHARD_FILE = "data.tar"
 EMPTY = "empty_emb.npy"
-
-
-def _storage(cfg: StudyConfig) -> Storage:
-    return open_study(cfg)
 
 
 def _urls(cfg: StudyConfig) -> list[str]:
@@ -54,10 +50,10 @@ def shard_index_dir(cfg: StudyConfig) -> str:
     return paths.prepare_dir("shards", _urls(cfg))
 
 
-def shard_index(cfg: StudyConfig) -> ShardIndex:
+def shard_index(cfg: StudyConfig, storage: Storage) -> ShardIndex:
     """The committed index of `data.shards`; built (every shard read once, a corrupt one raises
     CorruptShard naming it) and committed first when the study has none."""
-    storage, rel = _storage(cfg), shard_index_dir(cfg)
+    rel = shard_index_dir(cfg)
     if intact(storage, rel):
         return ShardIndex.from_json(read_file(storage, rel, INDEX).decode())
     index = build_index(cfg.data.shards, cfg.storage.options)
@@ -98,10 +94,10 @@ class LatentSet:
     meta: dict[str, Any]
 
 
-def load_latents(cfg: StudyConfig) -> LatentSet:
+def load_latents(cfg: StudyConfig, storage: Storage) -> LatentSet:
     """The precomputed latents of `cfg`; MissingInput telling to run `ldmscale prepare`
     when they are not committed."""
-    storage, rel = _storage(cfg), latents_dir(cfg)
+    rel = latents_dir(cfg)
     manifest = load_manifest(storage, rel)
     if manifest is None:
         raise MissingInput(

@@ -98,7 +98,7 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
     device = resolve_device(cfg.device)
     e = cfg.eval
     needs_evaluator = is_domain(e.prompt_set) or e.feature_extractor == "domain"
-    evaluator = evaluator_for(cfg, device) if needs_evaluator else None
+    evaluator = evaluator_for(cfg, storage, device) if needs_evaluator else None
     extractor, feature_protocol = build_extractor(
         e.feature_extractor,
         evaluator=evaluator,

@@ -111,9 +111,10 @@ def _costs(storage: Storage, cfg: StudyConfig, step: int, protocol: dict[str, An
     }
 
 
-def merge(cfg: StudyConfig) -> MetricsRecord:
-    """Merge the `eval.shard` count of shards of the configured sampling configuration."""
-    storage = open_study(cfg)
+def merge(cfg: StudyConfig, storage: Storage | None = None) -> MetricsRecord:
+    """Merge the `eval.shard` count of shards of the configured sampling configuration
+    (`storage`: the study, opened from `cfg` when not given)."""
+    storage = storage or open_study(cfg)
     step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
     key = eval_key(cfg, step)
     done = load_metrics(storage, key)

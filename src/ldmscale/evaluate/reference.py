@@ -31,7 +31,7 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.metrics.fid import FID, FID_STATE, load_state, save_state
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, intact, read_file
 
 COMPONENT = "reference"
@@ -199,7 +199,7 @@ def reference_stats(
 
 
 def prepare_reference(
-    cfg: StudyConfig, device: torch.device | None = None
+    cfg: StudyConfig, storage: Storage, device: torch.device | None = None
 ) -> tuple[str, dict[str, np.ndarray]]:
     """Compute and commit (or verify), ahead of the eval shards, the reference statistics of
     `cfg.eval` for images at `data.resolution` (the resolution checkpoints record), so that a
@@ -217,7 +217,7 @@ def prepare_reference(
     device = device or resolve_device(cfg.device)
     extractor, protocol = build_extractor(
         e.feature_extractor,
-        evaluator=evaluator_for(cfg, device) if e.feature_extractor == "domain" else None,
+        evaluator=evaluator_for(cfg, storage, device) if e.feature_extractor == "domain" else None,
         inception_weights=e.inception_weights,
         clip_model=e.clip_model,
         options=cfg.storage.options,
@@ -232,7 +232,6 @@ def prepare_reference(
         protocol,
         cfg.storage.options,
     )
-    storage = open_study(cfg)
     return reference_stats(
         storage, identity, extractor.to(device), device, e.batch_size, cfg.storage.options
     )

@@ -213,9 +213,10 @@ def _samples_npz(out: Generated, start: int, stop: int) -> bytes:
     return buffer.getvalue()
 
 
-def evaluate(cfg: StudyConfig) -> ShardRecord:
-    """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model`."""
-    storage = open_study(cfg)
+def evaluate(cfg: StudyConfig, storage: Storage | None = None) -> ShardRecord:
+    """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model` (`storage`:
+    the study, opened from `cfg` when not given)."""
+    storage = storage or open_study(cfg)
     _check_inputs(cfg)
     step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
     key = eval_key(cfg, step)

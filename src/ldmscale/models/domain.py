@@ -22,7 +22,7 @@ from ldmscale.models.autoencoder import Autoencoder, domain_autoencoder_config, 
 from ldmscale.models.evaluator import DomainEvaluator, EvaluatorConfig
 from ldmscale.storage import paths
 from ldmscale.storage.cache import fetch_artifact
-from ldmscale.storage.fs import open_study
+from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
 
 RECIPE_VERSION = 2
@@ -101,8 +101,7 @@ def evaluator_dir(cfg: StudyConfig) -> str:
     return paths.prepare_dir("evaluator", evaluator_recipe(cfg))
 
 
-def _fetch(cfg: StudyConfig, component: str, rel: str) -> str:
-    storage = open_study(cfg)
+def _fetch(cfg: StudyConfig, storage: Storage, component: str, rel: str) -> str:
     if load_manifest(storage, rel) is None:
         raise MissingInput(
             f"the domain {component} is not prepared in {storage.url()} (no {storage.url(rel)}); "
@@ -111,12 +110,14 @@ def _fetch(cfg: StudyConfig, component: str, rel: str) -> str:
     return str(fetch_artifact(storage, rel, cfg.storage.cache_dir))
 
 
-def autoencoder_for(cfg: StudyConfig, device: str | torch.device = "cpu") -> Autoencoder:
+def autoencoder_for(
+    cfg: StudyConfig, storage: Storage, device: str | torch.device = "cpu"
+) -> Autoencoder:
     """The study's frozen autoencoder: the prepared domain one, or the configured pretrained one.
     Raises MissingInput when the study is not prepared, CorruptArtifact when it is corrupt."""
     if cfg.data.autoencoder != "domain":
         return load_autoencoder(cfg.data.autoencoder, device, cfg.storage)
-    return load_autoencoder(_fetch(cfg, "autoencoder", autoencoder_dir(cfg)), device)
+    return load_autoencoder(_fetch(cfg, storage, "autoencoder", autoencoder_dir(cfg)), device)
 
 
 def autoencoder_ref(cfg: StudyConfig) -> str:
@@ -145,13 +146,15 @@ def training_pool_dir(cfg: StudyConfig) -> str:
     return pool_dir(pool_recipe(cfg))
 
 
-def pool_for(cfg: StudyConfig) -> DomainPool:
+def pool_for(cfg: StudyConfig, storage: Storage) -> DomainPool:
     """The study's training pool (hashes verified). Raises MissingInput when the study is not
     prepared, CorruptArtifact when the committed files do not match their manifest."""
-    return load_pool(open_study(cfg), training_pool_dir(cfg))
+    return load_pool(storage, training_pool_dir(cfg))
 
 
-def evaluator_for(cfg: StudyConfig, device: str | torch.device = "cpu") -> DomainEvaluator:
+def evaluator_for(
+    cfg: StudyConfig, storage: Storage, device: str | torch.device = "cpu"
+) -> DomainEvaluator:
     """The study's frozen domain evaluator (eval mode). Raises MissingInput when the study is
     not prepared, CorruptArtifact when the committed files do not match their manifest."""
-    return DomainEvaluator.load(_fetch(cfg, "evaluator", evaluator_dir(cfg)), device)
+    return DomainEvaluator.load(_fetch(cfg, storage, "evaluator", evaluator_dir(cfg)), device)

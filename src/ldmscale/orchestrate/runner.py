@@ -23,7 +23,7 @@ from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import intact
 
 
-def _stage(kind: str) -> Callable[[StudyConfig], Any]:
+def _stage(kind: str) -> Callable[[StudyConfig, Storage], Any]:
     """The library function of a job kind (imported on demand: a train pod needs no plotting)."""
     if kind == "prepare":
         from ldmscale.prepare.stage import prepare
@@ -95,7 +95,7 @@ def _execute(job: Job, cfg: StudyConfig, storage: Storage) -> JobResult:
     start = time.perf_counter()
     if job_done(job, storage, cfg):
         return JobResult(job.id, True, 0.0)
-    record = _stage(job.kind)(cfg)
+    record = _stage(job.kind)(cfg, storage)
     return JobResult(job.id, False, time.perf_counter() - start, record)
 
 

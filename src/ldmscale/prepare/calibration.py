@@ -45,7 +45,7 @@ from ldmscale.prepare.degradations import KINDS, UNITS, degrade
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed, resolve_device
 from ldmscale.storage import paths
-from ldmscale.storage.fs import open_study
+from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, load_manifest, read_file
 
 RECIPE_VERSION = 3
@@ -291,7 +291,7 @@ def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tor
 
 
 def _reference(
-    cfg: StudyConfig, evaluator: Any, device: torch.device
+    cfg: StudyConfig, storage: Storage, evaluator: Any, device: torch.device
 ) -> tuple[str, dict[str, np.ndarray]]:
     from ldmscale.evaluate.reference import reference_identity, reference_stats
     from ldmscale.metrics.features import build_extractor
@@ -301,7 +301,6 @@ def _reference(
     identity = reference_identity(
         e.prompt_set, "", cfg.seed, e.num_samples, cfg.data.resolution, protocol
     )
-    storage = open_study(cfg)
     return reference_stats(storage, identity, extractor.to(device), device, e.batch_size)
 
 
@@ -310,7 +309,9 @@ def _generator(cfg: StudyConfig, *name: str) -> torch.Generator:
 
 
 @torch.no_grad()
-def measure(cfg: StudyConfig, device: torch.device | None = None) -> CalibrationRecord:
+def measure(
+    cfg: StudyConfig, storage: Storage, device: torch.device | None = None
+) -> CalibrationRecord:
     """Measure the calibration record of the prepared study `cfg` (nothing is committed but the
     reference statistics, which eval shards share). Raises MissingInput when the autoencoder or
     evaluator is not prepared."""
@@ -318,8 +319,9 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
 
     device = device or resolve_device(cfg.device)
     n, identity = cfg.eval.num_samples, calibration_identity(cfg)
-    autoencoder, evaluator = autoencoder_for(cfg, device), evaluator_for(cfg, device)
-    reference_rel, reference = _reference(cfg, evaluator, device)
+    autoencoder = autoencoder_for(cfg, storage, device)
+    evaluator = evaluator_for(cfg, storage, device)
+    reference_rel, reference = _reference(cfg, storage, evaluator, device)
     real, labels, _ = render_batch(cfg.seed, range(n), cfg.data.resolution, "eval", variant=1)
     other, other_labels, _ = render_batch(cfg.seed, range(n, 2 * n), cfg.data.resolution, "eval")
     real, labels = real.to(device), labels.to(device)
@@ -359,28 +361,27 @@ def measure(cfg: StudyConfig, device: torch.device | None = None) -> Calibration
     )
 
 
-def load_calibration(cfg: StudyConfig) -> CalibrationRecord | None:
+def load_calibration(cfg: StudyConfig, storage: Storage) -> CalibrationRecord | None:
     """The committed record for `cfg`, or None when there is none."""
-    storage, rel = open_study(cfg), calibration_dir(cfg)
+    rel = calibration_dir(cfg)
     if load_manifest(storage, rel) is None:
         return None
     return CalibrationRecord.from_json(read_file(storage, rel, RECORD).decode())
 
 
-def calibrate(cfg: StudyConfig) -> tuple[CalibrationRecord, bool]:
+def calibrate(cfg: StudyConfig, storage: Storage) -> tuple[CalibrationRecord, bool]:
     """(record, built): the committed record for `cfg`, measured and committed first when
     missing. Idempotent; needs the autoencoder and evaluator prepared."""
-    found = load_calibration(cfg)
+    found = load_calibration(cfg, storage)
     if found is not None:
         return found, False
     print("prepare: measuring the calibration record", file=sys.stderr)
     with torch.random.fork_rng(devices=[]):
-        record = measure(cfg)
+        record = measure(cfg, storage)
     meta = {
         "identity": calibration_identity(cfg),
         "units": UNITS,
         "provenance": provenance(),
     }
-    storage = open_study(cfg)
     commit(storage, calibration_dir(cfg), files={RECORD: record.to_json().encode()}, meta=meta)
     return record, True

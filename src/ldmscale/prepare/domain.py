@@ -51,7 +51,7 @@ from ldmscale.models.evaluator import DomainEvaluator
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed, resolve_device
 from ldmscale.storage import paths
-from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, intact, load_manifest
 from ldmscale.storage.staging import staging
 
@@ -96,10 +96,6 @@ class PreparedDomain:
         return tuple(c.name for c in self.components if c.built)
 
 
-def _storage(cfg: StudyConfig) -> Storage:
-    return open_study(cfg)
-
-
 def _report(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -119,7 +115,9 @@ def _foreground(pixels: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(shape, size, stride=1, padding=FOREGROUND_DILATION)
 
 
-def _train_autoencoder(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
+def _train_autoencoder(
+    cfg: StudyConfig, storage: Storage, device: torch.device, out: Path
+) -> dict[str, Any]:
     data = cfg.data
     generator = _seeded(cfg, "autoencoder")
     images, _, _ = render_batch(cfg.seed, range(data.prepare_images), data.resolution, "train")
@@ -170,7 +168,9 @@ def _reconstruction_quality(
     return {"heldout_mse": mse, "heldout_psnr_db": -10.0 * math.log10(max(mse, 1e-12))}
 
 
-def _train_evaluator(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
+def _train_evaluator(
+    cfg: StudyConfig, storage: Storage, device: torch.device, out: Path
+) -> dict[str, Any]:
     data = cfg.data
     generator = _seeded(cfg, "evaluator")
     images, labels, _ = render_batch(cfg.seed, range(data.prepare_images), data.resolution, "train")
@@ -212,10 +212,12 @@ def _accuracy(model: DomainEvaluator, cfg: StudyConfig, device: torch.device) ->
 
 
 @torch.no_grad()
-def _encode_pool(cfg: StudyConfig, device: torch.device, out: Path) -> dict[str, Any]:
+def _encode_pool(
+    cfg: StudyConfig, storage: Storage, device: torch.device, out: Path
+) -> dict[str, Any]:
     """Render and encode training samples 0 .. `data.train_pool`-1 into `out` (the layout of
     `ldmscale.data.pool`); returns the pool's meta (size, latent shape, latent std)."""
-    autoencoder = autoencoder_for(cfg, device)
+    autoencoder = autoencoder_for(cfg, storage, device)
     size, chunks, captions = cfg.data.train_pool, [], []
     for start in range(0, size, POOL_ENCODE_BATCH):
         indices = range(start, min(start + POOL_ENCODE_BATCH, size))
@@ -238,7 +240,7 @@ def _ensure(
     component: str,
     rel: str,
     recipe: dict[str, Any],
-    train: Callable[[StudyConfig, torch.device, Path], dict[str, Any]],
+    train: Callable[[StudyConfig, Storage, torch.device, Path], dict[str, Any]],
 ) -> PreparedComponent:
     """The committed artifact at `rel`; trained and committed first if missing or corrupt."""
     if intact(storage, rel, limit=HASH_ALL):
@@ -250,7 +252,7 @@ def _ensure(
         staging(component) as tmp,
         torch.random.fork_rng(devices=[]),
     ):
-        quality = train(cfg, device, Path(tmp))
+        quality = train(cfg, storage, device, Path(tmp))
         meta = {
             "component": component,
             "content_hash": paths.content_hash(recipe),
@@ -263,11 +265,10 @@ def _ensure(
     return PreparedComponent(component, rel, built=True, meta=manifest.meta)
 
 
-def prepare(cfg: StudyConfig) -> PreparedDomain:
+def prepare(cfg: StudyConfig, storage: Storage) -> PreparedDomain:
     """Train and commit the domain autoencoder (unless a pretrained one is configured) and the
     evaluator, then encode the training pool (unless `data.train_pool` is 0); reuse whatever is
     already committed. Idempotent."""
-    storage = _storage(cfg)
     autoencoder = None
     if cfg.data.autoencoder == "domain":
         autoencoder = _ensure(

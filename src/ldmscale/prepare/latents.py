@@ -40,7 +40,7 @@ from ldmscale.data.webdataset import (
     write_shard,
 )
 from ldmscale.provenance import provenance
-from ldmscale.storage.fs import Storage, open_study
+from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit, intact, load_manifest
 from ldmscale.storage.staging import staging
 
@@ -131,14 +131,16 @@ def _encode_missing(
     return encoded
 
 
-def precompute(cfg: StudyConfig, device: torch.device | None = None) -> PreparedLatents:
+def precompute(
+    cfg: StudyConfig, storage: Storage, device: torch.device | None = None
+) -> PreparedLatents:
     """Encode every sample of `data.shards` once (resuming: committed shards are skipped) and
     commit the latents' index and the empty-caption embedding last. Idempotent."""
     from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.text_encoder import load_text_encoder
     from ldmscale.runtime import resolve_device
 
-    storage, rel = open_study(cfg), latents_dir(cfg)
+    rel = latents_dir(cfg)
     done = load_manifest(storage, rel) if intact(storage, rel) else None
     if done is not None:
         meta = done.meta
@@ -150,9 +152,9 @@ def precompute(cfg: StudyConfig, device: torch.device | None = None) -> Prepared
             hidden_size=int(meta["hidden_size"]),
             max_tokens=int(meta["max_tokens"]),
         )
-    index = shard_index(cfg)
+    index = shard_index(cfg, storage)
     device = device or resolve_device(cfg.device)
-    autoencoder = autoencoder_for(cfg, device)
+    autoencoder = autoencoder_for(cfg, storage, device)
     text_encoder = load_text_encoder(
         cfg.data.text_encoder, cfg.data.max_text_tokens, device, cfg.storage
     )

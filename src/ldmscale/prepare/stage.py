@@ -22,6 +22,7 @@ from ldmscale.config.schema import StudyConfig
 from ldmscale.prepare.calibration import CalibrationRecord
 from ldmscale.prepare.domain import PreparedDomain
 from ldmscale.prepare.latents import PreparedLatents
+from ldmscale.storage.fs import Storage, open_study
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,13 @@ def needs_reference(cfg: StudyConfig) -> bool:
     return e.feature_extractor != "domain" and bool(e.reference_images)
 
 
-def prepare_data(cfg: StudyConfig) -> PreparedData:
+def prepare_data(cfg: StudyConfig, storage: Storage) -> PreparedData:
     """Index `data.shards` (and precompute their latents when `data.precomputed`)."""
     from ldmscale.data import prepared
     from ldmscale.prepare import latents
 
-    index = prepared.shard_index(cfg)
-    encoded = latents.precompute(cfg) if cfg.data.precomputed else None
+    index = prepared.shard_index(cfg, storage)
+    encoded = latents.precompute(cfg, storage) if cfg.data.precomputed else None
     return PreparedData(prepared.shard_index_dir(cfg), index.total, len(index.urls), encoded)
 
 
@@ -89,25 +90,27 @@ def check_inputs(cfg: StudyConfig) -> None:
         raise ConfigError("the reference statistics need " + "; ".join(missing))
 
 
-def prepare(cfg: StudyConfig) -> PreparedStudy:
-    """Prepare the study for `cfg` (see the module docstring). Raises ValueError for missing
-    real-data settings, CorruptShard for an unreadable shard."""
+def prepare(cfg: StudyConfig, storage: Storage | None = None) -> PreparedStudy:
+    """Prepare the study for `cfg` (see the module docstring; `storage`: the study, opened from
+    `cfg` when not given). Raises ValueError for missing real-data settings, CorruptShard for an
+    unreadable shard."""
     from ldmscale.prepare import calibration
 
     check_inputs(cfg)
     study = cfg.require_study()
+    storage = storage or open_study(cfg)
     domain = data = reference = record = None
     built = False
     if cfg.data.name == "shapes":
         from ldmscale.prepare.domain import prepare as prepare_domain
 
-        domain = prepare_domain(cfg)
+        domain = prepare_domain(cfg, storage)
         if calibration.applies(cfg):
-            record, built = calibration.calibrate(cfg)
+            record, built = calibration.calibrate(cfg, storage)
     else:
-        data = prepare_data(cfg)
+        data = prepare_data(cfg, storage)
     if needs_reference(cfg):
         from ldmscale.evaluate.reference import prepare_reference
 
-        reference, _ = prepare_reference(cfg)
+        reference, _ = prepare_reference(cfg, storage)
     return PreparedStudy(study, domain, data, reference, record, built)

@@ -1,7 +1,7 @@
 """Training batches, sharded by rank, as a pure function of the step: the embedded domain
 (`DomainBatches`), image-text webdataset shards (`ImageTextBatches`) or the latents and text
-embeddings precomputed from them by `ldmscale prepare` (`LatentBatches`); `batch_source(cfg)`
-picks one from `data.name` and `data.precomputed`.
+embeddings precomputed from them by `ldmscale prepare` (`LatentBatches`);
+`batch_source(cfg, storage)` picks one from `data.name` and `data.precomputed`.
 
 The sample with global index `i` is item `i mod N` of the domain's training pool
 (`shapes.render(seed, i)` without a pool), and sample `i mod N` of the N samples of the shards
@@ -47,6 +47,9 @@ import torch
 from ldmscale.config.schema import StudyConfig
 from ldmscale.data.pool import DomainPool
 from ldmscale.train.diffusion import SampleDraws, sample_draws
+
+if TYPE_CHECKING:
+    from ldmscale.storage.fs import Storage
 
 if TYPE_CHECKING:
     from ldmscale.data.prepared import LatentSet
@@ -333,7 +336,7 @@ class LatentBatches:
         )
 
 
-def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
+def batch_source(cfg: StudyConfig, storage: Storage, device: torch.device) -> Batches:
     """The batch source of `cfg.data`, with its frozen components loaded (none when the latents
     are precomputed). Raises MissingInput when the study lacks what `prepare` makes."""
     from ldmscale.data import prepared
@@ -346,11 +349,11 @@ def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
 
         data = cfg.data
         text = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
-        return PoolBatches(cfg, pool_for(cfg), text, device)
+        return PoolBatches(cfg, pool_for(cfg, storage), text, device)
     if cfg.data.precomputed:
-        return LatentBatches(cfg, prepared.load_latents(cfg), device)
-    index = prepared.shard_index(cfg) if cfg.data.name == "webdataset" else None
-    autoencoder = autoencoder_for(cfg, device)
+        return LatentBatches(cfg, prepared.load_latents(cfg, storage), device)
+    index = prepared.shard_index(cfg, storage) if cfg.data.name == "webdataset" else None
+    autoencoder = autoencoder_for(cfg, storage, device)
     data = cfg.data
     text_encoder = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
     if index is None:

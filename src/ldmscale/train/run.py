@@ -181,7 +181,7 @@ def build_run(cfg: StudyConfig, storage: Storage) -> TrainingRun:
     """Load the frozen components and the data (an unprepared study fails here, before any rank
     joins), join the process group and build the engine."""
     device = local_device(cfg.device)
-    data = batch_source(cfg, device)
+    data = batch_source(cfg, storage, device)
     dist = init_distributed(device)
     dtype = resolve_dtype(cfg.train.precision, device)
     parts, speed = _parts(cfg, data, dist, dtype)

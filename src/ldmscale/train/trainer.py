@@ -83,10 +83,11 @@ def check_config(cfg: StudyConfig, world_size: int) -> None:
         )
 
 
-def train(cfg: StudyConfig) -> TrainResult:
-    """Train `cfg.model.preset` on the study `cfg.study` up to `cfg.train.max_steps`."""
+def train(cfg: StudyConfig, storage: Storage | None = None) -> TrainResult:
+    """Train `cfg.model.preset` on the study `cfg.study` up to `cfg.train.max_steps` (`storage`:
+    the study, opened from `cfg` when not given)."""
     check_config(cfg, world_size_from_env())
-    storage = open_study(cfg)
+    storage = storage or open_study(cfg)
     model, tcfg = cfg.model.preset, cfg.train
     if intact(storage, paths.checkpoint_dir(model, tcfg.max_steps)):
         return TrainResult(
