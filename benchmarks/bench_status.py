@@ -34,6 +34,7 @@ from ldmscale.orchestrate.status import study_status
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import Manifest, is_committed
+from ldmscale.storage.paths import RunKey
 
 
 def _write(storage: Storage, rel: str, data: bytes) -> None:
@@ -67,7 +68,7 @@ def populate(storage: Storage, sweep: str, fraction: float) -> tuple[int, int]:
             committed += 1
     for model in cfg.sweep.models:
         record = {"step": 1000, "time": time.time(), "train/loss": 0.1}
-        storage.write_text(paths.train_log(model), json.dumps(record) + "\n")
+        storage.write_text(paths.train_log(RunKey(model)), json.dumps(record) + "\n")
     corrupt = plan.ids("eval")[0]
     folder = (output_dirs(corrupt, "eval", outputs) or ("",))[0]
     storage.write_bytes(f"{folder}/state.bin", b"short")

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from ldmscale.config import compose
     from ldmscale.prepare.domain import prepare
     from ldmscale.storage import paths
-    from ldmscale.storage.fs import Storage
+    from ldmscale.storage.fs import Storage, open_study
     from ldmscale.train.trainer import train
 
     rows = []
@@ -127,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
                 *args.overrides,
             ]
             cfg = compose(overrides)
-            prepare(cfg)
+            prepare(cfg, open_study(cfg))
             # The baseline runs before and after train(), so a drift in the machine's load
             # (shared cores) affects both sides alike.
             before = plain_loop(cfg, args.steps, args.warmup)
             train(cfg)
-            log = Storage(cfg.study).read_text(paths.train_log(preset))
+            log = Storage(cfg.study).read_text(paths.train_log(paths.RunKey(preset)))
             trainer, train_steps = _steady(log, args.warmup)
             plain_steps = before + plain_loop(cfg, args.steps, args.warmup)
             plain = args.batch / statistics.mean(plain_steps)

@@ -63,9 +63,11 @@ def prepared_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[
     """(study path, overrides) of a study whose embedded domain is prepared."""
     from ldmscale.config import compose
     from ldmscale.prepare.domain import prepare
+    from ldmscale.storage.fs import open_study
 
     root = tmp_path_factory.mktemp("prepared")
     study = str(root / "study")
     overrides = [*FAST_PREPARE, f"storage.cache_dir={root / 'cache'}"]
-    prepare(compose([f"study={study}", *overrides]))
+    cfg = compose([f"study={study}", *overrides])
+    prepare(cfg, open_study(cfg))
     return study, overrides

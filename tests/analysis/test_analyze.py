@@ -22,6 +22,8 @@ from ldmscale.config import compose
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit
+from ldmscale.storage.paths import RunKey
+from ldmscale.storage.records import eval_key_of
 
 
 def record(
@@ -92,9 +94,7 @@ def _png() -> bytes:
 
 def _commit_records(storage: Storage, rows: list[dict]) -> None:
     for row in rows:
-        key = paths.EvalKey(
-            row["model"], row["checkpoint_step"], row["sampler"], row["steps"], row["guidance"]
-        )
+        key = eval_key_of(row)
         commit(storage, key.shard_dir(0, 1), files={"grid.png": _png()})
         commit(storage, key.dir, files={"metrics.json": json.dumps(row).encode()})
 
@@ -106,7 +106,7 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     storage.write_text("evals/large/step-100/ddim-s50-g2/metrics.json", "{}")  # uncommitted
     collapsed = [0.8, 0.2, 0.1, 0.05, 0.05, 0.05, 0.05, 1.0, 1.0, 1.0, 1.0]
     log = "\n".join(json.dumps({"step": 10 * i, "train/loss": x}) for i, x in enumerate(collapsed))
-    storage.write_text(paths.train_log("large"), log)
+    storage.write_text(paths.train_log(RunKey("large")), log)
     cfg = compose([f"study={tmp_path}", "sweep.budgets=[1.0,20.0]"])
     result = analyze(cfg)
     assert result.warnings == [
@@ -140,7 +140,7 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     assert [(r["model"], r["fid"]) for r in table1] == [("small", "20.0"), ("large", "12.0")]
     # Nothing new: nothing rewritten. A new record: the report follows.
     assert analyze(cfg).skipped
-    storage.write_text(paths.train_log("large"), "")  # the warning goes: the report follows
+    storage.write_text(paths.train_log(RunKey("large")), "")  # the warning goes: the report follows
     assert not analyze(cfg).skipped and analyze(cfg).skipped
     _commit_records(storage, [record("large", 1.0, 50, 2.0, 10.0)])
     again = analyze(cfg)

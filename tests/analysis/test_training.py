@@ -9,6 +9,7 @@ from pathlib import Path
 from ldmscale.analysis.training import diverged, divergence
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
+from ldmscale.storage.paths import RunKey
 
 # The demo's t48 at lr 1e-3, one logged loss per 100 steps: learning, then collapsed at ~950.
 COLLAPSED = [0.77, 0.30, 0.13, 0.086, 0.065, 0.062, 0.054, 0.052, 0.042, 1.006, 1.0, 1.005, 0.996]
@@ -27,7 +28,9 @@ def test_a_loss_back_at_its_start_is_diverged_a_noisy_falling_one_is_not() -> No
 
 def _log(storage: Storage, model: str, losses: list[float], cut: bool = False) -> None:
     lines = [json.dumps({"step": 100 * (i + 1), "train/loss": x}) for i, x in enumerate(losses)]
-    storage.write_text(paths.train_log(model), "\n".join(lines) + ('\n{"step": 14' if cut else ""))
+    storage.write_text(
+        paths.train_log(RunKey(model)), "\n".join(lines) + ('\n{"step": 14' if cut else "")
+    )
 
 
 def test_diverged_reads_each_models_log(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
+from ldmscale.storage.paths import RunKey
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +65,7 @@ def _planned_study(prepared: tuple[str, list[str]], target: Path) -> Path:
 
 
 def _logged(study: Path) -> int:
-    log = study / paths.train_log("debug")
+    log = study / paths.train_log(RunKey("debug"))
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
@@ -87,9 +88,9 @@ def _preempt(command: list[str], study: Path) -> subprocess.CompletedProcess[str
 
 def _checkpoint_step(study: Path) -> int:
     """The newest committed step, checked to be a whole checkpoint below the final step."""
-    steps = committed_steps(Storage(str(study)), "debug")
+    steps = committed_steps(Storage(str(study)), RunKey("debug"))
     assert steps, "no checkpoint committed"
-    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir("debug", steps[-1]))
+    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir(RunKey("debug"), steps[-1]))
     assert manifest is not None and "train_state.json" in manifest.files
     return steps[-1]
 
@@ -108,15 +109,18 @@ def test_two_workers_preempted_by_sigterm_exit_75_and_resume_to_0(
     step = _checkpoint_step(study)
     assert 1 <= step < MAX_STEPS
     state = json.loads(
-        (study / paths.checkpoint_dir("debug", step) / "train_state.json").read_text()
+        (study / paths.checkpoint_dir(RunKey("debug"), step) / "train_state.json").read_text()
     )
     assert state["world_size"] == 2
 
     resumed = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "train/debug: done" in resumed.stdout
-    assert committed_steps(Storage(str(study)), "debug")[-1] == MAX_STEPS
-    log = [json.loads(line) for line in (study / paths.train_log("debug")).read_text().splitlines()]
+    assert committed_steps(Storage(str(study)), RunKey("debug"))[-1] == MAX_STEPS
+    log = [
+        json.loads(line)
+        for line in (study / paths.train_log(RunKey("debug"))).read_text().splitlines()
+    ]
     # Resumed after `step`: the log holds every step exactly once.
     assert [record["step"] for record in log] == list(range(1, MAX_STEPS + 1))
 

@@ -19,6 +19,7 @@ from ldmscale.models.unet import build_unet
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit
+from ldmscale.storage.paths import RunKey
 
 STEP = 5
 TEXT_ENCODER = "minilm"
@@ -68,7 +69,7 @@ def make_checkpoint(
             "train_flops": 0.0,
             "samples_seen": 0,
         }
-        commit(storage, paths.checkpoint_dir(model, step), local_dir=local, meta=meta)
+        commit(storage, paths.checkpoint_dir(RunKey(model), step), local_dir=local, meta=meta)
 
 
 @pytest.fixture(scope="session")

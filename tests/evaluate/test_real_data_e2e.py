@@ -119,7 +119,9 @@ def test_eval_and_merge_on_real_data(
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["skipped"] is True
 
     storage = Storage(inputs["study"])
-    record = load_metrics(storage, study_paths.EvalKey("debug", STEP, "ddim", 2, 2.0))
+    record = load_metrics(
+        storage, study_paths.EvalKey(study_paths.RunKey("debug"), STEP, "ddim", 2, 2.0)
+    )
     assert record is not None
     assert record.num_samples == SAMPLES and record.checkpoint_step == STEP
     assert record.prompt_score_name == "clip_score"

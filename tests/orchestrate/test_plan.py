@@ -19,15 +19,16 @@ from ldmscale.orchestrate.runner import job_config
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit
+from ldmscale.storage.paths import EvalKey, RunKey
 
 
 @pytest.mark.parametrize(
     "job",
     [
         Job("prepare"),
-        Job("train", "t32"),
-        Job("eval", "866m", 500000, "dpmpp_2m", 20, 7.5, 3, 8),
-        Job("merge", "debug", 20, "euler_a", 4, 1.0),
+        Job("train", run=RunKey("t32")),
+        Job("eval", key=EvalKey(RunKey("866m"), 500000, "dpmpp_2m", 20, 7.5), shard=3, shards=8),
+        Job("merge", key=EvalKey(RunKey("debug"), 20, "euler_a", 4, 1.0, "leading")),
         Job("analyze"),
     ],
 )
@@ -37,7 +38,16 @@ def test_job_ids_round_trip(job: Job) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "train", "train/a/b", "eval/x/step-1/ddim-s4-g2", "merge/x/step-y/ddim-s4-g2", "nope"],
+    [
+        "",
+        "train",
+        "train/a/b",
+        "eval/x/step-1/ddim-s4-g2",
+        "merge/x/step-y/ddim-s4-g2",
+        "merge/x/step-1/ddim-s4-g2-sideways",
+        "merge/x/checkpoints/step-1/ddim-s4-g2",
+        "nope",
+    ],
 )
 def test_bad_job_ids_name_the_valid_forms(bad: str) -> None:
     with pytest.raises(ValueError, match="the forms are"):
@@ -157,10 +167,10 @@ def test_pending_lists_checkpoints_without_metrics(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     cfg = compose(["sweep=debug", f"study={tmp_path}"])
     assert pending_jobs(cfg, storage) == []
-    commit(storage, paths.checkpoint_dir("debug", 10), files={"x": b"1"})
+    commit(storage, paths.checkpoint_dir(RunKey("debug"), 10), files={"x": b"1"})
     pending = pending_jobs(cfg, storage)
     assert [j.kind for j in pending] == ["eval", "eval", "merge"]
-    assert {j.step for j in pending} == {10}
+    assert {j.eval_key.step for j in pending} == {10}
     first = pending[0]
     commit(storage, first.eval_key.shard_dir(first.shard, first.shards), files={"x": b"1"})
     assert [j.kind for j in pending_jobs(cfg, storage)] == ["eval", "merge"]
@@ -207,7 +217,8 @@ def test_intermediate_checkpoints_are_evaluated_at_the_fixed_protocol() -> None:
     overrides = ["sweep=debug", "sweep.checkpoints=[10]", "train.keep_every=10"]
     plan = build_plan(compose(overrides), overrides)
     early = [parse_job_id(i) for i in plan.ids("eval") if "/step-10/" in i]
-    assert {(j.sampler, j.steps) for j in early} == {("ddim", 4)} and len(early) == 2
+    configs = {(j.eval_key.sampler, j.eval_key.steps) for j in early}
+    assert configs == {("ddim", 4)} and len(early) == 2
     assert all(p.deps == ["train/debug"] for p in plan.jobs if p.job.kind == "eval")
 
 

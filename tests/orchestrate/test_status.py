@@ -26,6 +26,7 @@ from ldmscale.prepare.domain import autoencoder_dir, evaluator_dir
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit
+from ldmscale.storage.paths import RunKey
 
 SWEEP = ["sweep=debug", "sweep.models=[debug,t16]", "sweep.steps=[4,8]"]
 
@@ -57,7 +58,7 @@ def _commit_job(storage: Storage, job_id: str) -> None:
     cfg = _cfg(storage.uri)
     folders = {
         "prepare": [evaluator_dir(cfg), autoencoder_dir(cfg), paths.prepare_dir("reference", 0)],
-        "train": [paths.checkpoint_dir(job.model, cfg.train.max_steps)],
+        "train": [paths.checkpoint_dir(job.run_key, cfg.train.max_steps)],
         "eval": [job.eval_key.shard_dir(job.shard, job.shards)],
         "merge": [job.eval_key.dir],
         "analyze": [paths.RESULTS, paths.REPORT],
@@ -145,16 +146,16 @@ def test_corrupt_artifacts_are_named_with_what_is_wrong(study: str) -> None:
 
 def test_training_progress_reads_checkpoints_and_the_log_tail(study: str) -> None:
     storage = Storage(study)
-    commit(storage, paths.checkpoint_dir("debug", 10), files={"unet.bin": b"w" * 10})
-    commit(storage, paths.checkpoint_dir("debug", 15), files={"unet.bin": b"w" * 10})
-    storage.write_bytes(f"{paths.checkpoint_dir('debug', 15)}/unet.bin", b"w")  # corrupt
+    commit(storage, paths.checkpoint_dir(RunKey("debug"), 10), files={"unet.bin": b"w" * 10})
+    commit(storage, paths.checkpoint_dir(RunKey("debug"), 15), files={"unet.bin": b"w" * 10})
+    storage.write_bytes(f"{paths.checkpoint_dir(RunKey('debug'), 15)}/unet.bin", b"w")  # corrupt
     records = [
         {"step": s, "time": 1.7e9 + s, "train/loss": 1.0 / s, "train/samples_per_s": 100.0 + s}
         for s in range(1, 3001)
     ]
     text = "".join(json.dumps(r) + "\n" for r in records)
     assert len(text) > 2 * LOG_TAIL_BYTES  # only the tail is read
-    storage.write_text(paths.train_log("debug"), text + '{"step": 30')  # an unfinished line
+    storage.write_text(paths.train_log(RunKey("debug")), text + '{"step": 30')  # an unfinished line
     status = _status(study)
     debug, t16 = status.training
     assert (debug.model, debug.checkpoint_step, debug.final_step) == ("debug", 10, 20)

@@ -135,7 +135,7 @@ def test_default_prepare_reaches_its_targets_and_is_a_trustworthy_ruler(tmp_path
             "data.train_pool=0",
         ]
     )
-    result = prepare(cfg)
+    result = prepare(cfg, open_study(cfg))
     assert result.built == ("autoencoder", "evaluator")
     assert result.autoencoder is not None
     assert result.autoencoder.meta["quality"]["heldout_psnr_db"] > MIN_PSNR_DB, result

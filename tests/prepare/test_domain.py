@@ -44,7 +44,7 @@ def test_second_call_reuses_without_training(prepared_study: tuple[str, list[str
     cfg = compose([f"study={study}", *overrides])
     storage = Storage(study)
     before = {d: storage.read_text(f"{d}/{MANIFEST}") for d in _dirs(cfg)}
-    result = domain.prepare(cfg)
+    result = domain.prepare(cfg, open_study(cfg))
     assert result.built == ()
     assert {c.dir for c in result.components} == set(before)
     assert {d: storage.read_text(f"{d}/{MANIFEST}") for d in _dirs(cfg)} == before
@@ -67,7 +67,7 @@ def test_loaders_give_frozen_components(prepared_study: tuple[str, list[str]]) -
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
     ae = components.autoencoder_for(cfg, open_study(cfg), "cpu")
-    scaling = domain.prepare(cfg).autoencoder.meta["quality"]["scaling_factor"]  # type: ignore[union-attr]
+    scaling = domain.prepare(cfg, open_study(cfg)).autoencoder.meta["quality"]["scaling_factor"]  # type: ignore[union-attr]
     assert ae.scaling_factor == pytest.approx(scaling) and ae.latent_size(32) == 8
     evaluator = components.evaluator_for(cfg, open_study(cfg), "cpu")
     assert not evaluator.training and evaluator.feature_dim == 128
@@ -93,13 +93,13 @@ def test_corrupt_artifact_is_detected_then_rebuilt(
     weights.write_bytes(bytes(data))
     with pytest.raises(Retryable, match=r"sha256 .* uncommitted and will be made again"):
         components.evaluator_for(cfg, open_study(cfg))
-    result = domain.prepare(cfg)
+    result = domain.prepare(cfg, open_study(cfg))
     assert result.built == ("evaluator",)
     assert components.evaluator_for(cfg, open_study(cfg)).feature_dim == 128
     # A manifest replaced by garbage: the component is rebuilt too (not a traceback).
     manifest = tmp_path / "study" / components.evaluator_dir(cfg) / MANIFEST
     manifest.write_text("{garbage")
-    assert domain.prepare(cfg).built == ("evaluator",)
+    assert domain.prepare(cfg, open_study(cfg)).built == ("evaluator",)
 
 
 @pytest.mark.slow

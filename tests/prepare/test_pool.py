@@ -27,7 +27,7 @@ def test_pool_holds_the_encoded_training_renders(prepared_study: tuple[str, list
     assert pool.captions[100:] == tuple(captions)
     assert pool.latent_shape == (4, 8, 8)
     assert pool.items([0, 127, 128, 300]).tolist() == [0, 127, 0, 44]
-    prepared = prepare(cfg)
+    prepared = prepare(cfg, open_study(cfg))
     assert prepared.pool is not None and not prepared.pool.built
     assert prepared.pool.meta["quality"]["size"] == 128
 

@@ -21,6 +21,7 @@ from ldmscale.storage.manifest import (
     read_file,
     verify,
 )
+from ldmscale.storage.paths import RunKey
 
 
 @pytest.fixture(params=["path", "file", "memory", "s3"])
@@ -44,7 +45,7 @@ def _local_artifact(root: Path) -> Path:
 
 def test_commit_then_verify_and_read(storage: Storage, tmp_path: Path) -> None:
     local = _local_artifact(tmp_path / "local")
-    rel = paths.checkpoint_dir("debug", 3)
+    rel = paths.checkpoint_dir(RunKey("debug"), 3)
     assert not is_committed(storage, rel)
     manifest = commit(storage, rel, local_dir=local, files={"extra.txt": b"hi"}, meta={"step": 3})
     assert set(manifest.files) == {"unet/weights.bin", "state.json", "extra.txt"}
@@ -96,20 +97,20 @@ def test_recommit_replaces_the_manifest(storage: Storage) -> None:
 
 def test_listdir_and_files(storage: Storage) -> None:
     for step in (1, 10, 2):
-        commit(storage, paths.checkpoint_dir("m", step), files={"f": b"x"})
-    assert storage.listdir(paths.checkpoints_dir("m")) == ["step-1", "step-10", "step-2"]
+        commit(storage, paths.checkpoint_dir(RunKey("m"), step), files={"f": b"x"})
+    assert storage.listdir(paths.checkpoints_dir(RunKey("m"))) == ["step-1", "step-10", "step-2"]
     assert storage.listdir("nothing/here") == []
     found = storage.files("models/m/checkpoints")
     assert len(found) == 6 and all(f.startswith("models/m/checkpoints/step-") for f in found)
     assert found["models/m/checkpoints/step-1/f"] == 1
     # A prefix is a folder, never a string prefix: step-1 does not list step-10's files.
-    assert set(storage.files(paths.checkpoint_dir("m", 1))) == {
+    assert set(storage.files(paths.checkpoint_dir(RunKey("m"), 1))) == {
         "models/m/checkpoints/step-1/f",
         "models/m/checkpoints/step-1/manifest.json",
     }
     assert storage.files("nothing/here") == {}
-    storage.remove(paths.checkpoint_dir("m", 1))
-    assert storage.listdir(paths.checkpoints_dir("m")) == ["step-10", "step-2"]
+    storage.remove(paths.checkpoint_dir(RunKey("m"), 1))
+    assert storage.listdir(paths.checkpoints_dir(RunKey("m"))) == ["step-10", "step-2"]
 
 
 def test_fetch_artifact_reuses_and_refetches(storage: Storage, tmp_path: Path) -> None:
@@ -144,12 +145,12 @@ def test_operations_never_reach_a_sibling_study(
     study, other = Storage(f"{root}/prune/{name}"), Storage(f"{root}/prune/{sibling}")
     for storage in (study, other):
         for step in (1, 2, 3):
-            commit(storage, paths.checkpoint_dir("debug", step), files={"w": b"x" * step})
-    assert prune_checkpoints(study, "debug", keep_last=1, keep_every=0) == [1, 2]
-    commit(study, paths.checkpoint_dir("debug", 3), files={"w": b"again"})
+            commit(storage, paths.checkpoint_dir(RunKey("debug"), step), files={"w": b"x" * step})
+    assert prune_checkpoints(study, RunKey("debug"), keep_last=1, keep_every=0) == [1, 2]
+    commit(study, paths.checkpoint_dir(RunKey("debug"), 3), files={"w": b"again"})
     for step in (1, 2, 3):
-        assert is_committed(other, paths.checkpoint_dir("debug", step))
-        assert verify(other, paths.checkpoint_dir("debug", step)).files["w"]["size"] == step
+        assert is_committed(other, paths.checkpoint_dir(RunKey("debug"), step))
+        assert verify(other, paths.checkpoint_dir(RunKey("debug"), step)).files["w"]["size"] == step
     assert sorted(study.files()) == [
         "models/debug/checkpoints/step-3/manifest.json",
         "models/debug/checkpoints/step-3/w",

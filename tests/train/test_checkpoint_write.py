@@ -11,6 +11,7 @@ from ldmscale.storage import checkpoints as ckpt
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import CorruptArtifact, is_committed
+from ldmscale.storage.paths import RunKey
 
 
 def _meta(step: int) -> ckpt.CheckpointMeta:
@@ -33,9 +34,9 @@ def _meta(step: int) -> ckpt.CheckpointMeta:
 
 def test_the_meta_round_trips_and_a_missing_field_is_named(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path / "study"))
-    ckpt.commit_checkpoint(storage, "debug", _stage(tmp_path, 3), _meta(3))
-    assert ckpt.read_meta(storage, "debug", 3) == _meta(3)
-    assert ckpt.read_meta(storage, "debug", 3).latent_shape == (4, 8, 8)
+    ckpt.commit_checkpoint(storage, RunKey("debug"), _stage(tmp_path, 3), _meta(3))
+    assert ckpt.read_meta(storage, RunKey("debug"), 3) == _meta(3)
+    assert ckpt.read_meta(storage, RunKey("debug"), 3).latent_shape == (4, 8, 8)
     partial = _meta(3).to_dict()
     del partial["latent_size"]
     with pytest.raises(CorruptArtifact, match="latent_size"):
@@ -81,31 +82,31 @@ def test_retention_keeps_the_newest_and_every_multiple(
 def test_commit_then_prune_keeps_what_retention_says(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path / "study"))
     for step in (10, 20, 30, 40):
-        ckpt.commit_checkpoint(storage, "debug", _stage(tmp_path, step), _meta(step))
+        ckpt.commit_checkpoint(storage, RunKey("debug"), _stage(tmp_path, step), _meta(step))
     # A crashed commit: files without a manifest, older than the newest commit.
-    storage.write_text(f"{paths.checkpoint_dir('debug', 25)}/unet/partial.bin", "x")
-    removed = ckpt.prune_checkpoints(storage, "debug", keep_last=2, keep_every=20)
+    storage.write_text(f"{paths.checkpoint_dir(RunKey('debug'), 25)}/unet/partial.bin", "x")
+    removed = ckpt.prune_checkpoints(storage, RunKey("debug"), keep_last=2, keep_every=20)
     assert removed == [10, 25]
-    assert ckpt.committed_steps(storage, "debug") == [20, 30, 40]
-    assert not storage.exists(paths.checkpoint_dir("debug", 25))
-    assert not storage.exists(paths.checkpoint_dir("debug", 10))
+    assert ckpt.committed_steps(storage, RunKey("debug")) == [20, 30, 40]
+    assert not storage.exists(paths.checkpoint_dir(RunKey("debug"), 25))
+    assert not storage.exists(paths.checkpoint_dir(RunKey("debug"), 10))
 
 
 def test_fetch_verifies_and_a_truncated_file_falls_back_to_the_previous(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path / "study"))
     for step in (1, 2):
-        ckpt.commit_checkpoint(storage, "debug", _stage(tmp_path, step), _meta(step))
+        ckpt.commit_checkpoint(storage, RunKey("debug"), _stage(tmp_path, step), _meta(step))
     local = tmp_path / "fetched"
-    ckpt.fetch_checkpoint(storage, "debug", 2, local)
+    ckpt.fetch_checkpoint(storage, RunKey("debug"), 2, local)
     assert ckpt.read_train_state(local) == {"step": 2, "samples_seen": 8}
-    weights = Path(storage.path(f"{paths.checkpoint_dir('debug', 2)}/unet/weights.bin"))
+    weights = Path(storage.path(f"{paths.checkpoint_dir(RunKey('debug'), 2)}/unet/weights.bin"))
     weights.write_bytes(weights.read_bytes()[:10])
-    assert is_committed(storage, paths.checkpoint_dir("debug", 2))
+    assert is_committed(storage, paths.checkpoint_dir(RunKey("debug"), 2))
     reports: list[str] = []
-    assert ckpt.latest_valid_step(storage, "debug", report=reports.append) == 1
+    assert ckpt.latest_valid_step(storage, RunKey("debug"), report=reports.append) == 1
     assert "step-2" in reports[0]
     with pytest.raises(CorruptArtifact):
-        ckpt.fetch_checkpoint(storage, "debug", 2, tmp_path / "again")
+        ckpt.fetch_checkpoint(storage, RunKey("debug"), 2, tmp_path / "again")
 
 
 def test_a_checkpoint_lacking_a_file_a_reader_needs_falls_back_to_the_previous(
@@ -118,9 +119,9 @@ def test_a_checkpoint_lacking_a_file_a_reader_needs_falls_back_to_the_previous(
             shutil.rmtree(staged / "unet")  # nothing to sample
         if step == 3:
             (staged / ckpt.TRAIN_STATE).unlink()  # nothing to resume from, but can be sampled
-        ckpt.commit_checkpoint(storage, "debug", staged, _meta(step))
+        ckpt.commit_checkpoint(storage, RunKey("debug"), staged, _meta(step))
     reports: list[str] = []
-    assert ckpt.latest_valid_step(storage, "debug", ckpt.FOR_RESUMING, reports.append) == 1
+    assert ckpt.latest_valid_step(storage, RunKey("debug"), ckpt.FOR_RESUMING, reports.append) == 1
     assert "step-3" in reports[0] and "lacks train_state.json" in reports[0]
     assert "step-2" in reports[1] and "lacks unet/" in reports[1]
-    assert ckpt.latest_valid_step(storage, "debug", report=reports.append) == 3
+    assert ckpt.latest_valid_step(storage, RunKey("debug"), report=reports.append) == 3

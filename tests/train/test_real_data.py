@@ -24,6 +24,7 @@ from ldmscale.prepare.stage import prepare
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import is_committed, load_manifest
+from ldmscale.storage.paths import RunKey
 from ldmscale.train.data import ImageTextBatches, LatentBatches, batch_source
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 from ldmscale.train.trainer import train
@@ -42,7 +43,7 @@ def _inputs(tmp_path: Path, request: pytest.FixtureRequest, where: str = "local"
 
 
 def _losses(study: str, model: str = "debug") -> list[float]:
-    log = Storage(study).read_text(paths.train_log(model))
+    log = Storage(study).read_text(paths.train_log(RunKey(model)))
     return [json.loads(line)["train/loss"] for line in log.splitlines()]
 
 
@@ -89,7 +90,7 @@ def test_training_on_images_and_on_precomputed_latents_log_the_same_losses(
     # The shard index was built once and committed in the study.
     storage = Storage(study)
     assert is_committed(storage, prepared.shard_index_dir(compose(overrides)))
-    meta = load_manifest(storage, paths.checkpoint_dir("debug", 3))
+    meta = load_manifest(storage, paths.checkpoint_dir(RunKey("debug"), 3))
     assert meta is not None
     assert meta.meta["latent_size"] == 8 and meta.meta["context_dim"] == 32
     assert meta.meta["autoencoder"] == str(request.getfixturevalue("tiny_autoencoder"))

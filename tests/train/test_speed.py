@@ -12,6 +12,7 @@ from ldmscale.config import ConfigError, compose
 from ldmscale.config.presets import get_preset
 from ldmscale.config.schema import TrainConfig
 from ldmscale.models.unet import build_unet
+from ldmscale.storage.paths import RunKey
 from ldmscale.train.diffusion import diffusion_loss, noise_schedule
 from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import init_distributed
@@ -148,7 +149,7 @@ def test_the_checkpoint_records_the_options_applied(prepared_study, tmp_path) ->
     steps = ["train.max_steps=2", "train.checkpoint_every=2", "train.global_batch=4"]
     cfg = compose([f"study={study}", *overrides, "train=domain", "train.micro_batch=4", *steps])
     train(cfg)
-    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir("debug", 2))
+    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir(RunKey("debug"), 2))
     assert manifest is not None
     assert manifest.meta["speed"] == {
         "compile": "none",

@@ -27,6 +27,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
+from ldmscale.storage.paths import RunKey
 
 pytestmark = pytest.mark.slow
 
@@ -83,12 +84,12 @@ def _copy_prepared(prepared: tuple[str, list[str]], target: Path) -> list[str]:
 
 
 def _log(study: Path) -> list[dict]:
-    text = (study / paths.train_log("debug")).read_text()
+    text = (study / paths.train_log(RunKey("debug"))).read_text()
     return [json.loads(line) for line in text.splitlines()]
 
 
 def _unet(study: Path, step: int, sub: str = "unet") -> dict[str, torch.Tensor]:
-    folder = study / paths.checkpoint_dir("debug", step) / sub
+    folder = study / paths.checkpoint_dir(RunKey("debug"), step) / sub
     return load_file(str(folder / "diffusion_pytorch_model.safetensors"))
 
 
@@ -109,8 +110,8 @@ def test_zero2_one_rank_trains_commits_and_retains(reference: tuple[Path, list[s
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.85 * first, losses
     # checkpoint_every=5, keep_last=2, keep_every=10
-    assert committed_steps(Storage(str(study)), "debug") == [10, 20, 25, 30]
-    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir("debug", MAX_STEPS))
+    assert committed_steps(Storage(str(study)), RunKey("debug")) == [10, 20, 25, 30]
+    manifest = load_manifest(Storage(str(study)), paths.checkpoint_dir(RunKey("debug"), MAX_STEPS))
     assert manifest is not None
     meta = manifest.meta
     assert set(meta) >= META_KEYS
@@ -122,7 +123,7 @@ def test_zero2_one_rank_trains_commits_and_retains(reference: tuple[Path, list[s
     from diffusers import UNet2DConditionModel
 
     unet = UNet2DConditionModel.from_pretrained(
-        study / paths.checkpoint_dir("debug", MAX_STEPS) / "unet"
+        study / paths.checkpoint_dir(RunKey("debug"), MAX_STEPS) / "unet"
     )
     assert unet.config.cross_attention_dim == meta["context_dim"]
     record = _log(study)[-1]
@@ -132,7 +133,7 @@ def test_zero2_one_rank_trains_commits_and_retains(reference: tuple[Path, list[s
 
 def test_a_finished_job_exits_at_once(reference: tuple[Path, list[str]]) -> None:
     study, args = reference
-    manifest = study / paths.checkpoint_dir("debug", MAX_STEPS) / "manifest.json"
+    manifest = study / paths.checkpoint_dir(RunKey("debug"), MAX_STEPS) / "manifest.json"
     before = manifest.stat().st_mtime_ns
     proc = _train([*args, f"train.max_steps={MAX_STEPS}"])
     assert proc.returncode == 0
@@ -145,7 +146,7 @@ def test_sigterm_commits_exits_75_and_resume_is_bitwise_equal(
 ) -> None:
     study = tmp_path / "study"
     args = [*_copy_prepared(prepared_study, study), f"train.max_steps={MAX_STEPS}"]
-    log = study / paths.train_log("debug")
+    log = study / paths.train_log(RunKey("debug"))
     with subprocess.Popen(
         _command(args, 1), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
@@ -160,7 +161,7 @@ def test_sigterm_commits_exits_75_and_resume_is_bitwise_equal(
     assert proc.returncode == 75, err[-3000:]
     stopped = json.loads(out.strip().splitlines()[-1])
     assert stopped["status"] == "preempted" and 2 <= stopped["step"] < MAX_STEPS
-    assert stopped["step"] in committed_steps(Storage(str(study)), "debug")
+    assert stopped["step"] in committed_steps(Storage(str(study)), RunKey("debug"))
 
     resumed = _result(_train(args))
     assert resumed["status"] == "completed" and resumed["resumed_from"] == stopped["step"]
@@ -179,7 +180,11 @@ def test_a_truncated_checkpoint_is_skipped_for_the_previous(
     study = tmp_path / "study"
     shutil.copytree(source, study)
     args = [a if not a.startswith("study=") else f"study={study}" for a in args]
-    weights = study / paths.checkpoint_dir("debug", 30) / "unet/diffusion_pytorch_model.safetensors"
+    weights = (
+        study
+        / paths.checkpoint_dir(RunKey("debug"), 30)
+        / "unet/diffusion_pytorch_model.safetensors"
+    )
     weights.write_bytes(weights.read_bytes()[:100])
     proc = _train([*args, "train.max_steps=35"])
     result = _result(proc)
@@ -199,7 +204,7 @@ def test_zero3_two_ranks_resume_matches_the_one_rank_run(
     assert _result(_train([*args, "train.max_steps=4"], ranks=2))["step"] == 4
     resumed = _result(_train([*args, "train.max_steps=8"], ranks=2))
     assert resumed["resumed_from"] == 4 and resumed["step"] == 8
-    assert committed_steps(Storage(str(study)), "debug") == [5, 8]  # keep_last=2
+    assert committed_steps(Storage(str(study)), RunKey("debug")) == [5, 8]  # keep_last=2
     # Same samples and draws as the one-rank run, so the same losses up to the order of float
     # reductions; the loss of step k depends on the weights after step k - 1.
     losses = [r["train/loss"] for r in _log(study)]

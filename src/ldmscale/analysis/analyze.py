@@ -26,9 +26,11 @@ from ldmscale.analysis.report import TABLE1_COLUMNS, Report, render_html
 from ldmscale.analysis.training import diverged
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import MissingInput
+from ldmscale.evaluate.identity import refuse_mixed
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit, intact, load_manifest, read_file
+from ldmscale.storage.records import eval_key_of
 
 
 @dataclass
@@ -78,9 +80,7 @@ def _training_rows(rows: list[Row], sampler: str, steps: int) -> list[Row]:
 
 
 def _grid(storage: Storage, row: Row) -> bytes:
-    key = paths.EvalKey(
-        row["model"], row["checkpoint_step"], row["sampler"], row["steps"], row["guidance"]
-    )
+    key = eval_key_of(row)
     return read_file(storage, key.shard_dir(0, int(row["protocol"]["shards"])), "grid.png")
 
 
@@ -142,6 +142,7 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
             f"no committed metrics under {storage.url(paths.evals_dir())}; run the eval and merge "
             "jobs first"
         )
+    refuse_mixed(rows)
     final = final_rows(rows)
     table = best_per_budget(final, list(cfg.sweep.budgets) or default_budgets(final))
     answer = crossover(final)

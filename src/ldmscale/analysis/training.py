@@ -60,10 +60,11 @@ def _records(text: bytes) -> list[dict]:
     return out
 
 
-def diverged(storage: Storage, models: Sequence[str]) -> dict[str, str]:
-    """Model -> `divergence` of its `train_log.jsonl`, for the models whose run diverged (a
-    model without a log is left out)."""
-    logs = {m: paths.train_log(m) for m in models if storage.exists(paths.train_log(m))}
+def diverged(storage: Storage, runs: Sequence[str]) -> dict[str, str]:
+    """Run (`RunKey.path`) -> `divergence` of its `train_log.jsonl`, for the runs whose training
+    diverged (a run without a log is left out)."""
+    files = {m: paths.train_log(paths.RunKey.parse(m)) for m in runs}
+    logs = {m: log for m, log in files.items() if storage.exists(log)}
     texts = storage.read_many(list(logs.values()))
     out = {}
     for model, log in logs.items():

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ldmscale.config import compose
-from ldmscale.orchestrate.jobs import Job
+from ldmscale.orchestrate.jobs import KINDS, Job
 from ldmscale.orchestrate.plan import build_plan, pending_jobs, write_plan
 from ldmscale.storage.fs import open_study
 
@@ -25,9 +25,10 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ids-dir",
         type=Path,
-        help="also write the fan-out lists for Argo: <DIR>/prepare.json, train.json, "
-        "configs.json (sampling configurations: <model>/step-<N>/<sampler>-s<steps>-g<guidance>), "
-        "analyze.json, and shards.json (eval shards per configuration)",
+        help="also write the fan-out lists for Argo, one per kind of job that fans out: "
+        "<DIR>/prepare.json, train.json (and one per fine-tuning stage), configs.json (sampling "
+        "configurations: <run>/step-<N>/<sampler>-s<steps>-g<guidance>), analyze.json, and "
+        "shards.json (eval shards per configuration)",
     )
     parser.add_argument(
         "--pending",
@@ -37,11 +38,17 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _write_ids(folder: Path, listed: list[Job], shards: int) -> None:
+    """One list per fan-out of the job-kind table; a sampling configuration is listed by its
+    path (its merge and eval shards follow from it and the shard count)."""
     lists: dict[str, object] = {
-        kind: [job.id for job in listed if job.kind == kind]
-        for kind in ("prepare", "train", "analyze")
+        kind.fan_out: [
+            job.eval_key.path if kind.form == "config" else job.id
+            for job in listed
+            if job.kind == name
+        ]
+        for name, kind in KINDS.items()
+        if kind.fan_out
     }
-    lists["configs"] = [job.eval_key.path for job in listed if job.kind == "merge"]
     lists["shards"] = shards
     folder.mkdir(parents=True, exist_ok=True)
     for name, value in lists.items():
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         jobs = [planned.job for planned in plan.jobs]
     # One id per model and per sampling configuration: a paper-sized plan stays ~60 kB, far
     # under Argo's 256 kB output limit. Shard ids follow from the configuration and shard count.
-    listed = [job for job in jobs if job.kind != "eval"]
+    listed = [job for job in jobs if job.spec.fan_out]
     if args.ids_dir:
         _write_ids(args.ids_dir, listed, cfg.sweep.shards)
     print(json.dumps([job.id for job in listed], separators=(",", ":")))

@@ -51,17 +51,18 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the job in-process, or on the launched workers."""
-    from ldmscale.orchestrate.jobs import parse_job_id
+    from ldmscale.orchestrate.jobs import KINDS, parse_job_id
     from ldmscale.orchestrate.launch import distributed, launch, parse_launch
     from ldmscale.orchestrate.runner import run_job
 
     launch_args = parse_launch(args.argv)
     job = parse_job_id(launch_args.training_script)
     overrides = list(launch_args.training_script_args)
-    if distributed(launch_args) and job.kind != "train":
+    if distributed(launch_args) and not job.spec.distributed:
+        several = ", ".join(name for name, kind in KINDS.items() if kind.distributed)
         raise BadInput(
             f"--nproc-per-node={launch_args.nproc_per_node} --nnodes={launch_args.nnodes}: only "
-            f"train jobs run on several processes; {job.id!r} is a {job.kind} job"
+            f"{several} jobs run on several processes; {job.id!r} is a {job.kind} job"
         )
     study = compose(overrides).require_study()
     extra = [o for o, key in zip(overrides, keys(overrides), strict=True) if key != "study"]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
+DEFAULT_SPACING = "trailing"
+"""Every step count starts at the last training timestep (`ldmscale.sample.registry`)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ldmscale.config import speed_options as speed
 from ldmscale.config.presets import PRESETS
-from ldmscale.config.samplers import SAMPLERS, TIMESTEP_SPACINGS
+from ldmscale.config.samplers import DEFAULT_SPACING, SAMPLERS, TIMESTEP_SPACINGS
 from ldmscale.errors import ConfigError
 
 
@@ -29,15 +29,30 @@ def _check_positive(what: str, value: float) -> None:
         raise ValueError(f"{what}={value!r} must be > 0")
 
 
+STAGES: tuple[str, ...] = ()
+"""The fine-tuning stages: each starts from a size's trained checkpoint and has a config group
+of its own."""
+
+
 @dataclass
 class ModelConfig:
-    """The `model` group: which U-Net size."""
+    """The `model` group: which U-Net size, and which run of it (its own training, or a
+    fine-tuning stage of it: `ldmscale.storage.paths.RunKey`)."""
 
     preset: str = "debug"
     """Name in the preset registry (`ldmscale models` lists them)."""
+    stage: str = ""
+    """A fine-tuning stage of the size ("" for its own text-to-image training): the run that
+    `train`, `eval` and `merge` work on."""
+    variant: str = ""
+    """For a stage run several times per size (e.g. one per subject): which one."""
 
     def __post_init__(self) -> None:
         _check_choice("model.preset", self.preset, list(PRESETS))
+        if self.stage:
+            _check_choice("model.stage", self.stage, STAGES)
+        if self.variant and not self.stage:
+            raise ValueError(f"model.variant={self.variant!r} needs a model.stage")
 
 
 @dataclass
@@ -328,6 +343,8 @@ class SweepConfig:
     samplers: list[str] = field(default_factory=lambda: ["ddim"])
     steps: list[int] = field(default_factory=lambda: [10])
     guidance: list[float] = field(default_factory=lambda: [3.0])
+    spacings: list[str] = field(default_factory=lambda: [DEFAULT_SPACING])
+    """Timestep spacings (`sampler.timestep_spacing`); each is part of a configuration's name."""
     shards: int = 1
     """Eval shards per sampling configuration (at most eval.num_samples)."""
     budgets: list[float] = field(default_factory=list)
@@ -344,7 +361,9 @@ class SweepConfig:
             _check_choice("sweep.models", model, list(PRESETS))
         for sampler in self.samplers:
             _check_choice("sweep.samplers", sampler, list(SAMPLERS))
-        for key in ("models", "samplers", "steps", "guidance"):
+        for spacing in self.spacings:
+            _check_choice("sweep.spacings", spacing, TIMESTEP_SPACINGS)
+        for key in ("models", "samplers", "steps", "guidance", "spacings"):
             if not getattr(self, key):
                 raise ValueError(f"sweep.{key} must not be empty")
         for steps in self.steps:
@@ -422,6 +441,15 @@ class StudyConfig:
                     f"multiple of train.keep_every={t.keep_every} (or raise train.keep_last="
                     f"{t.keep_last})"
                 )
+
+    def train_settings(self, stage: str = "") -> TrainConfig:
+        """The optimisation settings of a run of `stage` ("" for text-to-image training: the
+        `train` group). ValueError naming the stages for an unknown one."""
+        if not stage:
+            return self.train
+        _check_choice("model.stage", stage, STAGES)
+        settings: TrainConfig = getattr(self, stage).settings(self.train)
+        return settings
 
     def require_study(self) -> str:
         """The study URI; ConfigError when none was given."""

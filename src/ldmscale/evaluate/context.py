@@ -20,6 +20,7 @@ from ldmscale.runtime import resolve_device
 from ldmscale.sample.generate import NOISE_STREAM, ImageGenerator
 from ldmscale.sample.load import CheckpointInfo, load_sampling_model
 from ldmscale.sample.speed import fast_sampling_model
+from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 
 
@@ -68,7 +69,10 @@ class ShardContext:
             "clip_model": "",
             **self.scorer.protocol(),
             "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
+            "run": self.info.run.path,
             "checkpoint_step": self.info.step,
+            "checkpoint_kind": self.info.meta.objective.get("checkpoint", "base"),
+            "parent": self.info.meta.parent,
             "unet": self.info.unet_dir,
             "unet_sha256": self.info.unet_sha256,
             "sampler": generate.sampler,
@@ -90,8 +94,8 @@ def _scorer(cfg: StudyConfig, evaluator: Any, device: torch.device) -> Any:
     return CLIPScorer(clip)
 
 
-def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> ShardContext:
-    """Load what shard `rel` of checkpoint `step` needs (on `cfg.device`)."""
+def build_context(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, rel: str) -> ShardContext:
+    """Load what shard `rel` of the configuration `key` needs (on `cfg.device`)."""
     from ldmscale.metrics.features import build_extractor
     from ldmscale.models.domain import evaluator_for
 
@@ -109,7 +113,7 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
     )
     extractor.to(device)
     scorer = _scorer(cfg, evaluator, device)
-    model, info = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage)
+    model, info = load_sampling_model(storage, key.run, key.step, device, cfg.storage)
     model, speed = fast_sampling_model(model, e)
     identity = reference_identity(
         e.prompt_set,
@@ -123,8 +127,7 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
     reference_rel, _ = reference_stats(
         storage, identity, extractor, device, e.batch_size, cfg.storage.options
     )
-    s = cfg.sampler
-    generate = ImageGenerator(model, s.name, s.steps, s.guidance, cfg.seed, s.timestep_spacing)
+    generate = ImageGenerator(model, key.sampler, key.steps, key.guidance, cfg.seed, key.spacing)
     return ShardContext(
         rel=rel,
         device=device,

@@ -20,15 +20,16 @@ from typing import Any
 import numpy as np
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.evaluate.shard import SAMPLES, EvalInputError, eval_key
+from ldmscale.evaluate.identity import merge_request, refuse_reuse
+from ldmscale.evaluate.shard import SAMPLES, EvalInputError, requested_key
 from ldmscale.metrics.fid import FID, FID_STATE, load_state
-from ldmscale.metrics.intervals import fid_interval, mean_interval
+from ldmscale.metrics.intervals import Interval, fid_interval, mean_interval
 from ldmscale.metrics.scores import SCORE_STATE, MeanScore
 from ldmscale.models.cost import flops_per_image, model_cost
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed
 from ldmscale.storage import paths
-from ldmscale.storage.checkpoints import read_meta, resolve_step
+from ldmscale.storage.checkpoints import read_meta
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import (
     CorruptArtifact,
@@ -94,10 +95,10 @@ def _merged(
     return fid, score, reference, samples
 
 
-def _costs(storage: Storage, cfg: StudyConfig, step: int, protocol: dict[str, Any]) -> dict:
+def _costs(storage: Storage, key: paths.EvalKey, protocol: dict[str, Any]) -> dict:
     """The cost fields of the record, from the preset at the checkpoint's shapes."""
-    meta = read_meta(storage, cfg.model.preset, step)
-    cost = model_cost(cfg.model.preset, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
+    meta = read_meta(storage, key.run, key.step)
+    cost = model_cost(key.model, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
     evaluations = int(protocol["unet_evaluations"])
     passes = int(protocol["unet_passes_per_evaluation"])
     return {
@@ -111,14 +112,36 @@ def _costs(storage: Storage, cfg: StudyConfig, step: int, protocol: dict[str, An
     }
 
 
-def merge(cfg: StudyConfig, storage: Storage | None = None) -> MetricsRecord:
-    """Merge the `eval.shard` count of shards of the configured sampling configuration
-    (`storage`: the study, opened from `cfg` when not given)."""
+def _intervals(
+    cfg: StudyConfig,
+    key: paths.EvalKey,
+    reference: dict[str, np.ndarray],
+    samples: dict[str, np.ndarray],
+    floor: float | None,
+) -> tuple[Interval, Interval, str]:
+    """(FID interval, prompt-score interval, how they were made), seeded by the configuration."""
+    resamples, seed = cfg.eval.intervals, derive_seed(cfg.seed, "bootstrap", key.path)
+    fid_ci = fid_interval(reference, samples["features"], resamples, seed)
+    score_ci = mean_interval(samples["scores"], resamples, seed, floor)
+    interval = (
+        f"{fid_ci.level:.0%} percentile bootstrap over generated samples ({resamples} "
+        "resamples, reference fixed; FID: the resamples' spread around their median, placed "
+        "around the estimate)"
+    )
+    return fid_ci, score_ci, interval
+
+
+def merge(
+    cfg: StudyConfig, storage: Storage | None = None, key: paths.EvalKey | None = None
+) -> MetricsRecord:
+    """Merge the `eval.shard` count of shards of the sampling configuration `key` (the one
+    `cfg` asks for when not given; `storage`: the study, opened from `cfg` when not given). A
+    committed record made under another protocol is refused (BadInput), not handed back."""
     storage = storage or open_study(cfg)
-    step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
-    key = eval_key(cfg, step)
+    key = key or requested_key(cfg, storage)
     done = load_metrics(storage, key)
     if done is not None:
+        refuse_reuse(storage.url(key.dir), done.protocol, merge_request(cfg))
         return done
     count = cfg.eval.shard_count
     metas = _shard_metas(storage, key, count)
@@ -130,18 +153,13 @@ def merge(cfg: StudyConfig, storage: Storage | None = None) -> MetricsRecord:
             f"shards of {storage.url(key.dir)} hold {n} samples, the protocol says "
             f"{protocol['num_samples']}"
         )
-    resamples, seed = cfg.eval.intervals, derive_seed(cfg.seed, "bootstrap", key.path)
-    fid_ci = fid_interval(reference, samples["features"], resamples, seed)
-    score_ci = mean_interval(samples["scores"], resamples, seed, score.floor)
-    costs = _costs(storage, cfg, step, protocol)
-    interval = (
-        f"{fid_ci.level:.0%} percentile bootstrap over generated samples ({resamples} "
-        "resamples, reference fixed; FID: the resamples' spread around their median, placed "
-        "around the estimate)"
-    )
+    resamples = cfg.eval.intervals
+    fid_ci, score_ci, interval = _intervals(cfg, key, reference, samples, score.floor)
+    costs = _costs(storage, key, protocol)
     record = MetricsRecord(
-        model=cfg.model.preset,
-        checkpoint_step=step,
+        model=key.model,
+        run=key.run.path,
+        checkpoint_step=key.step,
         sampler=key.sampler,
         steps=key.steps,
         guidance=key.guidance,
@@ -158,6 +176,7 @@ def merge(cfg: StudyConfig, storage: Storage | None = None) -> MetricsRecord:
         protocol={
             **protocol,
             "shards": count,
+            "resamples": resamples,
             "interval": interval,
             "gflops_forward": costs.pop("gflops_forward"),
         },

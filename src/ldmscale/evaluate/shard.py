@@ -31,6 +31,7 @@ from tqdm import tqdm
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import BadInput
 from ldmscale.evaluate.context import ShardContext, build_context
+from ldmscale.evaluate.identity import refuse_reuse, request
 from ldmscale.evaluate.prompts import caption_set, is_domain, load_prompts, missing_inputs
 from ldmscale.metrics.fid import FID_STATE, save_state
 from ldmscale.metrics.scores import SCORE_STATE, Batch
@@ -42,8 +43,6 @@ from ldmscale.storage.manifest import commit, intact, load_manifest
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
-# Protocol entries known before loading anything: a committed shard must agree on them.
-REQUEST_KEYS = ("prompt_set", "seed", "num_samples", "shards", "feature_extractor")
 
 
 class EvalInputError(BadInput):
@@ -77,22 +76,18 @@ class ShardRecord:
         return self.stop - self.start
 
 
+def requested_key(cfg: StudyConfig, storage: Storage) -> paths.EvalKey:
+    """The sampling configuration `cfg` asks for, its `eval.checkpoint` resolved to a committed
+    step (MissingInput when there is none)."""
+    return eval_key(cfg, resolve_step(storage, paths.run_key(cfg.model), cfg.eval.checkpoint))
+
+
 def eval_key(cfg: StudyConfig, step: int) -> paths.EvalKey:
     """The sampling configuration `cfg` asks for, on checkpoint `step`."""
+    s = cfg.sampler
     return paths.EvalKey(
-        cfg.model.preset, step, cfg.sampler.name, cfg.sampler.steps, cfg.sampler.guidance
+        paths.run_key(cfg.model), step, s.name, s.steps, s.guidance, s.timestep_spacing
     )
-
-
-def request(cfg: StudyConfig) -> dict[str, Any]:
-    """The protocol entries known before anything is loaded."""
-    return {
-        "prompt_set": cfg.eval.prompt_set,
-        "seed": cfg.seed,
-        "num_samples": cfg.eval.num_samples,
-        "shards": cfg.eval.shard_count,
-        "feature_extractor": cfg.eval.feature_extractor,
-    }
 
 
 def _record(key: paths.EvalKey, rel: str, meta: dict[str, Any], skipped: bool) -> ShardRecord:
@@ -133,19 +128,13 @@ def grid_png(images: list[torch.Tensor]) -> bytes:
 
 
 def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, Any] | None:
+    """The committed shard's meta, or None; BadInput when it was made under another protocol
+    (`ldmscale.evaluate.identity`)."""
     if not intact(storage, rel):
         return None
     manifest = load_manifest(storage, rel)
     assert manifest is not None  # intact: committed
-    committed = manifest.meta["protocol"]
-    asked = request(cfg)
-    differ = [k for k in REQUEST_KEYS if committed.get(k) != asked[k]]
-    if differ:
-        raise EvalInputError(
-            f"{storage.url(rel)} is already committed under a different protocol ("
-            + ", ".join(f"{k}: {committed.get(k)!r} != {asked[k]!r}" for k in differ)
-            + "); remove it to evaluate again"
-        )
+    refuse_reuse(storage.url(rel), manifest.meta["protocol"], request(cfg))
     return manifest.meta
 
 
@@ -213,19 +202,20 @@ def _samples_npz(out: Generated, start: int, stop: int) -> bytes:
     return buffer.getvalue()
 
 
-def evaluate(cfg: StudyConfig, storage: Storage | None = None) -> ShardRecord:
-    """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model` (`storage`:
-    the study, opened from `cfg` when not given)."""
+def evaluate(
+    cfg: StudyConfig, storage: Storage | None = None, key: paths.EvalKey | None = None
+) -> ShardRecord:
+    """Evaluate shard `eval.shard` of the sampling configuration `key` (the one `cfg` asks for
+    when not given; `storage`: the study, opened from `cfg` when not given)."""
     storage = storage or open_study(cfg)
     _check_inputs(cfg)
-    step = resolve_step(storage, cfg.model.preset, cfg.eval.checkpoint)
-    key = eval_key(cfg, step)
+    key = key or requested_key(cfg, storage)
     rel = key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count)
     done = _check_committed(cfg, storage, rel)
     if done is not None:
         return _record(key, rel, done, skipped=True)
 
-    context = build_context(cfg, storage, step, rel)
+    context = build_context(cfg, storage, key, rel)
     start, stop = cfg.eval.shard_range()
     out = _generate(cfg, context, start, stop)
     meta = {
@@ -238,7 +228,7 @@ def evaluate(cfg: StudyConfig, storage: Storage | None = None) -> ShardRecord:
         "device": context.device_name,
         "batch_size": cfg.eval.batch_size,
         "speed": context.speed,
-        "protocol": {**request(cfg), **context.protocol()},
+        "protocol": {**context.protocol(), **request(cfg)},
         "provenance": provenance(cfg),
     }
     files = {

@@ -1,42 +1,61 @@
-"""Jobs of a study and their ids.
+"""Jobs of a study, their ids, and the one table of job kinds (`KINDS`) that every place needing
+a kind reads: the runner (which library function, whether it may run on several processes),
+the output rule (which folders commit a job), the plan and Argo fan-out (which list a job id
+goes to) and `ldmscale status` (which kinds train a run).
 
 A job id mirrors the storage layout and is self-describing, so any job can be run from its id
-alone (the evaluation service runs eval jobs for checkpoints that no plan named):
+alone (the evaluation service runs eval jobs for checkpoints that no plan named). Its form is
+the kind's:
 
-    prepare
-    train/<model>
-    eval/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/shard-<i>-of-<n>
-    merge/<model>/step-<N>/<sampler>-s<steps>-g<guidance>
-    analyze
+    study   prepare, analyze
+    run     train/<model>, <stage>/<model>[/<variant>] (a fine-tuning stage of the model)
+    config  merge/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]
+    shard   eval/<run>/step-<N>/<config>/shard-<i>-of-<n>
 
-`overrides()` turns a job into the Hydra overrides that select it (`IDENTITY`); everything else
-comes from the sweep file and the user's overrides, so a hyperparameter is never repeated in a job.
+where `<run>` is `ldmscale.storage.paths.RunKey.path`. `overrides()` turns a job into the Hydra
+overrides that select it (`IDENTITY`); everything else comes from the sweep file and the user's
+overrides, so a hyperparameter is never repeated in a job.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
 
 from ldmscale.config.overrides import override
 from ldmscale.errors import BadInput
 from ldmscale.storage import paths
-
-KINDS = ("prepare", "train", "eval", "merge", "analyze")
+from ldmscale.storage.paths import EvalKey, RunKey
 
 IDENTITY = {
     "model": "sweep.models",
+    "model.stage": "the sweep's stage fields",
+    "model.variant": "the sweep's stage fields",
     "sampler": "sweep.samplers",
     "sampler.name": "sweep.samplers",
     "sampler.steps": "sweep.steps",
     "sampler.guidance": "sweep.guidance",
+    "sampler.timestep_spacing": "sweep.spacings",
     "eval.shard": "sweep.shards",
     "eval.checkpoint": "train.max_steps",
 }
 """Config keys each job sets from its id -> the sweep field a user sets instead."""
 
-_CONFIG = re.compile(r"^(?P<sampler>[a-z0-9_]+)-s(?P<steps>\d+)-g(?P<guidance>[0-9.]+)$")
 _SHARD = re.compile(r"^shard-(?P<index>\d+)-of-(?P<count>\d+)$")
+
+
+@dataclass(frozen=True)
+class StudyOutputs:
+    """What the output rules need to know about the study beyond a job's id."""
+
+    final_steps: dict[str, int]
+    """Run stage ("" for text-to-image training) -> the step of the checkpoint that commits a
+    job training such a run (`StudyConfig.train_settings(stage).max_steps`)."""
+    prepare: tuple[str, ...]
+    """The folder patterns the prepare job commits for these data and eval settings."""
 
 
 @dataclass(frozen=True)
@@ -44,84 +63,164 @@ class Job:
     """One job of a study, identified by its id (`Job.id`, `parse_job_id`)."""
 
     kind: str
-    model: str = ""
-    step: int = 0
-    sampler: str = ""
-    steps: int = 0
-    guidance: float = 0.0
+    run: RunKey | None = None
+    """The run a `run`-form job trains."""
+    key: EvalKey | None = None
+    """The sampling configuration of a `config`- or `shard`-form job."""
     shard: int = 0
     shards: int = 1
 
     @property
-    def eval_key(self) -> paths.EvalKey:
+    def spec(self) -> JobKind:
+        """The kind's row of `KINDS`."""
+        return KINDS[self.kind]
+
+    @property
+    def eval_key(self) -> EvalKey:
         """The sampling configuration of an eval or merge job."""
-        return paths.EvalKey(self.model, self.step, self.sampler, self.steps, self.guidance)
+        if self.key is None:
+            raise ValueError(f"a {self.kind} job has no sampling configuration")
+        return self.key
+
+    @property
+    def run_key(self) -> RunKey:
+        """The run the job trains, or whose checkpoint it samples."""
+        found = self.run or (self.key.run if self.key else None)
+        if found is None:
+            raise ValueError(f"a {self.kind} job has no run")
+        return found
 
     @property
     def id(self) -> str:
         """The job id (the module docstring lists the forms)."""
-        if self.kind in ("prepare", "analyze"):
+        form = self.spec.form
+        if form == "study":
             return self.kind
-        if self.kind == "train":
-            return f"train/{self.model}"
-        if self.kind == "merge":
-            return f"merge/{self.eval_key.path}"
-        return f"eval/{self.eval_key.path}/shard-{self.shard}-of-{self.shards}"
+        if form == "run":
+            run = self.run_key
+            return "/".join([self.kind, run.model, *([run.variant] if run.variant else [])])
+        if form == "config":
+            return f"{self.kind}/{self.eval_key.path}"
+        return f"{self.kind}/{self.eval_key.path}/shard-{self.shard}-of-{self.shards}"
 
     def overrides(self, shards: int) -> list[str]:
         """The Hydra overrides that make the study config describe this job (`IDENTITY` keys);
         `shards` is the sweep's shard count, which a merge id does not carry."""
-        if self.kind in ("prepare", "analyze"):
+        if self.spec.form == "study":
             return []
-        if self.kind == "train":
-            return [override("model", self.model)]
+        run = self.run_key
+        chosen = [override("model", run.model)]
+        chosen += [override(f"model.{k}", v) for k, v in (("stage", run.stage),
+                   ("variant", run.variant)) if v]  # fmt: skip
+        if self.spec.form == "run":
+            return chosen
+        key = self.eval_key
         # A merge reads the shard count from eval.shard (its index is not used).
+        shard = f"{self.shard}/{self.shards}" if self.spec.form == "shard" else f"0/{shards}"
         return [
-            override("model", self.model),
-            override("eval.checkpoint", paths.checkpoint_name(self.step)),
-            f"sampler={self.sampler}",
-            override("sampler.steps", self.steps),
-            override("sampler.guidance", float(self.guidance)),
-            override(
-                "eval.shard",
-                f"{self.shard}/{self.shards}" if self.kind == "eval" else f"0/{shards}",
-            ),
+            *chosen,
+            override("eval.checkpoint", paths.checkpoint_name(key.step)),
+            f"sampler={key.sampler}",
+            override("sampler.steps", key.steps),
+            override("sampler.guidance", float(key.guidance)),
+            override("sampler.timestep_spacing", key.spacing),
+            override("eval.shard", shard),
         ]
 
 
+Rule = Callable[[Job, StudyOutputs], tuple[str, ...]]
+
+
+def _trained(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    run = job.run_key
+    return (paths.checkpoint_dir(run, study.final_steps[run.stage]),)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A row of the job-kind table."""
+
+    name: str
+    form: str
+    """How its ids look: `study`, `run`, `config` or `shard` (module docstring)."""
+    function: str
+    """`module:function` of the library function that runs a job of the kind; it is called as
+    `function(cfg, storage)`, with the job's `RunKey` (form `run`) or `EvalKey` (forms `config`
+    and `shard`) as a third argument."""
+    outputs: Rule
+    """The folders (or `*` patterns) whose manifests commit a job of the kind."""
+    trains: str | None = None
+    """For a kind that trains a run: the run's stage ("" for text-to-image training)."""
+    distributed: bool = False
+    """Whether a job of the kind may run on several processes (`ldmscale run --nproc-per-node`)."""
+    checks_itself: bool = False
+    """Whether only the job itself can tell that it is done (its output depends on more than its
+    id: the prepare settings' hashes, the analysis of whatever metrics exist)."""
+    fan_out: str = ""
+    """The plan's list of ids this kind's jobs go to (`ldmscale plan --ids-dir`, Argo)."""
+
+    def load(self) -> Callable[..., Any]:
+        """The library function (imported on demand: a train pod needs no plotting)."""
+        module, _, name = self.function.partition(":")
+        function: Callable[..., Any] = getattr(import_module(module), name)
+        return function
+
+
+KINDS: dict[str, JobKind] = {
+    kind.name: kind
+    for kind in (
+        JobKind("prepare", "study", "ldmscale.prepare.stage:prepare",
+                lambda job, study: study.prepare, checks_itself=True, fan_out="prepare"),
+        JobKind("train", "run", "ldmscale.train.trainer:train", _trained, trains="",
+                distributed=True, fan_out="train"),
+        JobKind("eval", "shard", "ldmscale.evaluate.shard:evaluate",
+                lambda job, study: (job.eval_key.shard_dir(job.shard, job.shards),)),
+        JobKind("merge", "config", "ldmscale.evaluate.merge:merge",
+                lambda job, study: (job.eval_key.dir,), fan_out="configs"),
+        JobKind("analyze", "study", "ldmscale.analysis.analyze:analyze",
+                lambda job, study: (paths.RESULTS, paths.REPORT), checks_itself=True,
+                fan_out="analyze"),
+    )
+}  # fmt: skip
+"""Job kind -> its row, in stage order (the order of a plan and of `ldmscale status`)."""
+
+
+def training_kind(stage: str) -> str:
+    """The job kind that trains runs of `stage` ("" -> `train`)."""
+    return next(kind.name for kind in KINDS.values() if kind.trains == stage)
+
+
 def parse_job_id(job_id: str) -> Job:
-    """The job named by `job_id`; ValueError naming the valid forms otherwise."""
+    """The job named by `job_id`; BadInput naming the valid forms otherwise."""
     parts = job_id.strip("/").split("/")
+    spec = KINDS.get(parts[0])
     try:
-        if parts in (["prepare"], ["analyze"]):
-            return Job(parts[0])
-        if parts[0] == "train" and len(parts) == 2:
-            return Job("train", model=parts[1])
-        if parts[0] in ("eval", "merge") and len(parts) == (5 if parts[0] == "eval" else 4):
-            step = paths.parse_checkpoint_name(parts[2])
-            config = _CONFIG.match(parts[3])
-            if step is None or config is None:
+        if spec is not None and spec.form == "study" and len(parts) == 1:
+            return Job(spec.name)
+        if spec is not None and spec.form == "run" and spec.trains is not None:
+            model, variant = parts[1], parts[2] if len(parts) == 3 else ""
+            if not 2 <= len(parts) <= 3 or (variant and not spec.trains):
                 raise ValueError
-            shard, shards = 0, 1
-            if parts[0] == "eval":
-                match = _SHARD.match(parts[4])
-                if match is None:
-                    raise ValueError
-                shard, shards = int(match["index"]), int(match["count"])
-            return Job(
-                parts[0],
-                model=parts[1],
-                step=step,
-                sampler=config["sampler"],
-                steps=int(config["steps"]),
-                guidance=float(config["guidance"]),
-                shard=shard,
-                shards=shards,
-            )
+            return Job(spec.name, run=RunKey(model, spec.trains, variant))
+        if spec is not None and spec.form == "config":
+            return Job(spec.name, key=EvalKey.parse("/".join(parts[1:])))
+        if spec is not None and spec.form == "shard":
+            match = _SHARD.match(parts[-1])
+            if match is None:
+                raise ValueError
+            key = EvalKey.parse("/".join(parts[1:-1]))
+            return Job(spec.name, key=key, shard=int(match["index"]), shards=int(match["count"]))
     except (ValueError, IndexError):
         pass
     raise BadInput(
-        f"job id {job_id!r} is not valid; the forms are: prepare, train/<model>, "
-        "eval/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/shard-<i>-of-<n>, "
-        "merge/<model>/step-<N>/<sampler>-s<steps>-g<guidance>, analyze"
+        f"job id {job_id!r} is not valid; the forms are: "
+        + ", ".join(_FORMS[kind.form].format(kind=name) for name, kind in KINDS.items())
     )
+
+
+_FORMS = {
+    "study": "{kind}",
+    "run": "{kind}/<model>",
+    "config": "{kind}/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]",
+    "shard": "{kind}/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]/shard-<i>-of-<n>",
+}

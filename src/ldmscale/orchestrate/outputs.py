@@ -1,6 +1,7 @@
-"""Where each job kind commits its output: the study-relative folders whose manifests make a job
-of the plan done. `ldmscale status` reads a study with these rules; a new job kind (a
-downstream stage such as distill, `<stage>/<model>[/<variant>]`) adds one entry to `RULES`.
+"""Where each job kind commits its output, read from the job-kind table
+(`ldmscale.orchestrate.jobs.KINDS`, whose `outputs` rule each row carries): the study-relative
+folders whose manifests make a job of the plan done. The runner's "already done" check and
+`ldmscale status` both read them here.
 
 A folder is named exactly, or by a pattern (`prepare/evaluator-*`) where its name holds a hash
 of settings and inputs that only the stage's own code computes.
@@ -8,44 +9,23 @@ of settings and inputs that only the stage's own code computes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from ldmscale.config.schema import StudyConfig
-from ldmscale.orchestrate.jobs import Job, parse_job_id
+from ldmscale.orchestrate.jobs import KINDS, Job, StudyOutputs, parse_job_id
 from ldmscale.storage import paths
 
 
-@dataclass(frozen=True)
-class StudyOutputs:
-    """What the rules need to know about the study beyond the job's id."""
-
-    final_step: int
-    """The step of the checkpoint that commits a train job (`train.max_steps`)."""
-    prepare: tuple[str, ...]
-    """The folder patterns the prepare job commits for these data and eval settings."""
-
-
-Rule = Callable[[Job, StudyOutputs], tuple[str, ...]]
-
-RULES: dict[str, Rule] = {
-    "prepare": lambda job, study: study.prepare,
-    "train": lambda job, study: (paths.checkpoint_dir(job.model, study.final_step),),
-    "eval": lambda job, study: (job.eval_key.shard_dir(job.shard, job.shards),),
-    "merge": lambda job, study: (job.eval_key.dir,),
-    "analyze": lambda job, study: (paths.RESULTS, paths.REPORT),
-}
-"""Job kind -> the folders whose manifests commit a job of that kind."""
+def job_outputs(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    """The folders (or `*` patterns) that commit `job`."""
+    return job.spec.outputs(job, study)
 
 
 def output_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...] | None:
-    """The folders (or `*` patterns) that commit job `job_id`; None for a kind without a rule
-    (its jobs are reported as unknown, not as missing). Raises ValueError for a malformed id of
-    a known kind."""
-    rule = RULES.get(kind)
-    if rule is None:
+    """The folders (or `*` patterns) that commit job `job_id`; None for a kind the table does
+    not know (its jobs are reported as unknown, not as missing). Raises BadInput for a malformed
+    id of a known kind."""
+    if kind not in KINDS:
         return None
-    return rule(parse_job_id(job_id), study)
+    return job_outputs(parse_job_id(job_id), study)
 
 
 def prepare_components(cfg: StudyConfig) -> tuple[str, ...]:
@@ -76,4 +56,6 @@ def prepare_outputs(cfg: StudyConfig) -> tuple[str, ...]:
 
 def study_outputs(cfg: StudyConfig) -> StudyOutputs:
     """What the rules need of the study `cfg` describes."""
-    return StudyOutputs(final_step=cfg.train.max_steps, prepare=prepare_outputs(cfg))
+    final = {k.trains: cfg.train_settings(k.trains).max_steps for k in KINDS.values()
+             if k.trains is not None}  # fmt: skip
+    return StudyOutputs(final_steps=final, prepare=prepare_outputs(cfg))

@@ -25,6 +25,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
+from ldmscale.storage.paths import EvalKey, RunKey
 
 NO_SWEEP = "none"
 """The root config's sweep: the stage commands run without one; planning needs one."""
@@ -99,33 +100,24 @@ def base_overrides(cfg: StudyConfig, user_overrides: Sequence[str]) -> list[str]
     return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *user]
 
 
-def eval_jobs(sweep: SweepConfig, model: str, step: int, full: bool = True) -> list[Job]:
+def eval_jobs(sweep: SweepConfig, run: RunKey, step: int, full: bool = True) -> list[Job]:
     """The eval shards of every sampling configuration of one checkpoint (`full`), or of the
     first sampler at its largest step count only (an intermediate checkpoint: Fig. 3)."""
     grid = (
-        product(sweep.samplers, sweep.steps, sweep.guidance)
+        product(sweep.samplers, sweep.steps, sweep.guidance, sweep.spacings)
         if full
-        else product(sweep.samplers[:1], [max(sweep.steps)], sweep.guidance)
+        else product(sweep.samplers[:1], [max(sweep.steps)], sweep.guidance, sweep.spacings[:1])
     )
     return [
-        Job("eval", model, step, sampler, steps, guidance, shard, sweep.shards)
-        for sampler, steps, guidance in grid
+        Job("eval", key=EvalKey(run, step, *config), shard=shard, shards=sweep.shards)
+        for config in grid
         for shard in range(sweep.shards)
     ]
 
 
 def merge_job(shard: Job) -> Job:
     """The merge job of an eval shard's sampling configuration."""
-    return Job(
-        "merge",
-        shard.model,
-        shard.step,
-        shard.sampler,
-        shard.steps,
-        shard.guidance,
-        0,
-        shard.shards,
-    )
+    return Job("merge", key=shard.key, shards=shard.shards)
 
 
 def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
@@ -140,15 +132,16 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     jobs = [PlannedJob(Job("prepare"))]
     merges: dict[str, PlannedJob] = {}
     for model in sweep.models:
-        train = PlannedJob(Job("train", model), deps=["prepare"])
+        run = RunKey(model)
+        train = PlannedJob(Job("train", run=run), deps=["prepare"])
         jobs.append(train)
         shards = [
             *(
                 job
                 for step in sorted(sweep.checkpoints)
-                for job in eval_jobs(sweep, model, step, False)
+                for job in eval_jobs(sweep, run, step, False)
             ),
-            *eval_jobs(sweep, model, cfg.train.max_steps),
+            *eval_jobs(sweep, run, cfg.train.max_steps),
         ]
         for shard in shards:
             jobs.append(PlannedJob(shard, deps=[train.id]))
@@ -164,8 +157,9 @@ def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
     committed metrics yet: what the evaluation service runs while training goes on."""
     pending: list[Job] = []
     for model in cfg.sweep.models:
-        for step in committed_steps(storage, model):
-            for shard in eval_jobs(cfg.sweep, model, step):
+        run = RunKey(model)
+        for step in committed_steps(storage, run):
+            for shard in eval_jobs(cfg.sweep, run, step):
                 if is_committed(storage, shard.eval_key.dir):
                     continue
                 if not is_committed(storage, shard.eval_key.shard_dir(shard.shard, shard.shards)):
@@ -173,7 +167,8 @@ def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
                 if shard.shard == 0:
                     pending.append(merge_job(shard))
     # Stage order: every eval before any merge.
-    return sorted(pending, key=lambda job: KINDS.index(job.kind))
+    order = list(KINDS)
+    return sorted(pending, key=lambda job: order.index(job.kind))
 
 
 def write_plan(storage: Storage, plan: Plan) -> None:
@@ -181,11 +176,13 @@ def write_plan(storage: Storage, plan: Plan) -> None:
     storage.write_text(paths.PLAN, plan.to_json())
 
 
-def load_plan_overrides(storage: Storage) -> list[str]:
-    """The base overrides recorded by `ldmscale plan`; MissingInput when there is no plan."""
+def load_plan_base(storage: Storage) -> tuple[list[str], int]:
+    """(base overrides, eval shards per configuration) recorded by `ldmscale plan`;
+    MissingInput when there is no plan."""
     if not storage.exists(paths.PLAN):
         raise MissingInput(
             f"{storage.url(paths.PLAN)} does not exist; run `ldmscale plan sweep=<name> "
             f"study={storage.uri}` first"
         )
-    return list(json.loads(storage.read_text(paths.PLAN))["overrides"])
+    record = json.loads(storage.read_text(paths.PLAN))
+    return list(record["overrides"]), int(record["shards"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,45 +17,25 @@ from ldmscale.config import compose
 from ldmscale.config.overrides import override
 from ldmscale.config.schema import StudyConfig
 from ldmscale.orchestrate.jobs import Job, parse_job_id
-from ldmscale.orchestrate.plan import build_plan, check_identity, load_plan_overrides, write_plan
-from ldmscale.storage import paths
+from ldmscale.orchestrate.outputs import job_outputs, study_outputs
+from ldmscale.orchestrate.plan import build_plan, check_identity, load_plan_base, write_plan
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import intact
 
 
-def _stage(kind: str) -> Callable[[StudyConfig, Storage], Any]:
-    """The library function of a job kind (imported on demand: a train pod needs no plotting)."""
-    if kind == "prepare":
-        from ldmscale.prepare.stage import prepare
-
-        return prepare
-    if kind == "train":
-        from ldmscale.train.trainer import train
-
-        return train
-    if kind == "eval":
-        from ldmscale.evaluate.shard import evaluate
-
-        return evaluate
-    if kind == "merge":
-        from ldmscale.evaluate.merge import merge
-
-        return merge
-    from ldmscale.analysis.analyze import analyze
-
-    return analyze
-
-
 def job_done(job: Job, storage: Storage, cfg: StudyConfig) -> bool:
-    """Whether the job's output is committed and intact (`intact`: a corrupt one is uncommitted
-    so the job runs again); prepare and analyze check themselves."""
-    if job.kind == "train":
-        return intact(storage, paths.checkpoint_dir(job.model, cfg.train.max_steps))
-    if job.kind == "eval":
-        return intact(storage, job.eval_key.shard_dir(job.shard, job.shards))
-    if job.kind == "merge":
-        return intact(storage, job.eval_key.dir)
-    return False
+    """Whether the job's output is committed and intact by its kind's output rule (`intact`: a
+    corrupt one is uncommitted so the job runs again); a kind that checks itself is run."""
+    if job.spec.checks_itself:
+        return False
+    return all(intact(storage, rel) for rel in job_outputs(job, study_outputs(cfg)))
+
+
+def execute(job: Job, cfg: StudyConfig, storage: Storage) -> Any:
+    """Run `job` with its kind's library function, handing it the study and the job's identity."""
+    function = job.spec.load()
+    identity = {"study": (), "run": (job.run,), "config": (job.key,), "shard": (job.key,)}
+    return function(cfg, storage, *identity[job.spec.form])
 
 
 def job_config(
@@ -83,11 +63,11 @@ class JobResult:
 
 
 def run_job(job_id: str, study: str, extra: Sequence[str] = ()) -> JobResult:
-    """Run one job of the study's plan by id (the plan supplies the base overrides)."""
+    """Run one job of the study's plan by id (the plan supplies the base overrides and the
+    shard count); the job's config is composed once."""
     job = parse_job_id(job_id)
     storage = open_study(compose([*extra, override("study", study)]))
-    base = load_plan_overrides(storage)
-    shards = compose([*base, *extra, override("study", study)]).sweep.shards
+    base, shards = load_plan_base(storage)
     return _execute(job, job_config(job, study, base, shards, extra), storage)
 
 
@@ -95,7 +75,7 @@ def _execute(job: Job, cfg: StudyConfig, storage: Storage) -> JobResult:
     start = time.perf_counter()
     if job_done(job, storage, cfg):
         return JobResult(job.id, True, 0.0)
-    record = _stage(job.kind)(cfg, storage)
+    record = execute(job, cfg, storage)
     return JobResult(job.id, False, time.perf_counter() - start, record)
 
 

@@ -28,11 +28,13 @@ from ldmscale.config import compose
 from ldmscale.config.overrides import keys, override
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import MissingInput
-from ldmscale.orchestrate.outputs import StudyOutputs, output_dirs, study_outputs
+from ldmscale.orchestrate.jobs import KINDS, Job, StudyOutputs, parse_job_id
+from ldmscale.orchestrate.outputs import output_dirs, study_outputs
 from ldmscale.orchestrate.plan import NO_SWEEP, build_plan
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.listing import Listing
+from ldmscale.storage.paths import RunKey
 
 COMPOSED = "the sweep (no plan.json)"
 LOG_TAIL_BYTES = 64 * 1024
@@ -184,23 +186,23 @@ def _last_record(data: bytes) -> dict[str, Any] | None:
 
 
 def training_progress(
-    models: Sequence[str],
-    final_step: int,
+    runs: Sequence[RunKey],
+    final_steps: dict[str, int],
     storage: Storage,
     listing: Listing,
     corrupt: dict[str, str],
 ) -> list[TrainProgress]:
-    """Per model: newest sound committed checkpoint, and the last train-log record."""
-    logs = [paths.train_log(model) for model in models]
+    """Per run: newest sound committed checkpoint, and the last train-log record."""
+    logs = [paths.train_log(run) for run in runs]
     present = [log for log in logs if log in listing.files]
     tails = storage.read_ranges(
         [(log, max(0, listing.files[log] - LOG_TAIL_BYTES), listing.files[log]) for log in present]
     )
     tail_of = dict(zip(present, tails, strict=True))
     progress = []
-    for model, log in zip(models, logs, strict=True):
-        row = TrainProgress(model, final_step)
-        for folder in listing.under(paths.checkpoints_dir(model)):
+    for run, log in zip(runs, logs, strict=True):
+        row = TrainProgress(run.path, final_steps[run.stage])
+        for folder in listing.under(paths.checkpoints_dir(run)):
             step = paths.parse_checkpoint_name(folder.rsplit("/", 1)[-1])
             if step is not None and folder not in corrupt:
                 row.checkpoint_step = max(step, row.checkpoint_step or 0)
@@ -213,6 +215,11 @@ def training_progress(
             row.logged_at = record.get("time")
         progress.append(row)
     return progress
+
+
+def _jobs(jobs: Sequence[tuple[str, str]]) -> list[Job]:
+    """The planned jobs of kinds the job-kind table knows, parsed from their ids."""
+    return [parse_job_id(job_id) for job_id, kind in jobs if kind in KINDS]
 
 
 def best_per_budget(storage: Storage, listing: Listing, corrupt: dict[str, str]) -> list[dict]:
@@ -240,8 +247,8 @@ def study_status(
     outputs = study_outputs(planned.cfg)
     corrupt = listing.check(storage) if verify else {}
     stages = stage_status(planned.jobs, outputs, listing, corrupt)
-    models = [job_id.split("/", 1)[1] for job_id, kind in planned.jobs if kind == "train"]
-    training = training_progress(models, outputs.final_step, storage, listing, corrupt)
+    runs = [job.run_key for job in _jobs(planned.jobs) if job.spec.trains is not None]
+    training = training_progress(runs, outputs.final_steps, storage, listing, corrupt)
     table = best_per_budget(storage, listing, corrupt)
     notes = list(planned.notes)
     if not listing.files:

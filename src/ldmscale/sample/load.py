@@ -20,13 +20,14 @@ from ldmscale.storage.cache import fetch_artifact
 from ldmscale.storage.checkpoints import CheckpointMeta
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest
+from ldmscale.storage.paths import RunKey
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
     """What a committed checkpoint holds, from its manifest."""
 
-    model: str
+    run: RunKey
     step: int
     meta: CheckpointMeta
     unet_dir: str
@@ -35,9 +36,9 @@ class CheckpointInfo:
     """sha256 of the sampled U-Net's weights file, from the manifest."""
 
 
-def checkpoint_info(storage: Storage, model: str, step: int) -> CheckpointInfo:
+def checkpoint_info(storage: Storage, run: RunKey, step: int) -> CheckpointInfo:
     """What a committed checkpoint holds, from its manifest alone (nothing downloaded)."""
-    rel = paths.checkpoint_dir(model, step)
+    rel = paths.checkpoint_dir(run, step)
     manifest = load_manifest(storage, rel)
     if manifest is None:
         raise MissingInput(f"{storage.url(rel)} is not committed")
@@ -52,7 +53,7 @@ def checkpoint_info(storage: Storage, model: str, step: int) -> CheckpointInfo:
     ]
     if not weights:
         raise MissingInput(f"{storage.url(rel)} has no {unet_dir}/ weights in its manifest")
-    return CheckpointInfo(model, step, meta, unet_dir, ",".join(weights))
+    return CheckpointInfo(run, step, meta, unet_dir, ",".join(weights))
 
 
 def _autoencoder(
@@ -69,7 +70,7 @@ def _autoencoder(
 
 def load_sampling_model(
     storage: Storage,
-    model: str,
+    run: RunKey,
     step: int,
     device: torch.device,
     storage_cfg: StorageConfig | None = None,
@@ -80,8 +81,8 @@ def load_sampling_model(
     from ldmscale.models.text_encoder import load_text_encoder
 
     storage_cfg = storage_cfg or StorageConfig()
-    info = checkpoint_info(storage, model, step)
-    local = Path(fetch_artifact(storage, paths.checkpoint_dir(model, step), storage_cfg.cache_dir))
+    info = checkpoint_info(storage, run, step)
+    local = Path(fetch_artifact(storage, paths.checkpoint_dir(run, step), storage_cfg.cache_dir))
     unet = UNet2DConditionModel.from_pretrained(local / info.unet_dir, local_files_only=True)
     unet = unet.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
     schedule = json.loads((local / "scheduler" / "scheduler_config.json").read_text())

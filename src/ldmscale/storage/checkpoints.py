@@ -1,4 +1,4 @@
-"""Checkpoints of a model in a study: `models/<model>/checkpoints/step-<N>/`, committed by
+"""Checkpoints of a run in a study: `models/<run>/checkpoints/step-<N>/`, committed by
 manifest. Layout of one checkpoint:
 
     unet/                 diffusers save_pretrained (UNet2DConditionModel.from_pretrained loads it)
@@ -38,6 +38,7 @@ from ldmscale.storage.manifest import (
     load_manifest,
     verify,
 )
+from ldmscale.storage.paths import RunKey
 
 TRAIN_STATE = "train_state.json"
 """Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
@@ -73,6 +74,15 @@ class CheckpointMeta:
     speed: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The training speed options applied, resolved (`ldmscale.train.speed`); empty in
     checkpoints written before they were recorded."""
+    run: str = ""
+    """The run's path (`ldmscale.storage.paths.RunKey`); "" in checkpoints written before runs
+    had stages (the preset's own training)."""
+    parent: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """For a fine-tuning stage, the checkpoint it started from: run, step, the sha256 of its
+    U-Net weights; empty for training from scratch."""
+    objective: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What the training objective commits about itself (its name, the checkpoint kind it makes,
+    and whatever sampling needs to know, such as a guidance embedding)."""
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -94,12 +104,12 @@ class CheckpointMeta:
         return cls(**{f.name: meta[f.name] for f in fields if f.name in meta})
 
 
-def committed_steps(storage: Storage, model: str) -> list[int]:
-    """Steps of the committed checkpoints of `model`, oldest first (hashes not checked)."""
+def committed_steps(storage: Storage, run: RunKey) -> list[int]:
+    """Steps of the committed checkpoints of `run`, oldest first (hashes not checked)."""
     steps = []
-    for name in storage.listdir(paths.checkpoints_dir(model)):
+    for name in storage.listdir(paths.checkpoints_dir(run)):
         step = paths.parse_checkpoint_name(name)
-        if step is not None and is_committed(storage, paths.checkpoint_dir(model, step)):
+        if step is not None and is_committed(storage, paths.checkpoint_dir(run, step)):
             steps.append(step)
     return sorted(steps)
 
@@ -110,14 +120,14 @@ def _warn(message: str) -> None:
 
 def latest_valid_step(
     storage: Storage,
-    model: str,
+    run: RunKey,
     needs: tuple[str, ...] = FOR_SAMPLING,
     report: Callable[[str], None] = _warn,
 ) -> int | None:
     """The newest committed checkpoint whose files verify and that holds every file in `needs`
     (`FOR_SAMPLING` or `FOR_RESUMING`); the others are reported and skipped."""
-    for step in reversed(committed_steps(storage, model)):
-        rel = paths.checkpoint_dir(model, step)
+    for step in reversed(committed_steps(storage, run)):
+        rel = paths.checkpoint_dir(run, step)
         try:
             manifest = verify(storage, rel)
             lacking = [
@@ -136,28 +146,28 @@ def latest_valid_step(
     return None
 
 
-def resolve_step(storage: Storage, model: str, checkpoint: str) -> int:
-    """`latest` or `step-<N>` -> a committed step of `model`; MissingInput when there is none."""
+def resolve_step(storage: Storage, run: RunKey, checkpoint: str) -> int:
+    """`latest` or `step-<N>` -> a committed step of `run`; MissingInput when there is none."""
     if checkpoint == "latest":
-        step = latest_valid_step(storage, model)
+        step = latest_valid_step(storage, run)
         if step is None:
             raise MissingInput(
-                f"no committed checkpoint of model {model!r} under "
-                f"{storage.url(paths.checkpoints_dir(model))}; train it first"
+                f"no committed checkpoint of {run.path!r} under "
+                f"{storage.url(paths.checkpoints_dir(run))}; train it first"
             )
         return step
     step = paths.parse_checkpoint_name(checkpoint)
-    if step is None or step not in committed_steps(storage, model):
+    if step is None or step not in committed_steps(storage, run):
         raise MissingInput(
-            f"checkpoint {checkpoint!r} of model {model!r} is not committed; committed: "
-            f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, model))) or 'none'}"
+            f"checkpoint {checkpoint!r} of {run.path!r} is not committed; committed: "
+            f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, run))) or 'none'}"
         )
     return step
 
 
-def read_meta(storage: Storage, model: str, step: int) -> CheckpointMeta:
+def read_meta(storage: Storage, run: RunKey, step: int) -> CheckpointMeta:
     """The meta of a committed checkpoint (from its manifest; nothing else is read)."""
-    rel = paths.checkpoint_dir(model, step)
+    rel = paths.checkpoint_dir(run, step)
     manifest = load_manifest(storage, rel)
     if manifest is None:
         raise MissingInput(f"{storage.url(rel)} is not committed")
@@ -168,16 +178,16 @@ def read_meta(storage: Storage, model: str, step: int) -> CheckpointMeta:
 
 
 def commit_checkpoint(
-    storage: Storage, model: str, local_dir: Path, meta: CheckpointMeta
+    storage: Storage, run: RunKey, local_dir: Path, meta: CheckpointMeta
 ) -> Manifest:
     """Upload the staged checkpoint folder `local_dir` as step `meta.step` and commit it."""
-    rel = paths.checkpoint_dir(model, meta.step)
+    rel = paths.checkpoint_dir(run, meta.step)
     return commit(storage, rel, local_dir=local_dir, meta=meta.to_dict())
 
 
-def fetch_checkpoint(storage: Storage, model: str, step: int, local_dir: Path) -> Manifest:
+def fetch_checkpoint(storage: Storage, run: RunKey, step: int, local_dir: Path) -> Manifest:
     """Download a committed checkpoint to `local_dir`, verifying every file (CorruptArtifact)."""
-    return fetch(storage, paths.checkpoint_dir(model, step), local_dir)
+    return fetch(storage, paths.checkpoint_dir(run, step), local_dir)
 
 
 def read_train_state(local_dir: Path) -> dict[str, Any]:
@@ -195,19 +205,19 @@ def retained_steps(steps: Iterable[int], keep_last: int, keep_every: int) -> set
     return keep
 
 
-def prune_checkpoints(storage: Storage, model: str, keep_last: int, keep_every: int) -> list[int]:
+def prune_checkpoints(storage: Storage, run: RunKey, keep_last: int, keep_every: int) -> list[int]:
     """Remove the committed checkpoints retention does not keep, and the uncommitted leftovers
     (crashed commits) older than the newest commit; returns the removed steps."""
-    committed = committed_steps(storage, model)
+    committed = committed_steps(storage, run)
     if not committed:
         return []
     keep = retained_steps(committed, keep_last, keep_every)
     removed = []
-    for name in storage.listdir(paths.checkpoints_dir(model)):
+    for name in storage.listdir(paths.checkpoints_dir(run)):
         step = paths.parse_checkpoint_name(name)
         if step is None or step in keep or step > committed[-1]:
             continue
-        rel = paths.checkpoint_dir(model, step)
+        rel = paths.checkpoint_dir(run, step)
         # The manifest goes first: a half-removed checkpoint must never look committed.
         storage.remove(f"{rel}/{MANIFEST}")
         storage.remove(rel)

@@ -3,12 +3,15 @@ Nobody else concatenates study paths.
 
     plan.json
     prepare/<component>-<hash>/                 embedded autoencoder, evaluator, reference stats
-    models/<model>/checkpoints/step-<N>/        U-Net (diffusers), EMA, DeepSpeed state
-    models/<model>/train_log.jsonl
-    evals/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/shard-<i>-of-<n>/
-    evals/<model>/step-<N>/<sampler>-s<steps>-g<guidance>/      metrics.json (merged)
+    models/<run>/checkpoints/step-<N>/          U-Net (diffusers), EMA, DeepSpeed state
+    models/<run>/train_log.jsonl
+    evals/<run>/step-<N>/<config>/shard-<i>-of-<n>/
+    evals/<run>/step-<N>/<config>/              metrics.json (merged)
     results/metrics.csv, results/best_per_budget.csv
     report/index.html
+
+`<run>` is a `RunKey`: `<model>` for a size trained from scratch, `<model>/<stage>[/<variant>]`
+for a fine-tuning stage of it; `<config>` is `<sampler>-s<steps>-g<guidance>[-<spacing>]`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from ldmscale.config.samplers import DEFAULT_SPACING, TIMESTEP_SPACINGS
+from ldmscale.config.schema import ModelConfig
 
 PLAN = "plan.json"
 RESULTS = "results"
@@ -39,14 +45,70 @@ def prepare_dir(component: str, identity: Any) -> str:
     return f"prepare/{component}-{content_hash(identity)[:16]}"
 
 
-def model_dir(model: str) -> str:
-    """`models/<model>`."""
-    return f"models/{model}"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
+_RESERVED = re.compile(r"^(checkpoints|step-\d+|train_log\.jsonl)$")
 
 
-def checkpoints_dir(model: str) -> str:
-    """`models/<model>/checkpoints`."""
-    return f"{model_dir(model)}/checkpoints"
+@dataclass(frozen=True)
+class RunKey:
+    """What one training run is: a model size, and for a fine-tuning stage that starts from it,
+    the stage and an optional variant (`debug`, `debug/distill`, `debug/dreambooth/dog`). Its
+    `path` names it in storage (`models/<path>/`), in eval ids and in records. Raises ValueError
+    for a name that could not be read back from a path."""
+
+    model: str
+    stage: str = ""
+    """The fine-tuning stage ("" for text-to-image training from scratch)."""
+    variant: str = ""
+    """What the stage was run on, when it runs several times per model (a subject, ...)."""
+
+    def __post_init__(self) -> None:
+        if self.variant and not self.stage:
+            raise ValueError(f"run {self.model!r}: a variant ({self.variant!r}) needs a stage")
+        for part in self.parts:
+            if not _NAME.match(part) or _RESERVED.match(part):
+                raise ValueError(
+                    f"run name part {part!r} is not valid: lower-case letters, digits and _.+- "
+                    "(not `checkpoints` or `step-<N>`)"
+                )
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """(model[, stage[, variant]])."""
+        return tuple(p for p in (self.model, self.stage, self.variant) if p)
+
+    @property
+    def path(self) -> str:
+        """`<model>[/<stage>[/<variant>]]`."""
+        return "/".join(self.parts)
+
+    @property
+    def parent(self) -> RunKey | None:
+        """The run a fine-tuning stage starts from (the model's own training); None for it."""
+        return RunKey(self.model) if self.stage else None
+
+    @classmethod
+    def parse(cls, path: str) -> RunKey:
+        """`<model>[/<stage>[/<variant>]]` -> RunKey; ValueError otherwise."""
+        parts = path.strip("/").split("/")
+        if not 1 <= len(parts) <= 3:
+            raise ValueError(f"run {path!r} must look like <model>[/<stage>[/<variant>]]")
+        return cls(*parts)
+
+
+def run_key(model: ModelConfig) -> RunKey:
+    """The run that the `model` group names: its preset, and its stage and variant if any."""
+    return RunKey(model.preset, model.stage, model.variant)
+
+
+def model_dir(run: RunKey) -> str:
+    """`models/<run>`."""
+    return f"models/{run.path}"
+
+
+def checkpoints_dir(run: RunKey) -> str:
+    """`models/<run>/checkpoints`."""
+    return f"{model_dir(run)}/checkpoints"
 
 
 def checkpoint_name(step: int) -> str:
@@ -54,14 +116,14 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step}"
 
 
-def checkpoint_dir(model: str, step: int) -> str:
-    """`models/<model>/checkpoints/step-<N>`."""
-    return f"{checkpoints_dir(model)}/{checkpoint_name(step)}"
+def checkpoint_dir(run: RunKey, step: int) -> str:
+    """`models/<run>/checkpoints/step-<N>`."""
+    return f"{checkpoints_dir(run)}/{checkpoint_name(step)}"
 
 
-def train_log(model: str) -> str:
-    """`models/<model>/train_log.jsonl`."""
-    return f"{model_dir(model)}/train_log.jsonl"
+def train_log(run: RunKey) -> str:
+    """`models/<run>/train_log.jsonl`."""
+    return f"{model_dir(run)}/train_log.jsonl"
 
 
 _STEP = re.compile(r"^step-(\d+)$")
@@ -78,34 +140,73 @@ def format_guidance(guidance: float) -> str:
     return f"{guidance:g}"
 
 
+_CONFIG = re.compile(
+    r"^(?P<sampler>[a-z0-9_]+)-s(?P<steps>\d+)-g(?P<guidance>[0-9.]+)(?:-(?P<spacing>[a-z]+))?$"
+)
+
+
 @dataclass(frozen=True)
 class EvalKey:
-    """The identity of one sampling configuration of one checkpoint."""
+    """The identity of one sampling configuration of one checkpoint: everything that changes its
+    images is here (the protocol entries that change its metrics are compared by the jobs that
+    reuse a committed result: `ldmscale.evaluate.identity`)."""
 
-    model: str
+    run: RunKey
     step: int
     sampler: str
     steps: int
     guidance: float
+    spacing: str = DEFAULT_SPACING
+    """The timestep spacing; named in the path when it is not the default."""
+
+    def __post_init__(self) -> None:
+        if self.spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(
+                f"timestep spacing {self.spacing!r} is not valid; choose one of: "
+                + ", ".join(TIMESTEP_SPACINGS)
+            )
+
+    @property
+    def model(self) -> str:
+        """The model size of the run."""
+        return self.run.model
 
     @property
     def config_name(self) -> str:
-        """`<sampler>-s<steps>-g<guidance>`."""
-        return f"{self.sampler}-s{self.steps}-g{format_guidance(self.guidance)}"
+        """`<sampler>-s<steps>-g<guidance>[-<spacing>]` (the spacing only when not trailing)."""
+        name = f"{self.sampler}-s{self.steps}-g{format_guidance(self.guidance)}"
+        return name if self.spacing == DEFAULT_SPACING else f"{name}-{self.spacing}"
 
     @property
     def path(self) -> str:
-        """`<model>/step-<N>/<sampler>-s<steps>-g<guidance>`: the configuration's name in ids."""
-        return f"{self.model}/{checkpoint_name(self.step)}/{self.config_name}"
+        """`<run>/step-<N>/<config>`: the configuration's name in ids."""
+        return f"{self.run.path}/{checkpoint_name(self.step)}/{self.config_name}"
 
     @property
     def dir(self) -> str:
-        """`evals/<model>/step-<N>/<config>`: where the merged metrics live."""
+        """`evals/<run>/step-<N>/<config>`: where the merged metrics live."""
         return f"evals/{self.path}"
 
     def shard_dir(self, index: int, count: int) -> str:
         """The folder of shard `index` of `count`."""
         return f"{self.dir}/shard-{index}-of-{count}"
+
+    @classmethod
+    def parse(cls, path: str) -> EvalKey:
+        """`<run>/step-<N>/<config>` (its `path`) -> EvalKey; ValueError otherwise."""
+        parts = path.strip("/").split("/")
+        step = parse_checkpoint_name(parts[-2]) if len(parts) >= 3 else None
+        config = _CONFIG.match(parts[-1])
+        if step is None or config is None:
+            raise ValueError(f"{path!r} is not <run>/step-<N>/<sampler>-s<steps>-g<guidance>")
+        return cls(
+            RunKey.parse("/".join(parts[:-2])),
+            step,
+            config["sampler"],
+            int(config["steps"]),
+            float(config["guidance"]),
+            config["spacing"] or DEFAULT_SPACING,
+        )
 
 
 def evals_dir() -> str:
@@ -113,7 +214,7 @@ def evals_dir() -> str:
     return "evals"
 
 
-_CONFIG_DIR = re.compile(r"^evals/[^/]+/step-\d+/[^/]+$")
+_CONFIG_DIR = re.compile(r"^evals/[^/]+(/[^/]+){0,2}/step-\d+/[^/]+$")
 
 
 def is_config_dir(rel: str) -> bool:

@@ -47,6 +47,9 @@ class MetricsRecord:
     device: str
     protocol: dict[str, Any]
     provenance: dict[str, Any]
+    run: str = ""
+    """The run sampled (`RunKey.path`: `<model>` or `<model>/<stage>[/<variant>]`); "" in
+    records written before runs had stages (then the model's own training)."""
 
     def to_json(self) -> str:
         """The record as metrics.json text."""
@@ -56,11 +59,13 @@ class MetricsRecord:
     def from_json(cls, text: str) -> MetricsRecord:
         """Read metrics.json text; ValueError naming what is missing."""
         data = json.loads(text)
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [name for name in names if name not in data]
+        fields = dataclasses.fields(cls)
+        names = [f.name for f in fields]
+        required = [f.name for f in fields if f.default is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"metrics record lacks {', '.join(missing)}")
-        return cls(**{name: data[name] for name in names})
+        return cls(**{name: data[name] for name in names if name in data})
 
 
 def load_metrics(storage: Storage, key: paths.EvalKey) -> MetricsRecord | None:
@@ -79,3 +84,15 @@ def metrics_dirs(storage: Storage) -> list[str]:
         if base == MANIFEST and paths.is_config_dir(rel_dir):
             found.append(rel_dir)
     return sorted(found)
+
+
+def eval_key_of(record: dict[str, Any]) -> paths.EvalKey:
+    """The sampling configuration a metrics record (as read from metrics.json) is of."""
+    return paths.EvalKey(
+        paths.RunKey.parse(record.get("run") or record["model"]),
+        int(record["checkpoint_step"]),
+        record["sampler"],
+        int(record["steps"]),
+        float(record["guidance"]),
+        record["protocol"].get("timestep_spacing", paths.DEFAULT_SPACING),
+    )

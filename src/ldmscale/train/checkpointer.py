@@ -1,7 +1,8 @@
 """The trainer's checkpointer: resume from the newest valid checkpoint, save at its cadence
 (every `train.checkpoint_every` steps, at the last step, on preemption), stage the files
-locally, commit them by manifest and apply retention. The training loop only asks `load()` once
-and `save_if_due(state)` after every step.
+locally, commit them by manifest and apply retention. The training loop asks `load()` once,
+`due(step)` after every step and `save(state)` when due or stopping. Beside the U-Net a
+checkpoint keeps the modules the run's objective names (`Objective.modules`).
 
 Staging: rank 0 makes a node-local folder and sends its path to every rank; each rank writes its
 DeepSpeed shard there, rank 0 writes the rest and commits the folder. With several nodes the
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ldmscale.errors import BadInput
 from ldmscale.provenance import provenance
@@ -21,6 +22,7 @@ from ldmscale.storage import checkpoints as ckpt
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import CheckpointMeta
 from ldmscale.storage.fs import Storage
+from ldmscale.storage.paths import RunKey
 from ldmscale.train.engine import (
     Dist,
     barrier,
@@ -30,6 +32,9 @@ from ldmscale.train.engine import (
     save_engine_state,
     shared_staging,
 )
+
+if TYPE_CHECKING:
+    from ldmscale.train.objective import Objective
 
 
 @dataclass
@@ -58,19 +63,23 @@ class Parts:
 
 
 class Checkpointer:
-    """Resume, cadence, staging, commit and retention for one model of a study."""
+    """Resume, cadence, staging, commit and retention for one run of a study."""
 
     def __init__(
         self,
         storage: Storage,
-        model: str,
+        run: RunKey,
         dist: Dist,
         parts: Parts,
         meta: dict[str, Any],
         train: Any,
         config: Any,
+        objective: Objective,
     ) -> None:
-        self.storage, self.model, self.dist, self.parts = storage, model, dist, parts
+        self.storage, self.run, self.dist, self.parts = storage, run, dist, parts
+        self.objective = objective
+        """The run's objective (`ldmscale.train.objective`): its `modules()` are saved beside
+        the U-Net and `restore`d on resume."""
         self.meta = meta
         """CheckpointMeta fields fixed for the run (all but step, samples and FLOPs)."""
         self.train = train
@@ -81,7 +90,7 @@ class Checkpointer:
         log records past it belong to steps that will be redone and are dropped."""
         dist = self.dist
         found = (
-            ckpt.latest_valid_step(self.storage, self.model, ckpt.FOR_RESUMING)
+            ckpt.latest_valid_step(self.storage, self.run, ckpt.FOR_RESUMING)
             if dist.is_main
             else None
         )
@@ -90,7 +99,7 @@ class Checkpointer:
         if latest is not None:
             state = self._restore(latest)
         if dist.is_main:
-            truncate_log(self.storage, self.model, state.step)
+            truncate_log(self.storage, self.run, state.step)
         return state
 
     def _restore(self, step: int) -> TrainState:
@@ -99,12 +108,13 @@ class Checkpointer:
 
         with shared_staging(self.dist, "resume") as local:
             if self.dist.is_main:
-                ckpt.fetch_checkpoint(self.storage, self.model, step, local)
+                ckpt.fetch_checkpoint(self.storage, self.run, step, local)
             barrier(self.dist)
             load_engine_state(self.parts.engine, local / "deepspeed")
             if self.parts.ema is not None:
                 saved = EMAModel.from_pretrained(local / "ema_unet", model_cls=UNet2DConditionModel)
                 self.parts.ema.load_state_dict(saved.state_dict())
+            self.objective.restore(local)
             saved_state = ckpt.read_train_state(local)
         if saved_state["world_size"] != self.dist.world_size:
             raise BadInput(
@@ -133,6 +143,8 @@ class Checkpointer:
         self.parts.schedule.save_pretrained(local / "scheduler")
         if self.parts.ema is not None:
             self.parts.ema.save_pretrained(local / "ema_unet")
+        for name, module in self.objective.modules().items():
+            module.save_pretrained(local / name)
         record = {
             "step": state.step,
             "samples_seen": state.samples_seen,
@@ -145,16 +157,14 @@ class Checkpointer:
         meta = CheckpointMeta(
             **self.meta, step=state.step, train_flops=flops, samples_seen=state.samples_seen
         )
-        ckpt.commit_checkpoint(self.storage, self.model, local, meta)
-        ckpt.prune_checkpoints(
-            self.storage, self.model, self.train.keep_last, self.train.keep_every
-        )
+        ckpt.commit_checkpoint(self.storage, self.run, local, meta)
+        ckpt.prune_checkpoints(self.storage, self.run, self.train.keep_last, self.train.keep_every)
 
 
-def truncate_log(storage: Storage, model: str, step: int) -> None:
+def truncate_log(storage: Storage, run: RunKey, step: int) -> None:
     """Drop train_log.jsonl records past `step` (all of them for a fresh start): a run that died
     after logging but before its checkpoint redoes those steps."""
-    rel = paths.train_log(model)
+    rel = paths.train_log(run)
     if not storage.exists(rel):
         return
     kept = [

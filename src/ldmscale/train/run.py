@@ -1,9 +1,10 @@
-"""One training run assembled: the batch source, the process group, the DeepSpeed engine over
-the preset's U-Net, the noise schedule, EMA, the checkpointer and the log. `train()` drives it one
-optimizer step at a time (`step`), and `log` writes a `train_log.jsonl` record every
-`train.log_every` steps: step, samples_seen, time (unix s), train/loss (mean over the interval,
-all ranks), train/lr (the rate the step applied), train/samples_per_s, train/tflops (achieved,
-3 x forward FLOPs), train/mfu (GPU only).
+"""One training run assembled around its objective (`ldmscale.train.objective`): the batch
+source, the process group, the DeepSpeed engine over the objective's U-Net, the noise schedule,
+EMA, the checkpointer and the log. `train()` drives it one optimizer step at a time (`step`:
+the objective's loss of every micro-batch, then its `after_step`), and `log` writes a
+`train_log.jsonl` record every `train.log_every` steps: step, samples_seen, time (unix s),
+train/loss (mean over the interval, all ranks), train/lr (the rate the step applied),
+train/samples_per_s, train/tflops (achieved, 3 x forward FLOPs), train/mfu (GPU only).
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from typing import Any
 
 import torch
 
-from ldmscale.config.presets import get_preset
 from ldmscale.config.schema import StudyConfig
-from ldmscale.models.cost import forward_cost
 from ldmscale.models.domain import autoencoder_ref
-from ldmscale.models.unet import build_unet
-from ldmscale.runtime import derive_seed, resolve_dtype, seed_everything
+from ldmscale.runtime import resolve_dtype
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
+from ldmscale.storage.paths import RunKey
 from ldmscale.train.checkpointer import Checkpointer, Parts, TrainState
-from ldmscale.train.data import Batches, batch_source, micro_indices
-from ldmscale.train.diffusion import diffusion_loss, noise_schedule
+from ldmscale.train.data import Batches, micro_indices
+from ldmscale.train.diffusion import noise_schedule
 from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import (
     Dist,
@@ -33,6 +32,7 @@ from ldmscale.train.engine import (
     local_device,
     mean_over_ranks,
 )
+from ldmscale.train.objective import Objective
 from ldmscale.train.speed import build_fast_engine
 from ldmscale.train.throughput import Throughput, TrainLog, peak_tflops
 
@@ -42,6 +42,8 @@ class TrainingRun:
     """The pieces of one run and the loss accumulated since the last log record."""
 
     cfg: StudyConfig
+    """The study config, its `train` group the objective's settings."""
+    objective: Objective
     data: Batches
     dist: Dist
     dtype: torch.dtype
@@ -72,20 +74,13 @@ class TrainingRun:
                 step, micro, self.dist.rank, self.dist.world_size, t.micro_batch, t.global_batch
             )
             batch = self.data.batch(indices)
-            loss = diffusion_loss(
-                self.engine,
-                self.parts.schedule,
-                batch.latents,
-                batch.context,
-                batch.noise,
-                batch.timesteps,
-                self.dtype,
-            )
+            loss = self.objective.loss(self.engine, batch, self.parts.schedule, self.dtype)
             self.engine.backward(loss)
             self.engine.step()
             self.loss_sum += loss.detach()
             self.loss_count += 1
         self.meter.add(t.global_batch)
+        self.objective.after_step(self.engine)
         if self.parts.ema is not None:
             self.parts.ema.step(self.engine.module.parameters())
 
@@ -131,10 +126,15 @@ class TrainingRun:
         )
 
 
-def _meta(cfg: StudyConfig, data: Batches, gflops: float) -> dict[str, Any]:
+def _meta(
+    cfg: StudyConfig, run: RunKey, objective: Objective, data: Batches, gflops: float
+) -> dict[str, Any]:
     channels, size, _ = data.latent_shape
     return {
-        "preset": cfg.model.preset,
+        "preset": run.model,
+        "run": run.path,
+        "parent": objective.parent(),
+        "objective": objective.meta(),
         "context_dim": data.hidden_size,
         "latent_channels": channels,
         "latent_size": size,
@@ -148,21 +148,16 @@ def _meta(cfg: StudyConfig, data: Batches, gflops: float) -> dict[str, Any]:
 
 
 def _parts(
-    cfg: StudyConfig, data: Batches, dist: Dist, dtype: torch.dtype
+    cfg: StudyConfig, objective: Objective, data: Batches, dist: Dist, dtype: torch.dtype
 ) -> tuple[Parts, dict[str, Any]]:
     """(engine, schedule and EMA; the speed options the engine was built with)."""
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
-    channels, size, _ = data.latent_shape
     tcfg = cfg.train
 
     def build() -> Any:
-        seed_everything(derive_seed(cfg.seed, "init", cfg.model.preset))
-        preset = get_preset(cfg.model.preset)
-        return build_unet(
-            preset, context_dim=data.hidden_size, sample_size=size, latent_channels=channels
-        )
+        return objective.build(data)
 
     ds_config = deepspeed_config(tcfg, dist.world_size, dtype)
     engine, speed = build_fast_engine(build, ds_config, dist.device, tcfg, lr_scheduler(tcfg))
@@ -177,27 +172,28 @@ def _parts(
     return Parts(engine, noise_schedule(tcfg), ema), speed
 
 
-def build_run(cfg: StudyConfig, storage: Storage) -> TrainingRun:
+def build_run(cfg: StudyConfig, storage: Storage, run: RunKey, objective: Objective) -> TrainingRun:
     """Load the frozen components and the data (an unprepared study fails here, before any rank
-    joins), join the process group and build the engine."""
+    joins), join the process group and build the engine. `cfg.train` holds the objective's
+    settings."""
     device = local_device(cfg.device)
-    data = batch_source(cfg, storage, device)
+    data = objective.batches(device)
     dist = init_distributed(device)
     dtype = resolve_dtype(cfg.train.precision, device)
-    parts, speed = _parts(cfg, data, dist, dtype)
-    model = cfg.model.preset
-    _, gflops = forward_cost(model, data.latent_shape, data.hidden_size, data.max_tokens)
-    meta = {**_meta(cfg, data, gflops), "speed": speed}
-    checkpointer = Checkpointer(storage, model, dist, parts, meta, cfg.train, cfg)
+    parts, speed = _parts(cfg, objective, data, dist, dtype)
+    gflops = objective.gflops(data)
+    meta = {**_meta(cfg, run, objective, data, gflops), "speed": speed}
+    checkpointer = Checkpointer(storage, run, dist, parts, meta, cfg.train, cfg, objective)
     return TrainingRun(
         cfg=cfg,
+        objective=objective,
         data=data,
         dist=dist,
         dtype=dtype,
         parts=parts,
         gflops=gflops,
         checkpointer=checkpointer,
-        log_writer=TrainLog(storage, paths.train_log(model)),
+        log_writer=TrainLog(storage, paths.train_log(run)),
         meter=Throughput(gflops, dist.world_size, peak_tflops(dist.device)),
         loss_sum=torch.zeros((), device=dist.device, dtype=torch.float64),
     )

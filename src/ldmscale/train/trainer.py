@@ -24,7 +24,7 @@ function of (study seed, global sample index).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ldmscale.config import ConfigError
@@ -33,8 +33,10 @@ from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import intact
+from ldmscale.storage.paths import RunKey
 from ldmscale.train.checkpointer import Checkpointer, TrainState
 from ldmscale.train.engine import any_rank, world_size_from_env
+from ldmscale.train.objective import objective_for
 from ldmscale.train.preemption import Preemption
 from ldmscale.train.run import TrainingRun, build_run
 
@@ -46,6 +48,7 @@ class TrainResult:
     """How a `train` call ended."""
 
     model: str
+    """The run's path (`<model>[/<stage>[/<variant>]]`)."""
     status: str
     """`completed`, `already_committed` (nothing to do) or `preempted` (retry to continue)."""
     step: int
@@ -83,45 +86,51 @@ def check_config(cfg: StudyConfig, world_size: int) -> None:
         )
 
 
-def train(cfg: StudyConfig, storage: Storage | None = None) -> TrainResult:
-    """Train `cfg.model.preset` on the study `cfg.study` up to `cfg.train.max_steps` (`storage`:
-    the study, opened from `cfg` when not given)."""
-    check_config(cfg, world_size_from_env())
+def train(
+    cfg: StudyConfig, storage: Storage | None = None, run: RunKey | None = None
+) -> TrainResult:
+    """Train `run` (`model.preset` and its `model.stage` when not given) on the study
+    `cfg.study` with its objective (`ldmscale.train.objective`) up to the objective's
+    `max_steps` (`storage`: the study, opened from `cfg` when not given)."""
     storage = storage or open_study(cfg)
-    model, tcfg = cfg.model.preset, cfg.train
-    if intact(storage, paths.checkpoint_dir(model, tcfg.max_steps)):
+    run = run or paths.run_key(cfg.model)
+    objective = objective_for(cfg, storage, run)
+    cfg = replace(cfg, train=objective.settings())
+    check_config(cfg, world_size_from_env())
+    tcfg = cfg.train
+    if intact(storage, paths.checkpoint_dir(run, tcfg.max_steps)):
         return TrainResult(
-            model, ALREADY_COMMITTED, tcfg.max_steps, checkpoints=committed_steps(storage, model)
+            run.path, ALREADY_COMMITTED, tcfg.max_steps, checkpoints=committed_steps(storage, run)
         )
-    run = build_run(cfg, storage)
-    checkpointer: Checkpointer = run.checkpointer
+    training = build_run(cfg, storage, run, objective)
+    checkpointer: Checkpointer = training.checkpointer
     state = checkpointer.load()
-    run.after_load()
-    with Preemption() as preemption, run.progress(state.step) as bar:
+    training.after_load()
+    with Preemption() as preemption, training.progress(state.step) as bar:
         while state.step < tcfg.max_steps:
-            lr = float(run.engine.get_lr()[0])  # what this step applies; the schedule moves after
-            run.step(state.step)
+            lr = float(training.engine.get_lr()[0])  # this step's rate; the schedule moves after
+            training.step(state.step)
             state.advance(tcfg.global_batch)
-            run.log(state, lr, bar)
-            stop = any_rank(run.dist, preemption.requested)
+            training.log(state, lr, bar)
+            stop = any_rank(training.dist, preemption.requested)
             if stop or checkpointer.due(state.step):
-                run.flush_log()
+                training.flush_log()
                 checkpointer.save(state)
             if stop:
-                return _result(storage, model, PREEMPTED, state, run)
-    return _result(storage, model, COMPLETED, state, run)
+                return _result(storage, run, PREEMPTED, state, training)
+    return _result(storage, run, COMPLETED, state, training)
 
 
 def _result(
-    storage: Storage, model: str, status: str, state: TrainState, run: TrainingRun
+    storage: Storage, run: RunKey, status: str, state: TrainState, training: TrainingRun
 ) -> TrainResult:
     return TrainResult(
-        model,
+        run.path,
         status,
         state.step,
         resumed_from=state.resumed_from,
         samples_seen=state.samples_seen,
-        train_flops=3 * run.gflops * 1e9 * state.samples_seen,
-        final_loss=run.final_loss,
-        checkpoints=committed_steps(storage, model),
+        train_flops=3 * training.gflops * 1e9 * state.samples_seen,
+        final_loss=training.final_loss,
+        checkpoints=committed_steps(storage, run),
     )
