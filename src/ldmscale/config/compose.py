@@ -25,6 +25,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from ldmscale.config import schema
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.samplers import SAMPLERS
+from ldmscale.config.stages import STAGE_GROUPS
 from ldmscale.errors import ConfigError
 
 CONFIG_DIR_ENV = "LDMSCALE_CONFIG_DIR"
@@ -56,6 +57,7 @@ def _register() -> None:
         ("eval", schema.EvalConfig),
         ("sweep", schema.SweepConfig),
         ("storage", schema.StorageConfig),
+        *STAGE_GROUPS.items(),
     ):
         store.store(group=group, name=f"{group}_schema", node=node)
     for name in PRESETS:

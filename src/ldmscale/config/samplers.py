@@ -33,4 +33,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "euler_a": SamplerSpec("EulerAncestralDiscreteScheduler"),
     "heun": SamplerSpec("HeunDiscreteScheduler"),
     "unipc": SamplerSpec("UniPCMultistepScheduler"),
+    # Multistep consistency sampling (Luo et al., 2023) for a consistency-distilled U-Net; its
+    # skipping-step schedule (original_inference_steps) comes from the distilled checkpoint.
+    "lcm": SamplerSpec("LCMScheduler"),
 }

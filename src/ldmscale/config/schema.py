@@ -10,12 +10,13 @@ together (a study is one of each) and split they would import each other's check
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ldmscale.config import speed_options as speed
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.samplers import DEFAULT_SPACING, SAMPLERS, TIMESTEP_SPACINGS
+from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, StageGrid
 from ldmscale.errors import ConfigError
 
 
@@ -29,9 +30,9 @@ def _check_positive(what: str, value: float) -> None:
         raise ValueError(f"{what}={value!r} must be > 0")
 
 
-STAGES: tuple[str, ...] = ()
-"""The fine-tuning stages: each starts from a size's trained checkpoint and has a config group
-of its own."""
+STAGES: tuple[str, ...] = tuple(STAGE_GROUPS)
+"""The fine-tuning stages (`ldmscale.config.stages`): each starts from a size's trained
+checkpoint and has a config group of its own."""
 
 
 @dataclass
@@ -350,6 +351,8 @@ class SweepConfig:
     budgets: list[float] = field(default_factory=list)
     """Sampling-cost budgets (norm. cost x U-Net evaluations) for the best-size table; empty =
     derived from the measured costs."""
+    distill: StageGrid = field(default_factory=StageGrid)
+    """Sizes to distil (`distill` group) and the sampling grid of the distilled models."""
     checkpoints: list[int] = field(default_factory=list)
     """Training steps, besides train.max_steps, whose checkpoints are evaluated too (at the first
     sampler's largest step count and every guidance scale): the points of the quality against
@@ -372,6 +375,8 @@ class SweepConfig:
             if scale < 1.0:
                 raise ValueError(f"sweep.guidance={scale!r} must be >= 1.0")
         _check_positive("sweep.shards", self.shards)
+        for stage in STAGE_GROUPS:
+            getattr(self, stage).check(f"sweep.{stage}", self.models)
 
 
 @dataclass
@@ -414,6 +419,7 @@ class StudyConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         _check_choice("device", self.device, DEVICES)
@@ -448,8 +454,7 @@ class StudyConfig:
         if not stage:
             return self.train
         _check_choice("model.stage", stage, STAGES)
-        settings: TrainConfig = getattr(self, stage).settings(self.train)
-        return settings
+        return replace(self.train, **getattr(self, stage).training())
 
     def require_study(self) -> str:
         """The study URI; ConfigError when none was given."""

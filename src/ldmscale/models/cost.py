@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cache
+from typing import Any
 
 from ldmscale.config.presets import PRESETS, REFERENCE, get_preset
 from ldmscale.models.unet import build_unet
@@ -54,6 +55,30 @@ def forward_cost(
     with counter, torch.no_grad():
         unet(sample, timestep, hidden)
     return params, counter.get_total_flops() / 1e9
+
+
+def config_gflops(
+    config: dict[str, Any], latent: tuple[int, int, int], context: int, tokens: int
+) -> float:
+    """GFLOPs of one forward at batch 1 of the U-Net a diffusers `config` describes (a
+    fine-tuned U-Net whose architecture differs from its preset's: a guidance embedding, a
+    widened input), counted on meta."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _, height, width = latent
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(dict(config))
+        sample = torch.empty(1, int(unet.config.in_channels), height, width)
+        timestep = torch.zeros(1, dtype=torch.long)
+        hidden = torch.empty(1, tokens, context)
+        cond = unet.config.time_cond_proj_dim
+        kwargs = {"timestep_cond": torch.empty(1, cond)} if cond else {}
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        unet(sample, timestep, hidden, **kwargs)
+    return counter.get_total_flops() / 1e9
 
 
 def model_cost(

@@ -8,7 +8,8 @@ alone (the evaluation service runs eval jobs for checkpoints that no plan named)
 the kind's:
 
     study   prepare, analyze
-    run     train/<model>, <stage>/<model>[/<variant>] (a fine-tuning stage of the model)
+    run     train/<model>, or <stage>/<model>[/<variant>] for a fine-tuning stage of the model
+            (distill/<model>: its consistency distillation)
     config  merge/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]
     shard   eval/<run>/step-<N>/<config>/shard-<i>-of-<n>
 
@@ -110,8 +111,8 @@ class Job:
             return []
         run = self.run_key
         chosen = [override("model", run.model)]
-        chosen += [override(f"model.{k}", v) for k, v in (("stage", run.stage),
-                   ("variant", run.variant)) if v]  # fmt: skip
+        parts = (("model.stage", run.stage), ("model.variant", run.variant))
+        chosen += [override(key, value) for key, value in parts if value]
         if self.spec.form == "run":
             return chosen
         key = self.eval_key
@@ -173,6 +174,8 @@ KINDS: dict[str, JobKind] = {
                 lambda job, study: study.prepare, checks_itself=True, fan_out="prepare"),
         JobKind("train", "run", "ldmscale.train.trainer:train", _trained, trains="",
                 distributed=True, fan_out="train"),
+        JobKind("distill", "run", "ldmscale.train.trainer:train", _trained, trains="distill",
+                distributed=True, fan_out="distill"),
         JobKind("eval", "shard", "ldmscale.evaluate.shard:evaluate",
                 lambda job, study: (job.eval_key.shard_dir(job.shard, job.shards),)),
         JobKind("merge", "config", "ldmscale.evaluate.merge:merge",

@@ -56,6 +56,9 @@ def prepare_outputs(cfg: StudyConfig) -> tuple[str, ...]:
 
 def study_outputs(cfg: StudyConfig) -> StudyOutputs:
     """What the rules need of the study `cfg` describes."""
-    final = {k.trains: cfg.train_settings(k.trains).max_steps for k in KINDS.values()
-             if k.trains is not None}  # fmt: skip
+    final = {
+        k.trains: cfg.train_settings(k.trains).max_steps
+        for k in KINDS.values()
+        if k.trains is not None
+    }
     return StudyOutputs(final_steps=final, prepare=prepare_outputs(cfg))

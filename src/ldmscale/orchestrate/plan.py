@@ -17,9 +17,10 @@ from itertools import product
 
 from ldmscale.config import ConfigError
 from ldmscale.config.overrides import keys
-from ldmscale.config.schema import StudyConfig, SweepConfig
+from ldmscale.config.schema import STAGES, StudyConfig, SweepConfig
+from ldmscale.config.stages import StageGrid
 from ldmscale.errors import MissingInput
-from ldmscale.orchestrate.jobs import IDENTITY, KINDS, Job
+from ldmscale.orchestrate.jobs import IDENTITY, KINDS, Job, training_kind
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
@@ -100,17 +101,25 @@ def base_overrides(cfg: StudyConfig, user_overrides: Sequence[str]) -> list[str]
     return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *user]
 
 
-def eval_jobs(sweep: SweepConfig, run: RunKey, step: int, full: bool = True) -> list[Job]:
-    """The eval shards of every sampling configuration of one checkpoint (`full`), or of the
-    first sampler at its largest step count only (an intermediate checkpoint: Fig. 3)."""
-    grid = (
-        product(sweep.samplers, sweep.steps, sweep.guidance, sweep.spacings)
+def eval_jobs(
+    sweep: SweepConfig,
+    run: RunKey,
+    step: int,
+    full: bool = True,
+    grid: SweepConfig | StageGrid | None = None,
+) -> list[Job]:
+    """The eval shards of every sampling configuration of `grid` (the sweep's own, or a stage's)
+    on one checkpoint (`full`), or of its first sampler at its largest step count only (an
+    intermediate checkpoint: Fig. 3); shards and spacings are the sweep's."""
+    g = grid or sweep
+    configs = (
+        product(g.samplers, g.steps, g.guidance, sweep.spacings)
         if full
-        else product(sweep.samplers[:1], [max(sweep.steps)], sweep.guidance, sweep.spacings[:1])
+        else product(g.samplers[:1], [max(g.steps)], g.guidance, sweep.spacings[:1])
     )
     return [
         Job("eval", key=EvalKey(run, step, *config), shard=shard, shards=sweep.shards)
-        for config in grid
+        for config in configs
         for shard in range(sweep.shards)
     ]
 
@@ -143,13 +152,36 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
             ),
             *eval_jobs(sweep, run, cfg.train.max_steps),
         ]
-        for shard in shards:
-            jobs.append(PlannedJob(shard, deps=[train.id]))
-            merge = merges.setdefault(merge_job(shard).id, PlannedJob(merge_job(shard)))
-            merge.deps.append(shard.id)
+        _add_evals(jobs, merges, shards, train.id)
+    for run in stage_runs(sweep):
+        stage = PlannedJob(Job(training_kind(run.stage), run=run), deps=[f"train/{run.model}"])
+        jobs.append(stage)
+        final = cfg.train_settings(run.stage).max_steps
+        grid = getattr(sweep, run.stage)
+        _add_evals(jobs, merges, eval_jobs(sweep, run, final, grid=grid), stage.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
     return Plan(sweep.name, base_overrides(cfg, user_overrides), sweep.shards, jobs)
+
+
+def stage_runs(sweep: SweepConfig) -> list[RunKey]:
+    """The fine-tuning runs the sweep asks for: each stage's sizes, times its variants."""
+    return [
+        RunKey(model, stage, variant)
+        for stage in STAGES
+        for model in getattr(sweep, stage).models
+        for variant in getattr(sweep, stage).variants or [""]
+    ]
+
+
+def _add_evals(
+    jobs: list[PlannedJob], merges: dict[str, PlannedJob], shards: list[Job], after: str
+) -> None:
+    """Add eval `shards` (waiting for job `after`) and their merges (collected in `merges`)."""
+    for shard in shards:
+        jobs.append(PlannedJob(shard, deps=[after]))
+        merge = merges.setdefault(merge_job(shard).id, PlannedJob(merge_job(shard)))
+        merge.deps.append(shard.id)
 
 
 def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:

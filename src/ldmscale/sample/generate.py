@@ -5,9 +5,12 @@ The noise of prompt `i` (initial latents and any per-step noise of a stochastic 
 a CPU `torch.Generator` seeded with `derive_seed(study seed, "sample", i)`, so an image depends only
 on (seed, prompt index, prompt, configuration): not on the batch size, the shard layout or the
 device. Classifier-free guidance batches the unconditional and conditional passes in one U-Net
-call; guidance 1.0 runs the conditional pass only. The building blocks are diffusers'
-(`scale_model_input`, `step`, `init_noise_sigma`, `randn_tensor`); a test checks that the images
-equal those of a StableDiffusionPipeline assembled from the same components.
+call; guidance 1.0 runs the conditional pass only. A guidance-distilled U-Net (one with a
+`time_cond_proj_dim`, `ldmscale.train.distill`) takes the scale as an embedding instead, w = g - 1
+as diffusers' LatentConsistencyModelPipeline embeds it: one conditional pass per evaluation.
+The building blocks are diffusers' (`scale_model_input`, `step`, `init_noise_sigma`,
+`randn_tensor`); a test checks that the images equal those of a StableDiffusionPipeline
+assembled from the same components.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class ImageGenerator:
         self.guidance = float(guidance)
         self.seed = int(seed)
         self.timestep_spacing = timestep_spacing
+        self.embedding_dim: int | None = getattr(model.unet.config, "time_cond_proj_dim", None)
+        """Width of the guidance embedding of a guidance-distilled U-Net; None otherwise."""
         # Built once to fail fast on a bad name, spacing or step count.
         set_steps(self._scheduler(), self.steps)
         self.evaluations = 0
@@ -85,8 +90,18 @@ class ImageGenerator:
 
     @property
     def use_guidance(self) -> bool:
-        """Whether the unconditional pass runs (guidance scale != 1)."""
-        return self.guidance != 1.0
+        """Whether the unconditional pass runs (guidance scale != 1, not embedded)."""
+        return self.guidance != 1.0 and self.embedding_dim is None
+
+    def _timestep_cond(self, count: int) -> dict[str, torch.Tensor]:
+        """The guidance embedding of a guidance-distilled U-Net (w = g - 1), as U-Net kwargs."""
+        if self.embedding_dim is None:
+            return {}
+        from ldmscale.models.guidance import guidance_embedding
+
+        w = torch.full((count,), self.guidance - 1.0)
+        embedded = guidance_embedding(w, self.embedding_dim)
+        return {"timestep_cond": embedded.to(self.model.device, self.model.unet.dtype)}
 
     @property
     def passes_per_evaluation(self) -> int:
@@ -123,12 +138,13 @@ class ImageGenerator:
         if "generator" in inspect.signature(scheduler.step).parameters:
             step_kwargs["generator"] = generators
         self.evaluations = 0
+        extra = self._timestep_cond(len(captions))
         for t in timesteps:
             self.evaluations += 1
             model_input = torch.cat([latents] * 2) if self.use_guidance else latents
             model_input = scheduler.scale_model_input(model_input, t)
             noise = self.model.unet(
-                model_input, t, encoder_hidden_states=context, return_dict=False
+                model_input, t, encoder_hidden_states=context, return_dict=False, **extra
             )[0]
             if self.use_guidance:
                 uncond, cond = noise.chunk(2)

@@ -68,6 +68,28 @@ def _autoencoder(
     return load_autoencoder(spec, device, storage_cfg)
 
 
+def load_unet(
+    storage: Storage,
+    run: RunKey,
+    step: int,
+    device: torch.device,
+    storage_cfg: StorageConfig | None = None,
+) -> tuple[Any, dict[str, Any], CheckpointInfo]:
+    """(U-Net, noise schedule config, what the checkpoint holds) of a committed checkpoint: the
+    U-Net sampled from (EMA weights when it has them) on `device` in fp32, eval mode, frozen; the
+    schedule is the training one with the sampling options its objective records (a distilled
+    model's LCM schedule). Fetched once per node."""
+    from diffusers import UNet2DConditionModel
+
+    storage_cfg = storage_cfg or StorageConfig()
+    info = checkpoint_info(storage, run, step)
+    local = Path(fetch_artifact(storage, paths.checkpoint_dir(run, step), storage_cfg.cache_dir))
+    unet = UNet2DConditionModel.from_pretrained(local / info.unet_dir, local_files_only=True)
+    unet = unet.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
+    schedule = json.loads((local / "scheduler" / "scheduler_config.json").read_text())
+    return unet, {**schedule, **info.meta.objective.get("schedule", {})}, info
+
+
 def load_sampling_model(
     storage: Storage,
     run: RunKey,
@@ -76,16 +98,10 @@ def load_sampling_model(
     storage_cfg: StorageConfig | None = None,
 ) -> tuple[SamplingModel, CheckpointInfo]:
     """The checkpoint's components on `device`, in fp32 and eval mode (fetched once per node)."""
-    from diffusers import UNet2DConditionModel
-
     from ldmscale.models.text_encoder import load_text_encoder
 
     storage_cfg = storage_cfg or StorageConfig()
-    info = checkpoint_info(storage, run, step)
-    local = Path(fetch_artifact(storage, paths.checkpoint_dir(run, step), storage_cfg.cache_dir))
-    unet = UNet2DConditionModel.from_pretrained(local / info.unet_dir, local_files_only=True)
-    unet = unet.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
-    schedule = json.loads((local / "scheduler" / "scheduler_config.json").read_text())
+    unet, schedule, info = load_unet(storage, run, step, device, storage_cfg)
     meta = info.meta
     text = load_text_encoder(meta.text_encoder, meta.max_text_tokens, device, storage_cfg)
     autoencoder = _autoencoder(storage, meta.autoencoder, device, storage_cfg)

@@ -38,7 +38,7 @@ from ldmscale.storage.manifest import (
     load_manifest,
     verify,
 )
-from ldmscale.storage.paths import RunKey
+from ldmscale.storage.paths import RunKey, checkpoint_name
 
 TRAIN_STATE = "train_state.json"
 """Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
@@ -163,6 +163,13 @@ def resolve_step(storage: Storage, run: RunKey, checkpoint: str) -> int:
             f"{', '.join(map(paths.checkpoint_name, committed_steps(storage, run))) or 'none'}"
         )
     return step
+
+
+def resolve_parent(storage: Storage, run: RunKey, parent: str, final: int) -> int:
+    """The committed step of `run` a fine-tuning stage starts from: `final` (step `final`, the
+    step the plan's training job commits), `latest` or `step-<N>`; MissingInput when it is not
+    committed (train the size first)."""
+    return resolve_step(storage, run, checkpoint_name(final) if parent == "final" else parent)
 
 
 def read_meta(storage: Storage, run: RunKey, step: int) -> CheckpointMeta:

@@ -130,7 +130,8 @@ class Checkpointer:
     def save(self, state: TrainState) -> None:
         """Stage, commit and prune (collective: every rank calls it)."""
         dist, parts = self.dist, self.parts
-        flops = 3 * self.meta["gflops_forward"] * 1e9 * state.samples_seen
+        flops = self.objective.forwards_per_sample * self.meta["gflops_forward"] * 1e9
+        flops *= state.samples_seen
         with shared_staging(dist, "checkpoint") as local:
             save_engine_state(parts.engine, local / "deepspeed")
             with full_parameters(parts.engine) as module:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -73,6 +73,10 @@ class Batch:
     """[B, tokens, hidden] text embeddings, the empty caption's where dropped."""
     noise: torch.Tensor
     timesteps: torch.Tensor
+    indices: list[int] = field(default_factory=list)
+    """The global sample indices of the batch (an objective's own per-sample draws use them)."""
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Extra conditioning tensors an objective's batch source adds (the loop never reads them)."""
 
 
 class _EncodedBatches:
@@ -109,6 +113,11 @@ class DomainBatches(_EncodedBatches):
         self.train = cfg.train
         self._captions: dict[str, torch.Tensor] = {}
 
+    @property
+    def empty(self) -> torch.Tensor:
+        """[tokens, hidden]: the empty caption's embedding."""
+        return self.embed([""])[0]
+
     def embed(self, captions: list[str]) -> torch.Tensor:
         """[B, tokens, hidden] embeddings of `captions`, encoding each distinct caption once."""
         missing = sorted({c for c in captions if c not in self._captions})
@@ -141,6 +150,7 @@ class DomainBatches(_EncodedBatches):
             context=self.embed(captions),
             noise=draws.noise.to(self.device),
             timesteps=draws.timesteps.to(self.device),
+            indices=list(indices),
         )
 
 
@@ -172,6 +182,11 @@ class PoolBatches:
         self.empty_row = row[""]
 
     @property
+    def empty(self) -> torch.Tensor:
+        """[tokens, hidden]: the empty caption's embedding."""
+        return self.table[self.empty_row]
+
+    @property
     def hidden_size(self) -> int:
         """Width of the text embeddings."""
         return int(self.table.shape[-1])
@@ -197,6 +212,7 @@ class PoolBatches:
             context=self.table[rows.to(self.device)],
             noise=draws.noise.to(self.device),
             timesteps=draws.timesteps.to(self.device),
+            indices=list(indices),
         )
 
 
@@ -213,6 +229,11 @@ class Batches(Protocol):
     @property
     def max_tokens(self) -> int:
         """Tokens per caption."""
+        ...
+
+    @property
+    def empty(self) -> torch.Tensor:
+        """[tokens, hidden]: the empty caption's embedding (classifier-free guidance)."""
         ...
 
     def batch(self, indices: list[int]) -> Batch:
@@ -290,6 +311,7 @@ class ImageTextBatches(_EncodedBatches):
             context=_contexts(draws, self.empty, encoded),
             noise=draws.noise.to(self.device),
             timesteps=draws.timesteps.to(self.device),
+            indices=list(indices),
         )
 
 
@@ -333,6 +355,7 @@ class LatentBatches:
             context=_contexts(draws, self.empty, kept),
             noise=draws.noise.to(self.device),
             timesteps=draws.timesteps.to(self.device),
+            indices=list(indices),
         )
 
 

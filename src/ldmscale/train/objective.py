@@ -35,13 +35,17 @@ class Objective(Protocol):
     """What is optimised, e.g. `text-to-image` (recorded in every checkpoint)."""
     checkpoint_kind: str
     """What its checkpoints are, e.g. `base` or `distilled` (recorded; sampling reads it)."""
+    forwards_per_sample: float
+    """Training FLOPs per sample in forwards of the trained U-Net (3: forward and backward; more
+    with a teacher): training compute = forwards x forward FLOPs x samples."""
 
     def settings(self) -> TrainConfig:
         """The optimisation settings of the run (batch, steps, learning rate, cadence, ...)."""
         ...
 
-    def batches(self, device: torch.device) -> Batches:
-        """The batch source (frozen encoders loaded; MissingInput when the study lacks what
+    def batches(self, cfg: StudyConfig, device: torch.device) -> Batches:
+        """The batch source for `cfg` (the study config with this objective's `settings()` as
+        its `train` group; frozen encoders loaded; MissingInput when the study lacks what
         `prepare` or the parent run makes)."""
         ...
 
@@ -83,6 +87,7 @@ class Objective(Protocol):
 
 OBJECTIVES: dict[str, str] = {
     "": "ldmscale.train.text_to_image:TextToImage",
+    "distill": "ldmscale.train.distill:ConsistencyDistillation",
 }
 """Stage of a run (`RunKey.stage`) -> its objective class (`module:Class`, imported on demand)."""
 

@@ -177,7 +177,7 @@ def build_run(cfg: StudyConfig, storage: Storage, run: RunKey, objective: Object
     joins), join the process group and build the engine. `cfg.train` holds the objective's
     settings."""
     device = local_device(cfg.device)
-    data = objective.batches(device)
+    data = objective.batches(cfg, device)
     dist = init_distributed(device)
     dtype = resolve_dtype(cfg.train.precision, device)
     parts, speed = _parts(cfg, objective, data, dist, dtype)
@@ -194,6 +194,8 @@ def build_run(cfg: StudyConfig, storage: Storage, run: RunKey, objective: Object
         gflops=gflops,
         checkpointer=checkpointer,
         log_writer=TrainLog(storage, paths.train_log(run)),
-        meter=Throughput(gflops, dist.world_size, peak_tflops(dist.device)),
+        meter=Throughput(
+            gflops, dist.world_size, peak_tflops(dist.device), objective.forwards_per_sample
+        ),
         loss_sum=torch.zeros((), device=dist.device, dtype=torch.float64),
     )

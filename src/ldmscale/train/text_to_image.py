@@ -28,6 +28,8 @@ class TextToImage:
 
     name = "text-to-image"
     checkpoint_kind = "base"
+    forwards_per_sample = 3.0
+    """Forward and backward, about three forwards."""
 
     def __init__(self, cfg: StudyConfig, storage: Storage, run: RunKey) -> None:
         self.cfg, self.storage, self.run = cfg, storage, run
@@ -36,9 +38,9 @@ class TextToImage:
         """The `train` group as given."""
         return self.cfg.train_settings(self.run.stage)
 
-    def batches(self, device: torch.device) -> Batches:
+    def batches(self, cfg: StudyConfig, device: torch.device) -> Batches:
         """The study's training data (`ldmscale.train.data.batch_source`)."""
-        return batch_source(self.cfg, self.storage, device)
+        return batch_source(cfg, self.storage, device)
 
     def build(self, data: Batches) -> torch.nn.Module:
         """A fresh U-Net of the preset, seeded from `(seed, "init", preset)`."""

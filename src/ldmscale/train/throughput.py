@@ -1,8 +1,9 @@
 """Training records: throughput (samples/s, achieved TFLOP/s, model FLOPs utilisation) and the
 batched writer of `train_log.jsonl`.
 
-Achieved FLOP/s = 3 x forward FLOPs x samples / seconds (forward + backward ~ 3 forwards), with
-the forward FLOPs of the preset counted by `ldmscale.models.cost.forward_cost`. MFU divides by the
+Achieved FLOP/s = forwards x forward FLOPs x samples / seconds (forward + backward ~ 3 forwards;
+an objective with a teacher counts its passes too: `Objective.forwards_per_sample`), with the
+forward FLOPs counted by `ldmscale.models.cost`. MFU divides by the
 card's dense bf16 peak, looked up by device name; it is None on a CPU or an unknown card.
 """
 
@@ -41,8 +42,12 @@ def peak_tflops(device: torch.device) -> float | None:
 class Throughput:
     """Measures the interval since the last `lap()`: samples/s, TFLOP/s and MFU of all ranks."""
 
-    def __init__(self, gflops_forward: float, world_size: int, peak: float | None) -> None:
+    def __init__(
+        self, gflops_forward: float, world_size: int, peak: float | None, forwards: float = 3.0
+    ) -> None:
         self.gflops_forward = gflops_forward
+        self.forwards = forwards
+        """FLOPs per sample in forwards (forward + backward ~ 3)."""
         self.world_size = world_size
         self.peak = peak
         self._start = time.perf_counter()
@@ -57,7 +62,7 @@ class Throughput:
         now = time.perf_counter()
         seconds = max(now - self._start, 1e-9)
         rate = self._samples / seconds
-        tflops = 3 * self.gflops_forward * rate / 1e3
+        tflops = self.forwards * self.gflops_forward * rate / 1e3
         mfu = tflops / (self.peak * self.world_size) if self.peak else None
         self._start, self._samples = now, 0
         return {"train/samples_per_s": rate, "train/tflops": tflops, "train/mfu": mfu}

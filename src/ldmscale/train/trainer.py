@@ -56,7 +56,8 @@ class TrainResult:
     resumed_from: int | None = None
     samples_seen: int = 0
     train_flops: float = 0.0
-    """≈ 3 x forward FLOPs x samples seen, in FLOPs."""
+    """Forwards per sample x forward FLOPs x samples seen (3 forwards for text-to-image training:
+    `Objective.forwards_per_sample`), in FLOPs."""
     final_loss: float | None = None
     checkpoints: list[int] = field(default_factory=list)
     """Committed checkpoint steps after retention."""
@@ -130,7 +131,10 @@ def _result(
         state.step,
         resumed_from=state.resumed_from,
         samples_seen=state.samples_seen,
-        train_flops=3 * training.gflops * 1e9 * state.samples_seen,
+        train_flops=training.objective.forwards_per_sample
+        * training.gflops
+        * 1e9
+        * state.samples_seen,
         final_loss=training.final_loss,
         checkpoints=committed_steps(storage, run),
     )

@@ -1,0 +1,165 @@
+"""The fine-tuning stages' config groups. Every stage starts from a checkpoint of a size's own
+text-to-image training (`parent`) and trains with the one training loop; a stage's group holds
+where it starts, the optimisation settings in which it differs from the `train` group
+(`TRAINING`: the rest, such as the ZeRO stage, precision and retention, are the `train` group's)
+and its own objective's settings. `StageGrid` is what a sweep evaluates of a stage.
+
+One dataclass per stage, named in `STAGE_GROUPS`; `ldmscale.train.objective.OBJECTIVES` holds
+their objectives.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ldmscale.config.samplers import SAMPLERS
+
+TRAINING = (
+    "max_steps",
+    "global_batch",
+    "micro_batch",
+    "lr",
+    "warmup_steps",
+    "checkpoint_every",
+    "caption_dropout",
+)
+"""The `train` fields a stage sets for its own runs."""
+
+_PARENT = re.compile(r"^(final|latest|step-\d+)$")
+
+
+def _positive(what: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{what}={value!r} must be a finite number > 0")
+
+
+@dataclass
+class StageConfig:
+    """What every fine-tuning stage's group holds."""
+
+    parent: str = "final"
+    """The checkpoint of the size's own training it starts from: `final` (the step
+    `train.max_steps`, what the plan's train job commits), `latest` or `step-<N>`."""
+    max_steps: int = 1000
+    global_batch: int = 32
+    micro_batch: int = 32
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    checkpoint_every: int = 500
+    caption_dropout: float = 0.0
+
+    def check(self, group: str) -> None:
+        """ValueError naming `group.<field>` for a bad value."""
+        if not _PARENT.match(self.parent):
+            raise ValueError(
+                f"{group}.parent={self.parent!r} is not valid; choose final, latest or step-<N>"
+            )
+        for name in ("max_steps", "global_batch", "micro_batch", "lr", "checkpoint_every"):
+            _positive(f"{group}.{name}", getattr(self, name))
+        if self.warmup_steps < 0:
+            raise ValueError(f"{group}.warmup_steps={self.warmup_steps!r} must be >= 0")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError(f"{group}.caption_dropout={self.caption_dropout!r} must be in [0, 1)")
+
+    def training(self) -> dict[str, Any]:
+        """The `train` fields this stage sets (`TRAINING`), by name."""
+        return {name: getattr(self, name) for name in TRAINING}
+
+
+LOSSES = ("l2", "huber")
+
+
+@dataclass
+class DistillConfig(StageConfig):
+    """The `distill` group: latent consistency distillation (Luo et al., 2023, "Latent
+    Consistency Models") of a size into a few-step sampler, as diffusers' LCM example
+    (examples/consistency_distillation/train_lcm_distill_sd_wds.py) does it. Defaults are that
+    example's where the scaling paper (Mei et al., 2024, §3.6) is silent."""
+
+    max_steps: int = 4000
+    """LCM paper, §5.1: 4,000 iterations distil SD (batch 72 there)."""
+    lr: float = 1e-4
+    """The example's --learning_rate."""
+    warmup_steps: int = 500
+    """The example's --lr_warmup_steps."""
+    num_ddim_timesteps: int = 50
+    """Skipping-step schedule of the teacher's DDIM solver (the example's and LCM paper's N=50:
+    skip k = 1000 / 50 = 20 training timesteps)."""
+    w_min: float = 5.0
+    """Smallest guidance sampled in training, LCM's convention: the teacher's estimate is
+    cond + w (cond - uncond), i.e. a classifier-free guidance scale of 1 + w (the example's
+    --w_min)."""
+    w_max: float = 15.0
+    """Largest guidance sampled in training (the example's --w_max); sampling at scale g embeds
+    w = g - 1, as diffusers' LatentConsistencyModelPipeline does."""
+    loss: str = "l2"
+    """`l2` or `huber` (pseudo-Huber, the example's --loss_type; l2 is its default)."""
+    huber_c: float = 0.001
+    """Pseudo-Huber constant (the example's --huber_c)."""
+    ema_decay: float = 0.95
+    """Decay of the target network, an EMA of the student (the example's --ema_decay)."""
+    time_cond_proj_dim: int = 256
+    """Width of the guidance embedding added to the time embedding (the example's
+    --unet_time_cond_proj_dim)."""
+    timestep_scaling: float = 10.0
+    """Scaling of the timestep in the boundary conditions c_skip, c_out (the example's
+    --timestep_scaling_factor, LCMScheduler's timestep_scaling)."""
+
+    def __post_init__(self) -> None:
+        self.check("distill")
+        if self.loss not in LOSSES:
+            raise ValueError(f"distill.loss={self.loss!r} is not valid; choose l2 or huber")
+        if not 0 < self.num_ddim_timesteps <= 1000:
+            raise ValueError(
+                f"distill.num_ddim_timesteps={self.num_ddim_timesteps!r} must be 1-1000"
+            )
+        if not (math.isfinite(self.w_min) and math.isfinite(self.w_max) and self.w_min >= 0):
+            raise ValueError(f"distill.w_min={self.w_min!r}, w_max={self.w_max!r} must be >= 0")
+        if self.w_max < self.w_min:
+            raise ValueError(f"distill.w_max={self.w_max!r} is below distill.w_min={self.w_min!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"distill.ema_decay={self.ema_decay!r} must be in [0, 1)")
+        for name in ("huber_c", "time_cond_proj_dim", "timestep_scaling"):
+            _positive(f"distill.{name}", getattr(self, name))
+
+
+STAGE_GROUPS: dict[str, type[StageConfig]] = {"distill": DistillConfig}
+"""Stage name -> the dataclass of its config group (the group has the stage's name)."""
+
+
+@dataclass
+class StageGrid:
+    """What a sweep runs of a stage: the sizes that go through it, the variants of each (e.g.
+    subjects; none for a stage run once per size) and the sampling grid its final checkpoints
+    are evaluated on (the sweep's shards and spacings)."""
+
+    models: list[str] = field(default_factory=list)
+    """Sizes that go through the stage (each must be among `sweep.models`); empty: none."""
+    variants: list[str] = field(default_factory=list)
+    samplers: list[str] = field(default_factory=lambda: ["lcm"])
+    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    guidance: list[float] = field(default_factory=lambda: [1.0])
+
+    def check(self, group: str, models: list[str]) -> None:
+        """ValueError naming `group.<field>` for a bad value; `models`: the sweep's sizes."""
+        for model in self.models:
+            if model not in models:
+                raise ValueError(
+                    f"{group}.models has {model!r}, which is not in sweep.models "
+                    f"({', '.join(models)})"
+                )
+        for sampler in self.samplers:
+            if sampler not in SAMPLERS:
+                raise ValueError(
+                    f"{group}.samplers has {sampler!r}; choose among: {', '.join(SAMPLERS)}"
+                )
+        for steps in self.steps:
+            _positive(f"{group}.steps", steps)
+        for scale in self.guidance:
+            if not (math.isfinite(scale) and scale >= 1.0):
+                raise ValueError(f"{group}.guidance has {scale!r}; each must be finite and >= 1")
+        if self.models and not (self.samplers and self.steps and self.guidance):
+            raise ValueError(f"{group}: samplers, steps and guidance must not be empty")
