@@ -61,6 +61,11 @@ class TrainResult:
     """Committed checkpoint steps after retention."""
 
     @property
+    def skipped(self) -> bool:
+        """Whether the final checkpoint was committed already (nothing was trained)."""
+        return self.status == ALREADY_COMMITTED
+
+    @property
     def preempted(self) -> bool:
         """Whether training stopped on SIGTERM after committing a checkpoint."""
         return self.status == PREEMPTED
