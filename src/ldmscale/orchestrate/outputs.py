@@ -1,6 +1,8 @@
 """Where each job kind commits its output: the study-relative folders whose manifests make a job
-of the plan done. `ldmscale status` reads a study with these rules; a new job kind (a
-downstream stage such as distill, `<stage>/<model>[/<variant>]`) adds one entry to `RULES`.
+of the plan done, and where a job leaves progress before that. `ldmscale status` reads a study
+with these rules; a new job kind (a downstream stage such as distill,
+`<stage>/<model>[/<variant>]`) adds one entry to `RULES` (and to `WORK_RULES` when it commits
+progress before its output).
 
 A folder is named exactly, or by a pattern (`prepare/evaluator-*`) where its name holds a hash
 of settings and inputs that only the stage's own code computes.
@@ -37,6 +39,13 @@ RULES: dict[str, Rule] = {
 }
 """Job kind -> the folders whose manifests commit a job of that kind."""
 
+WORK_RULES: dict[str, Rule] = {
+    "train": lambda job, study: (paths.checkpoints_dir(job.model), paths.train_log(job.model)),
+}
+"""Job kind -> where a job of that kind leaves progress before its output is committed (a
+training's earlier checkpoints and its log): any file there means the job has started. Kinds
+not listed start by writing into their output folders."""
+
 
 def output_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...] | None:
     """The folders (or `*` patterns) that commit job `job_id`; None for a kind without a rule
@@ -46,6 +55,13 @@ def output_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...] 
     if rule is None:
         return None
     return rule(parse_job_id(job_id), study)
+
+
+def work_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...]:
+    """The folders (or files) where job `job_id` leaves progress before it commits (empty for
+    kinds without a work rule)."""
+    rule = WORK_RULES.get(kind)
+    return () if rule is None else rule(parse_job_id(job_id), study)
 
 
 def prepare_components(cfg: StudyConfig) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from ldmscale.train.engine import (
     local_device,
     mean_over_ranks,
 )
+from ldmscale.train.resume_rules import resolved_settings
 from ldmscale.train.speed import build_fast_engine
 from ldmscale.train.throughput import Throughput, TrainLog, peak_tflops
 
@@ -188,7 +189,8 @@ def build_run(cfg: StudyConfig, storage: Storage) -> TrainingRun:
     model = cfg.model.preset
     _, gflops = forward_cost(model, data.latent_shape, data.hidden_size, data.max_tokens)
     meta = {**_meta(cfg, data, gflops), "speed": speed}
-    checkpointer = Checkpointer(storage, model, dist, parts, meta, cfg.train, cfg)
+    resolved = resolved_settings(cfg, dist.world_size, dist.device, dtype)
+    checkpointer = Checkpointer(storage, model, dist, parts, meta, cfg, resolved)
     return TrainingRun(
         cfg=cfg,
         data=data,
