@@ -57,12 +57,16 @@ def _commit_job(storage: Storage, job_id: str) -> None:
     job = parse_job_id(job_id)
     cfg = _cfg(storage.uri)
     folders = {
-        "prepare": [evaluator_dir(cfg), autoencoder_dir(cfg), paths.prepare_dir("reference", 0)],
-        "train": [paths.checkpoint_dir(job.run_key, cfg.train.max_steps)],
-        "eval": [job.eval_key.shard_dir(job.shard, job.shards)],
-        "merge": [job.eval_key.dir],
-        "analyze": [paths.RESULTS, paths.REPORT],
-    }[job.kind]
+        "prepare": lambda: [
+            evaluator_dir(cfg),
+            autoencoder_dir(cfg),
+            paths.prepare_dir("reference", 0),
+        ],
+        "train": lambda: [paths.checkpoint_dir(job.run_key, cfg.train.max_steps)],
+        "eval": lambda: [job.eval_key.shard_dir(job.shard, job.shards)],
+        "merge": lambda: [job.eval_key.dir],
+        "analyze": lambda: [paths.RESULTS, paths.REPORT],
+    }[job.kind]()
     for folder in folders:
         commit(storage, folder, files={"a.bin": b"x" * 100, "sub/b.json": b"{}"})
 
@@ -199,11 +203,13 @@ def test_unknown_job_kinds_are_counted_not_guessed(tmp_path) -> None:  # type: i
     study = tmp_path / "study"
     assert main(["plan", *SWEEP, f"study={study}"]) == 0
     plan = json.loads((study / "plan.json").read_text())
-    plan["jobs"].insert(2, {"id": "distill/debug", "kind": "distill", "deps": [], "overrides": []})
+    plan["jobs"].insert(
+        2, {"id": "colorize/debug", "kind": "colorize", "deps": [], "overrides": []}
+    )
     (study / "plan.json").write_text(json.dumps(plan))
     status = _status(str(study))
     kinds = [s.kind for s in status.stages]
-    assert kinds == ["prepare", "train", "distill", "eval", "merge", "analyze"]
+    assert kinds == ["prepare", "train", "colorize", "eval", "merge", "analyze"]
     distill = status.stages[2]
     assert (distill.planned, distill.unknown, distill.missing) == (1, 1, [])
 
@@ -267,3 +273,75 @@ def test_prepare_components_follow_the_prepare_stage(overrides: list[str]) -> No
         if name in real:  # the stage's own folder matches the pattern status looks for
             assert any(fnmatch.fnmatchcase(real[name](cfg), p) for p in patterns), name
     assert ("autoencoder" in components) == (cfg.data.autoencoder == "domain")
+
+
+@pytest.fixture
+def local_study(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    uri = str(tmp_path / "study")
+    assert main(["plan", *SWEEP, f"study={uri}"]) == 0
+    return uri
+
+
+@pytest.mark.parametrize("plan", ['{"jobs": [{"id": "prepare", "ki', "{}", '{"jobs": 3}'])
+def test_an_unreadable_plan_is_bad_input_naming_it(local_study: str, plan: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    Storage(local_study).write_text("plan.json", plan)
+    for given in ([], SWEEP):  # a sweep given beside it does not stand in for the plan's jobs
+        assert main(["status", f"study={local_study}", *given]) == 2
+        err = capsys.readouterr().err
+        assert f"{local_study}/plan.json is unreadable" in err and "ldmscale plan" in err
+        assert "Traceback" not in err
+
+
+def test_corrupt_jobs_are_listed_and_the_study_is_not_complete(local_study: str) -> None:
+    from ldmscale.orchestrate.status_table import render
+
+    storage = Storage(local_study)
+    jobs = _plan(storage)
+    for job_id, _ in jobs:
+        _commit_job(storage, job_id)
+    status = _status(local_study)
+    assert status.complete and status.missing == []
+    assert "every planned job is committed" in render(status)
+    corrupted = [job_id for job_id, kind in jobs if kind == "eval"][:2]
+    for job_id in corrupted:
+        job = parse_job_id(job_id)
+        storage.remove(f"{job.eval_key.shard_dir(job.shard, job.shards)}/a.bin")
+    status = _status(local_study)
+    assert not status.complete and status.missing == []
+    assert status.as_dict()["complete"] is False
+    text = render(status)
+    assert "every planned job is committed" not in text
+    listed = text.split("corrupt jobs", 1)[1].split("\n\n", 1)[0]
+    assert all(f"    {job_id}\n" in f"{listed}\n" for job_id in corrupted)
+
+
+def test_an_interrupted_training_or_prepare_has_started(local_study: str) -> None:
+    storage = Storage(local_study)
+    # debug's final checkpoint is step 20; step 10 is committed, its run was interrupted.
+    commit(storage, paths.checkpoint_dir(RunKey("debug"), 10), files={"unet.bin": b"w" * 10})
+    storage.write_text(paths.train_log(RunKey("t16")), '{"step": 1}\n')  # logged, nothing committed
+    cfg = _cfg(local_study)
+    commit(storage, evaluator_dir(cfg), files={"a.bin": b"x"})  # one prepare component of two
+    status = _status(local_study)
+    stages = {s.kind: s for s in status.stages}
+    assert stages["train"].missing == stages["train"].started == ["train/debug", "train/t16"]
+    assert stages["prepare"].missing == stages["prepare"].started == ["prepare"]
+    assert stages["eval"].started == []
+    (debug, _) = status.training
+    assert debug.checkpoint_step == 10
+
+
+def test_jobs_of_an_unknown_kind_keep_the_study_from_reading_complete(local_study: str) -> None:
+    from ldmscale.orchestrate.status_table import render
+
+    storage = Storage(local_study)
+    for job_id, _ in _plan(storage):
+        _commit_job(storage, job_id)
+    plan = json.loads(storage.read_text("plan.json"))
+    plan["jobs"].append({"id": "colorize/debug", "kind": "colorize", "deps": [], "overrides": []})
+    storage.write_text("plan.json", json.dumps(plan))
+    status = _status(local_study)
+    assert not status.complete
+    text = render(status)
+    assert "1 planned jobs of kinds without an output rule were not checked" in text
+    assert "every planned job is committed" not in text

@@ -117,11 +117,13 @@ def test_prepare_cli_builds_index_latents_and_reference_once(
     out = capsys.readouterr().out
     assert "shard index:" in out and "(14 samples in 3 shards)" in out
     assert "latents: encoded 3 shards" in out and "latent [4, 8, 8], text 16x32" in out
-    assert "reference statistics: " in out
-    reference = out.split("reference statistics: ")[1].split()[0]
+    assert "shard index: built" in out and "reference statistics: computed " in out
+    reference = out.split("reference statistics: computed ")[1].split()[0]
     assert is_committed(Storage(str(tmp_path / "study")), reference.split("/study/", 1)[1])
     assert main(["prepare", *overrides]) == 0
-    assert "latents: reused" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "latents: reused" in again and "shard index: reused" in again
+    assert f"reference statistics: reused {reference}" in again
 
 
 def test_a_truncated_shard_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:

@@ -5,6 +5,8 @@ is a denoised image rather than the input noise."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -72,6 +74,7 @@ class GaussianDenoiser(torch.nn.Module):
         self.alphas = DDPMScheduler.from_config(schedule).alphas_cumprod.double()
         self.mean, self.std = mean, std
         self.dtype, self.device = torch.float32, torch.device("cpu")
+        self.config = SimpleNamespace(time_cond_proj_dim=None)  # as a U-Net without one
 
     def forward(self, x, t, encoder_hidden_states=None, return_dict=False):
         a = self.alphas[round(float(t))]

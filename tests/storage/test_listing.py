@@ -36,6 +36,10 @@ def test_committed_started_and_patterns(storage: Storage) -> None:
     assert not listing.started("evals/m/step-1/ddim-s4-g2")  # files only in subfolders
     assert listing.under("evals/m") == ["evals/m/step-1/ddim-s4-g2/shard-0-of-2"]
     assert listing.files["prepare/evaluator-0123/w.bin"] == 10
+    # Anything at any depth: a file, or a folder with files below it (not a name's prefix).
+    assert listing.holds("evals/m") and listing.holds("evals/m/step-1/ddim-s4-g2")
+    assert listing.holds("prepare/evaluator-0123/w.bin")
+    assert not listing.holds("evals/m/step") and not listing.holds("models")
 
 
 def test_size_check_agrees_with_verify(storage: Storage) -> None:

@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 import torch
 from child_env import child_env
 from safetensors.torch import load_file
+from train_runs import copy_prepared, run_train, train_command, train_result
 
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
@@ -53,34 +53,15 @@ META_KEYS = {
 }  # fmt: skip
 
 
-def _env() -> dict[str, str]:
-    return child_env()
-
-
-def _command(args: list[str], ranks: int) -> list[str]:
-    if ranks == 1:
-        return [sys.executable, "-m", "ldmscale", "train", *args]
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    return [torchrun, "--standalone", f"--nproc_per_node={ranks}", "-m", "ldmscale", "train", *args]
-
-
-def _train(args: list[str], ranks: int = 1) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _command(args, ranks), env=_env(), capture_output=True, text=True, timeout=600
-    )
-
-
-def _result(proc: subprocess.CompletedProcess[str]) -> dict:
-    assert proc.returncode in (0, 75), proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+_env = child_env
+_command = train_command
+_train = run_train
+_result = train_result
 
 
 def _copy_prepared(prepared: tuple[str, list[str]], target: Path) -> list[str]:
     """A fresh study holding only the prepared domain; the overrides that address it."""
-    uri, overrides = prepared
-    source = Path(uri.removeprefix("file://"))
-    shutil.copytree(source / "prepare", target / "prepare")
-    return [*overrides, f"study={target}", *TRAIN]
+    return [*copy_prepared(prepared, target), *TRAIN]
 
 
 def _log(study: Path) -> list[dict]:

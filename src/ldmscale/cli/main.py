@@ -5,12 +5,15 @@ description, `NAME` and `SUMMARY` its name and one-line help, `run(args) -> int`
 and optionally `arguments(parser)` its options, `OVERRIDES = False` when it takes no Hydra
 overrides and `EPILOG` more help. Failures become exit codes in one place
 (`ldmscale.errors.exit_code`): 2 for bad input or a missing prerequisite, 75 for retryable, 1 for
-anything else, with a message naming the problem (a traceback only for the unexpected).
+anything else, with a message naming the problem (a traceback only for the unexpected). Output
+piped into a reader that stops early (`| head -1`) ends the command quietly with 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import signal
 import sys
 import threading
@@ -109,6 +112,23 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def reader_left() -> bool:
+    """Whether stdout is a pipe whose reader has gone (`ldmscale status | head -1`): polled, so
+    that a BrokenPipeError of another pipe or socket is still reported as a failure. Then stdout
+    is pointed at /dev/null, so that the interpreter's flush at exit raises nothing more, and the
+    command ends quietly with 1 (the recipe of Python's `signal` docs, "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file behind stdout (a test's capture)
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return gone
+
+
 def _terminated(signum: int, frame: FrameType | None) -> None:
     # SystemExit, not an exception class libraries catch and re-wrap (lazy importers do): the
     # command unwinds (finally blocks run) and exits 75. Nothing half-written is committed.
@@ -128,9 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     clean_stale_staging()
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that left shows here, not in the interpreter's exit
+        return code
     except KeyboardInterrupt:
         raise
+    except BrokenPipeError as error:
+        return EXIT_FAILED if reader_left() else report(args.command, error)
     except BaseException as error:
         return report(args.command, error)
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(cfg)
     result = prepare(cfg)
     if args.json:
-        print_json(asdict(result))
+        print_json({**asdict(result), "built": list(result.built)})
         return 0
     if result.domain is not None:
         for component in result.domain.components:
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if result.data is not None:
         data = result.data
         print(
-            f"shard index: {result.study}/{data.shard_index} "
-            f"({data.samples} samples in {data.shards} shards)"
+            f"shard index: {'built' if data.index_built else 'reused'} "
+            f"{result.study}/{data.shard_index} ({data.samples} samples in {data.shards} shards)"
         )
         if data.latents is not None:
             verb = f"encoded {len(data.latents.encoded)} shards" if data.latents.built else "reused"
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{data.latents.max_tokens}x{data.latents.hidden_size})"
             )
     if result.reference is not None:
-        print(f"reference statistics: {result.study}/{result.reference}")
+        verb = "computed" if result.reference_built else "reused"
+        print(f"reference statistics: {verb} {result.study}/{result.reference}")
     if result.calibration is not None:
         verb = "measured" if result.calibration_built else "reused"
         print(f"calibration: {verb} {result.study}/{calibration_dir(cfg)}")

@@ -1,6 +1,6 @@
 """`ldmscale status study=<URI> [sweep=... overrides]`: how far a study has come, from its
 storage alone (`ldmscale.orchestrate.status`). Exit 0 whatever the study's state; 2 for a bad
-study URI or configuration."""
+study URI or configuration, or an unreadable plan.json."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from ldmscale.config import compose
 EPILOG = """\
 The jobs come from <study>/plan.json (written by `ldmscale plan`, `ldmscale sweep` and the
 cluster's plan step); without one, from the sweep given (sweep=<name> and overrides).
-A job is committed when its output folder has its manifest; "started" jobs have files but no
-manifest (running, or died before committing); "corrupt" ones have a manifest that lists a file
-now missing or of another size (remove the folder, then run the job again).
+A job is committed when its output folder has its manifest; "started" jobs are running or were
+interrupted (files without a manifest, part of their outputs committed, or a training's earlier
+checkpoints); "corrupt" ones have a manifest that lists a file now missing or of another size
+(remove the folder, then run the job again). An unreadable plan.json exits 2, naming it.
 
 examples:
   ldmscale status study=runs/smoke

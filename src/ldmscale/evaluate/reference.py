@@ -200,11 +200,12 @@ def reference_stats(
 
 def prepare_reference(
     cfg: StudyConfig, storage: Storage, device: torch.device | None = None
-) -> tuple[str, dict[str, np.ndarray]]:
+) -> tuple[str, bool]:
     """Compute and commit (or verify), ahead of the eval shards, the reference statistics of
     `cfg.eval` for images at `data.resolution` (the resolution checkpoints record), so that a
     sweep's shards find them committed instead of each computing them, and a corrupt copy is
-    found and rebuilt by the prepare job. For the prepare stage."""
+    found and rebuilt by the prepare job. For the prepare stage: (study-relative folder, whether
+    this call computed them)."""
     from ldmscale.evaluate.prompts import missing_inputs
     from ldmscale.metrics.features import build_extractor
     from ldmscale.models.domain import evaluator_for
@@ -232,6 +233,8 @@ def prepare_reference(
         protocol,
         cfg.storage.options,
     )
-    return reference_stats(
+    built = not intact(storage, reference_dir(identity))
+    rel, _ = reference_stats(
         storage, identity, extractor.to(device), device, e.batch_size, cfg.storage.options
     )
+    return rel, built

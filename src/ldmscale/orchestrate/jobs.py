@@ -137,6 +137,14 @@ def _trained(job: Job, study: StudyOutputs) -> tuple[str, ...]:
     return (paths.checkpoint_dir(run, study.final_steps[run.stage]),)
 
 
+def _training(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    return (paths.checkpoints_dir(job.run_key), paths.train_log(job.run_key))
+
+
+def _nothing(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class JobKind:
     """A row of the job-kind table."""
@@ -150,6 +158,10 @@ class JobKind:
     and `shard`) as a third argument."""
     outputs: Rule
     """The folders (or `*` patterns) whose manifests commit a job of the kind."""
+    progress: Rule = _nothing
+    """Where a job of the kind leaves progress before its output is committed (a training's
+    earlier checkpoints and its log): any file there means the job has started. Kinds without
+    one start by writing into their output folders."""
     trains: str | None = None
     """For a kind that trains a run: the run's stage ("" for text-to-image training)."""
     distributed: bool = False
@@ -172,10 +184,10 @@ KINDS: dict[str, JobKind] = {
     for kind in (
         JobKind("prepare", "study", "ldmscale.prepare.stage:prepare",
                 lambda job, study: study.prepare, checks_itself=True, fan_out="prepare"),
-        JobKind("train", "run", "ldmscale.train.trainer:train", _trained, trains="",
-                distributed=True, fan_out="train"),
-        JobKind("distill", "run", "ldmscale.train.trainer:train", _trained, trains="distill",
-                distributed=True, fan_out="distill"),
+        JobKind("train", "run", "ldmscale.train.trainer:train", _trained, _training,
+                trains="", distributed=True, fan_out="train"),
+        JobKind("distill", "run", "ldmscale.train.trainer:train", _trained, _training,
+                trains="distill", distributed=True, fan_out="distill"),
         JobKind("eval", "shard", "ldmscale.evaluate.shard:evaluate",
                 lambda job, study: (job.eval_key.shard_dir(job.shard, job.shards),)),
         JobKind("merge", "config", "ldmscale.evaluate.merge:merge",

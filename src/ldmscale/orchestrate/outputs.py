@@ -1,7 +1,7 @@
-"""Where each job kind commits its output, read from the job-kind table
-(`ldmscale.orchestrate.jobs.KINDS`, whose `outputs` rule each row carries): the study-relative
-folders whose manifests make a job of the plan done. The runner's "already done" check and
-`ldmscale status` both read them here.
+"""Where each job kind commits its output, and where a job leaves progress before that, read
+from the job-kind table (`ldmscale.orchestrate.jobs.KINDS`, whose `outputs` and `progress` rules
+each row carries): the study-relative folders whose manifests make a job of the plan done. The
+runner's "already done" check and `ldmscale status` both read them here.
 
 A folder is named exactly, or by a pattern (`prepare/evaluator-*`) where its name holds a hash
 of settings and inputs that only the stage's own code computes.
@@ -26,6 +26,15 @@ def output_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...] 
     if kind not in KINDS:
         return None
     return job_outputs(parse_job_id(job_id), study)
+
+
+def work_dirs(job_id: str, kind: str, study: StudyOutputs) -> tuple[str, ...]:
+    """The folders (or files) where job `job_id` leaves progress before it commits (empty for a
+    kind the table does not know, or whose jobs start by writing into their output folders)."""
+    if kind not in KINDS:
+        return ()
+    job = parse_job_id(job_id)
+    return job.spec.progress(job, study)
 
 
 def prepare_components(cfg: StudyConfig) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ class JobResult:
 
     job_id: str
     skipped: bool
+    """Its output was committed already: nothing was run (or rebuilt)."""
     seconds: float
     record: Any = None
 
@@ -76,7 +77,9 @@ def _execute(job: Job, cfg: StudyConfig, storage: Storage) -> JobResult:
     if job_done(job, storage, cfg):
         return JobResult(job.id, True, 0.0)
     record = execute(job, cfg, storage)
-    return JobResult(job.id, False, time.perf_counter() - start, record)
+    # Stages that check their own outputs (prepare, analyze) say whether they found them all.
+    skipped = bool(getattr(record, "skipped", False))
+    return JobResult(job.id, skipped, time.perf_counter() - start, record)
 
 
 def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobResult]:

@@ -3,11 +3,13 @@
 Works the same for a sweep run here (`ldmscale sweep`) and one run by Argo on a cluster, since
 storage is the only state (DESIGN.md §2). The jobs come from `<study>/plan.json` when present
 (written by `ldmscale plan` and `ldmscale sweep`; its base overrides then describe the study),
-else from composing the sweep given. Per stage, in plan order, with the stage list taken from the
-plan's job kinds: jobs committed, the missing ids, and which of those have files but no manifest
-(running, or died before committing). Also: training progress per model (newest committed
-checkpoint, last record of `train_log.jsonl`), every committed artifact whose files no longer
-match its manifest, and the best-per-budget table when analysis has run.
+else from composing the sweep given; an unreadable plan.json is bad input (exit 2), never
+replaced by a guess. Per stage, in plan order, with the stage list taken from the plan's job
+kinds: jobs committed, the missing ids, which of those have started (running, or interrupted
+before committing: `StageStatus.started`) and which committed ones are corrupt; whether every
+job is committed and sound (`StudyStatus.complete`). Also: training progress per model (newest
+committed checkpoint, last record of `train_log.jsonl`), every committed artifact whose files no
+longer match its manifest, and the best-per-budget table when analysis has run.
 
 Cost: one recursive listing of the study (sizes included), one batched, concurrent read of the
 committed manifests (skipped with `verify=False`), one batched read of the models' log tails and
@@ -27,9 +29,9 @@ from typing import Any
 from ldmscale.config import compose
 from ldmscale.config.overrides import keys, override
 from ldmscale.config.schema import StudyConfig
-from ldmscale.errors import MissingInput
+from ldmscale.errors import BadInput, MissingInput
 from ldmscale.orchestrate.jobs import KINDS, Job, StudyOutputs, parse_job_id
-from ldmscale.orchestrate.outputs import output_dirs, study_outputs
+from ldmscale.orchestrate.outputs import output_dirs, study_outputs, work_dirs
 from ldmscale.orchestrate.plan import NO_SWEEP, build_plan
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
@@ -51,7 +53,9 @@ class StageStatus:
     missing: list[str] = field(default_factory=list)
     """Ids of the planned jobs whose output is not committed, in plan order."""
     started: list[str] = field(default_factory=list)
-    """Those of `missing` whose output folder holds files without a manifest."""
+    """Those of `missing` under way or interrupted: an output folder holds files without a
+    manifest, some of several output folders are committed, or the job left progress where its
+    kind leaves it (`outputs.WORK_RULES`: a training's earlier checkpoints or its log)."""
     corrupt: list[str] = field(default_factory=list)
     """Ids of jobs whose committed output no longer matches its manifest (not in `committed`;
     a rerun skips them while the manifest is there: remove the folder to redo the job)."""
@@ -99,9 +103,15 @@ class StudyStatus:
         """Every missing job id, in plan order."""
         return [job for stage in self.stages for job in stage.missing]
 
+    @property
+    def complete(self) -> bool:
+        """Whether every planned job is committed and sound: none missing, none corrupt, none of
+        a kind status cannot check."""
+        return all(s.committed == s.planned for s in self.stages)
+
     def as_dict(self) -> dict[str, Any]:
         """The status as JSON-ready data."""
-        return {**asdict(self), "missing": self.missing}
+        return {**asdict(self), "missing": self.missing, "complete": self.complete}
 
 
 @dataclass(frozen=True)
@@ -136,8 +146,12 @@ def _plan(
         jobs = [(str(job["id"]), str(job["kind"])) for job in record["jobs"]]
         base, sweep = [str(o) for o in record["overrides"]], str(record["sweep"])
     except (ValueError, KeyError, TypeError) as err:
-        note = f"{storage.url(paths.PLAN)} is unreadable ({err!r}); jobs composed from the sweep"
-        return _composed(cfg, overrides, [note])
+        # Composing the sweep instead would guess: the plan's overrides are what describe it.
+        raise BadInput(
+            f"{storage.url(paths.PLAN)} is unreadable ({type(err).__name__}: {err}); it lists "
+            "the study's jobs: write it again with the `ldmscale plan` (or `ldmscale sweep`) "
+            "command that made it"
+        ) from None
     # The plan's own overrides describe the study; a sweep given here too would contradict them.
     given = list(zip(overrides, keys(overrides), strict=True))
     ignored = [o for o, key in given if key.startswith("sweep")]
@@ -164,13 +178,21 @@ def stage_status(
             stage.unknown += 1
         elif not all(listing.is_committed(folder) for folder in folders):
             stage.missing.append(job_id)
-            if any(listing.started(folder) for folder in folders):
+            if _started(folders, work_dirs(job_id, kind, outputs), listing):
                 stage.started.append(job_id)
         elif any(folder in corrupt for folder in folders):
             stage.corrupt.append(job_id)
         else:
             stage.committed += 1
     return list(stages.values())
+
+
+def _started(folders: Sequence[str], work: Sequence[str], listing: Listing) -> bool:
+    """Whether a job not committed yet has begun: files without a manifest in an output folder,
+    some of its output folders committed, or any file where it leaves progress (`work`)."""
+    return any(
+        listing.started(folder) or listing.is_committed(folder) for folder in folders
+    ) or any(listing.holds(path) for path in work)
 
 
 def _last_record(data: bytes) -> dict[str, Any] | None:

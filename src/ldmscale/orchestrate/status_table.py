@@ -44,17 +44,45 @@ def _training(rows: list[TrainProgress]) -> list[str]:
     return lines
 
 
-def _missing(stages: list[StageStatus], limit: int | None) -> list[str]:
+def _listed(stages: list[StageStatus], which: str, limit: int | None) -> list[str]:
+    """The `missing` or `corrupt` job ids of each stage, at most `limit` per stage."""
     lines = []
     for s in stages:
-        if not s.missing:
+        jobs: list[str] = getattr(s, which)
+        if not jobs:
             continue
         started = set(s.started)
-        shown = s.missing if limit is None else s.missing[:limit]
-        lines.append(f"  {s.kind} ({len(s.missing)}):")
+        shown = jobs if limit is None else jobs[:limit]
+        lines.append(f"  {s.kind} ({len(jobs)}):")
         lines.extend(f"    {job}{'  [started]' if job in started else ''}" for job in shown)
-        if len(shown) < len(s.missing):
-            lines.append(f"    ... {len(s.missing) - len(shown)} more (--all lists them)")
+        if len(shown) < len(jobs):
+            lines.append(f"    ... {len(jobs) - len(shown)} more (--all lists them)")
+    return lines
+
+
+def _jobs(status: StudyStatus, limit: int | None) -> list[str]:
+    """What is left to do (missing, corrupt and unchecked jobs), or that nothing is."""
+    lines = []
+    missing = _listed(status.stages, "missing", limit)
+    if missing:
+        lines += [
+            "missing jobs ([started]: running or interrupted: files written without a manifest, "
+            "or a training's earlier checkpoints):",
+            *missing,
+        ]
+    corrupt = _listed(status.stages, "corrupt", limit)
+    if corrupt:
+        lines += [
+            "corrupt jobs (committed, but the files do not match the manifest: remove the "
+            "folder, then run the job again):",
+            *corrupt,
+        ]
+    unknown = sum(s.unknown for s in status.stages)
+    if unknown:
+        lines.append(f"{unknown} planned jobs of kinds without an output rule were not checked")
+    if status.complete:
+        outside = " (the corrupt artifacts below are not a job's output)" if status.corrupt else ""
+        lines.append(f"every planned job is committed{outside}")
     return lines
 
 
@@ -76,8 +104,9 @@ def _short(value: str) -> str:
 
 
 def render(status: StudyStatus, limit: int | None = 10) -> str:
-    """The status as text: stages, training, missing jobs (at most `limit` per stage; None for
-    all), corrupt artifacts, best model per budget, notes."""
+    """The status as text: stages, training, missing and corrupt jobs (at most `limit` per stage;
+    None for all) or that every job is committed, corrupt artifacts, best model per budget,
+    notes."""
     lines = [
         f"study {status.study}  sweep {status.sweep}  jobs from {status.plan}  "
         f"({status.files} files listed and read in {status.seconds:.2f} s)",
@@ -86,11 +115,7 @@ def render(status: StudyStatus, limit: int | None = 10) -> str:
     ]
     if status.training:
         lines += ["", "training", *_training(status.training)]
-    missing = _missing(status.stages, limit)
-    if missing:
-        lines += ["", "missing jobs ([started]: files written, no manifest yet):", *missing]
-    else:
-        lines += ["", "every planned job is committed"]
+    lines += ["", *_jobs(status, limit)]
     if status.corrupt:
         lines += ["", "corrupt artifacts (committed, but the files do not match the manifest):"]
         lines += [f"  {folder}: {reason}" for folder, reason in sorted(status.corrupt.items())]

@@ -35,6 +35,8 @@ class PreparedData:
     shards: int
     latents: PreparedLatents | None
     """None unless `data.precomputed=true`."""
+    index_built: bool = False
+    """True when this call read the shards and committed their index."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,26 @@ class PreparedStudy:
     """The embedded domain's calibration record (`ldmscale.prepare.calibration`)."""
     calibration_built: bool = False
     """True when this call measured the record; False when a committed one was reused."""
+    reference_built: bool = False
+    """True when this call computed the reference statistics."""
+
+    @property
+    def built(self) -> tuple[str, ...]:
+        """Names of what this call made; the rest was committed already."""
+        data, latents = self.data, self.data.latents if self.data else None
+        made = [
+            *(self.domain.built if self.domain else ()),
+            *(["calibration"] if self.calibration_built else []),
+            *(["shard index"] if data and data.index_built else []),
+            *(["latents"] if latents and latents.built else []),
+            *(["reference statistics"] if self.reference_built else []),
+        ]
+        return tuple(made)
+
+    @property
+    def skipped(self) -> bool:
+        """Whether everything was committed already (what `ldmscale run` and `sweep` report)."""
+        return not self.built
 
 
 def needs_reference(cfg: StudyConfig) -> bool:
@@ -69,10 +91,13 @@ def prepare_data(cfg: StudyConfig, storage: Storage) -> PreparedData:
     """Index `data.shards` (and precompute their latents when `data.precomputed`)."""
     from ldmscale.data import prepared
     from ldmscale.prepare import latents
+    from ldmscale.storage.manifest import intact
 
+    rel = prepared.shard_index_dir(cfg)
+    index_built = not intact(storage, rel)
     index = prepared.shard_index(cfg, storage)
     encoded = latents.precompute(cfg, storage) if cfg.data.precomputed else None
-    return PreparedData(prepared.shard_index_dir(cfg), index.total, len(index.urls), encoded)
+    return PreparedData(rel, index.total, len(index.urls), encoded, index_built)
 
 
 def check_inputs(cfg: StudyConfig) -> None:
@@ -100,7 +125,7 @@ def prepare(cfg: StudyConfig, storage: Storage | None = None) -> PreparedStudy:
     study = cfg.require_study()
     storage = storage or open_study(cfg)
     domain = data = reference = record = None
-    built = False
+    built = reference_built = False
     if cfg.data.name == "shapes":
         from ldmscale.prepare.domain import prepare as prepare_domain
 
@@ -112,5 +137,5 @@ def prepare(cfg: StudyConfig, storage: Storage | None = None) -> PreparedStudy:
     if needs_reference(cfg):
         from ldmscale.evaluate.reference import prepare_reference
 
-        reference, _ = prepare_reference(cfg, storage)
-    return PreparedStudy(study, domain, data, reference, record, built)
+        reference, reference_built = prepare_reference(cfg, storage)
+    return PreparedStudy(study, domain, data, reference, record, built, reference_built)

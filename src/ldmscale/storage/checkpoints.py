@@ -5,7 +5,7 @@ manifest. Layout of one checkpoint:
     ema_unet/             the same for the EMA weights, when train.ema
     scheduler/            the training noise schedule (DDPMScheduler save_pretrained)
     deepspeed/            the DeepSpeed engine state (optimizer, scheduler, RNG), for resume
-    train_state.json      step, samples seen, data position, training compute
+    train_state.json      step, samples seen, data position, training compute, the settings
     manifest.json         written last; meta: `CheckpointMeta`
 
 `CheckpointMeta` is written by training and read by every consumer (sampling, merge, the plan).
@@ -41,7 +41,9 @@ from ldmscale.storage.manifest import (
 from ldmscale.storage.paths import RunKey, checkpoint_name
 
 TRAIN_STATE = "train_state.json"
-"""Inside a checkpoint: step, samples_seen, train_flops, world_size (JSON)."""
+"""Inside a checkpoint: step, samples_seen, data_position, train_flops, world_size, `resolved`
+(what the config resolved to: world size, device type, precision, autoencoder) and `provenance`
+(with the whole config), JSON; a resume is checked against it (`ldmscale.train.resume_rules`)."""
 FOR_SAMPLING = ("scheduler/", "unet/")
 """Files (or folders, ending in /) a checkpoint must hold to be sampled (eval, merge)."""
 FOR_RESUMING = (TRAIN_STATE, "scheduler/", "unet/", "deepspeed/")

@@ -29,10 +29,17 @@ class Listing:
     """Folders holding a `manifest.json`."""
     parents: set[str] = field(init=False)
     """Folders holding at least one file directly (not only in subfolders)."""
+    folders: set[str] = field(init=False)
+    """Folders holding at least one file, directly or in a subfolder."""
 
     def __post_init__(self) -> None:
         self.committed = {p[: -len(_SUFFIX)] for p in self.files if p.endswith(_SUFFIX)}
         self.parents = {p.rsplit("/", 1)[0] for p in self.files if "/" in p}
+        self.folders = set()
+        for parent in self.parents:
+            while parent and parent not in self.folders:
+                self.folders.add(parent)
+                parent = parent.rpartition("/")[0]
 
     @classmethod
     def of(cls, storage: Storage) -> Listing:
@@ -49,6 +56,10 @@ class Listing:
         """Whether `folder` holds files but no manifest: a writer is at work, or died before
         its commit (a pattern never counts as started)."""
         return "*" not in folder and folder in self.parents and folder not in self.committed
+
+    def holds(self, path: str) -> bool:
+        """Whether `path` is a file of the study or a folder with files at any depth."""
+        return path in self.files or path in self.folders
 
     def under(self, prefix: str) -> list[str]:
         """Committed folders directly or deeply under `prefix/`, sorted."""

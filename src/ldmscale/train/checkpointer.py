@@ -1,8 +1,12 @@
 """The trainer's checkpointer: resume from the newest valid checkpoint, save at its cadence
 (every `train.checkpoint_every` steps, at the last step, on preemption), stage the files
-locally, commit them by manifest and apply retention. The training loop asks `load()` once,
-`due(step)` after every step and `save(state)` when due or stopping. Beside the U-Net a
-checkpoint keeps the modules the run's objective names (`Objective.modules`).
+locally, commit them by manifest and apply retention. The training loop calls `load()` once, and
+after every step asks `due(step)` and then `save(state)`. Beside the U-Net a checkpoint keeps the
+modules the run's objective names (`Objective.modules`).
+
+A resume first compares the checkpoint's recorded settings with this run's
+(`ldmscale.train.resume_rules`) and refuses an incompatible change (BadInput, exit 2) before any
+state is loaded.
 
 Staging: rank 0 makes a node-local folder and sends its path to every rank; each rank writes its
 DeepSpeed shard there, rank 0 writes the rest and commits the folder. With several nodes the
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import BadInput
 from ldmscale.provenance import provenance
 from ldmscale.storage import checkpoints as ckpt
@@ -25,13 +30,13 @@ from ldmscale.storage.fs import Storage
 from ldmscale.storage.paths import RunKey
 from ldmscale.train.engine import (
     Dist,
-    barrier,
     broadcast,
     full_parameters,
     load_engine_state,
     save_engine_state,
     shared_staging,
 )
+from ldmscale.train.resume_rules import resume_refusal
 
 if TYPE_CHECKING:
     from ldmscale.train.objective import Objective
@@ -72,8 +77,8 @@ class Checkpointer:
         dist: Dist,
         parts: Parts,
         meta: dict[str, Any],
-        train: Any,
-        config: Any,
+        config: StudyConfig,
+        resolved: dict[str, Any],
         objective: Objective,
     ) -> None:
         self.storage, self.run, self.dist, self.parts = storage, run, dist, parts
@@ -82,8 +87,10 @@ class Checkpointer:
         the U-Net and `restore`d on resume."""
         self.meta = meta
         """CheckpointMeta fields fixed for the run (all but step, samples and FLOPs)."""
-        self.train = train
+        self.train = config.train
         self.config = config
+        self.resolved = resolved
+        """What the config resolved to here (`ldmscale.train.resume_rules.resolved_settings`)."""
 
     def load(self) -> TrainState:
         """The state of the newest valid checkpoint (engine and EMA restored), or a fresh one;
@@ -107,21 +114,25 @@ class Checkpointer:
         from diffusers.training_utils import EMAModel
 
         with shared_staging(self.dist, "resume") as local:
-            if self.dist.is_main:
-                ckpt.fetch_checkpoint(self.storage, self.run, step, local)
-            barrier(self.dist)
+            refusal = self._fetch(step, local) if self.dist.is_main else None
+            # Every rank raises, before any of them enters DeepSpeed's collective load.
+            refusal = broadcast(self.dist, refusal)
+            if refusal is not None:
+                raise BadInput(refusal)
             load_engine_state(self.parts.engine, local / "deepspeed")
             if self.parts.ema is not None:
                 saved = EMAModel.from_pretrained(local / "ema_unet", model_cls=UNet2DConditionModel)
                 self.parts.ema.load_state_dict(saved.state_dict())
             self.objective.restore(local)
             saved_state = ckpt.read_train_state(local)
-        if saved_state["world_size"] != self.dist.world_size:
-            raise BadInput(
-                f"checkpoint step-{step} was written by {saved_state['world_size']} ranks; resume "
-                f"it with the same number (this run has {self.dist.world_size})"
-            )
         return TrainState(step, int(saved_state["samples_seen"]), resumed_from=step)
+
+    def _fetch(self, step: int, local: Path) -> str | None:
+        """Rank 0: fetch checkpoint `step` into `local`; why this run cannot resume it, if so."""
+        manifest = ckpt.fetch_checkpoint(self.storage, self.run, step, local)
+        where = self.storage.url(paths.checkpoint_dir(self.run, step))
+        state = ckpt.read_train_state(local)
+        return resume_refusal(where, state, manifest.meta, self.config, self.resolved)
 
     def due(self, step: int) -> bool:
         """Whether the cadence asks for a checkpoint after `step`."""
@@ -152,6 +163,7 @@ class Checkpointer:
             "data_position": state.step * self.train.global_batch,
             "train_flops": flops,
             "world_size": self.dist.world_size,
+            "resolved": self.resolved,
             "provenance": provenance(self.config),
         }
         (local / ckpt.TRAIN_STATE).write_text(json.dumps(record, indent=1, default=str))

@@ -76,6 +76,20 @@ class DDIMSolver:
         return alpha.sqrt() * x0 + (1 - alpha).sqrt() * eps
 
 
+def guidance_student(teacher: Any, dim: int) -> Any:
+    """A trainable copy of `teacher` (a diffusers UNet2DConditionModel) that takes a guidance
+    embedding of width `dim`; its projection starts at zero, so it predicts what the teacher
+    predicts (conditionally) whatever the embedded scale. RuntimeError if the weights do not map."""
+    from diffusers import UNet2DConditionModel
+
+    student = UNet2DConditionModel.from_config(teacher.config, time_cond_proj_dim=dim)
+    missing, unexpected = student.load_state_dict(teacher.state_dict(), strict=False)
+    if unexpected or any(not name.startswith("time_embedding.cond_proj") for name in missing):
+        raise RuntimeError(f"teacher and student differ: {missing}, {unexpected}")
+    torch.nn.init.zeros_(student.time_embedding.cond_proj.weight)
+    return student.requires_grad_(True).train()
+
+
 def _x0_and_eps(
     output: torch.Tensor, x: torch.Tensor, t: torch.Tensor, schedule: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,15 +176,8 @@ class ConsistencyDistillation:
     def build(self, data: Batches) -> torch.nn.Module:
         """The student: the teacher with a zero-initialised guidance projection; and the target
         network, its copy."""
-        from diffusers import UNet2DConditionModel
-
         seed_everything(derive_seed(self.cfg.seed, "init", self.run.path))
-        dim = self.settings_.time_cond_proj_dim
-        student = UNet2DConditionModel.from_config(self.teacher.config, time_cond_proj_dim=dim)
-        missing, unexpected = student.load_state_dict(self.teacher.state_dict(), strict=False)
-        if unexpected or any(not name.startswith("time_embedding.cond_proj") for name in missing):
-            raise RuntimeError(f"teacher and student differ: {missing}, {unexpected}")
-        torch.nn.init.zeros_(student.time_embedding.cond_proj.weight)
+        student = guidance_student(self.teacher, self.settings_.time_cond_proj_dim)
         self.target = copy.deepcopy(student).requires_grad_(False).to(self.teacher.device)
         return student
 

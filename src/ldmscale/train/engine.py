@@ -172,9 +172,25 @@ def save_engine_state(engine: Any, folder: Path) -> None:
 
 
 def load_engine_state(engine: Any, folder: Path) -> None:
-    """Restore weights, optimizer and learning-rate schedule saved by `save_engine_state`."""
+    """Restore the weights, the optimizer's state and the learning-rate schedule's position
+    saved by `save_engine_state`; the optimizer's hyperparameters stay this run's.
+
+    torch's `Optimizer.load_state_dict` (which DeepSpeed calls) and `LRScheduler.load_state_dict`
+    bring back the saved hyperparameters (lr, betas, weight decay, fused) over the ones this run
+    configured, so a resume with a new `train.lr` would go on at the old one. They are put back,
+    and each group's lr set as LambdaLR sets it: base lr x factor(steps done)."""
+    configured = [
+        {key: value for key, value in group.items() if key != "params"}
+        for group in engine.optimizer.param_groups
+    ]
     loaded, _ = engine.load_checkpoint(
         str(folder), tag=DEEPSPEED_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
     )
     if loaded is None:
         raise RuntimeError(f"DeepSpeed found no state to resume under {folder}")
+    schedule = engine.lr_scheduler
+    schedule.base_lrs = [settings["initial_lr"] for settings in configured]
+    groups = zip(engine.optimizer.param_groups, configured, schedule.lr_lambdas, strict=True)
+    for group, settings, factor in groups:
+        group.update(settings)
+        group["lr"] = settings["initial_lr"] * factor(schedule.last_epoch)

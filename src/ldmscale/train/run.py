@@ -33,6 +33,7 @@ from ldmscale.train.engine import (
     mean_over_ranks,
 )
 from ldmscale.train.objective import Objective
+from ldmscale.train.resume_rules import resolved_settings
 from ldmscale.train.speed import build_fast_engine
 from ldmscale.train.throughput import Throughput, TrainLog, peak_tflops
 
@@ -183,7 +184,8 @@ def build_run(cfg: StudyConfig, storage: Storage, run: RunKey, objective: Object
     parts, speed = _parts(cfg, objective, data, dist, dtype)
     gflops = objective.gflops(data)
     meta = {**_meta(cfg, run, objective, data, gflops), "speed": speed}
-    checkpointer = Checkpointer(storage, run, dist, parts, meta, cfg.train, cfg, objective)
+    resolved = resolved_settings(cfg, dist.world_size, dist.device, dtype)
+    checkpointer = Checkpointer(storage, run, dist, parts, meta, cfg, resolved, objective)
     return TrainingRun(
         cfg=cfg,
         objective=objective,

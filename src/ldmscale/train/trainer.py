@@ -13,6 +13,8 @@ function of (study seed, global sample index).
 - Resume: the newest checkpoint that verifies (corrupt ones are reported and skipped). On a CPU
   with one rank an interrupted and resumed run is bitwise equal to an uninterrupted one; with
   several ranks it sees the same samples and draws, equal up to the order of float reductions.
+  Which settings a resume may change (and which it refuses, exit 2) is one table,
+  `ldmscale.train.resume_rules`.
 - A model whose final checkpoint (step == train.max_steps) is committed returns at once.
 - `models/<model>/train_log.jsonl` (`ldmscale.train.throughput.TrainLog`): one record per
   `train.log_every` steps.
@@ -61,6 +63,11 @@ class TrainResult:
     final_loss: float | None = None
     checkpoints: list[int] = field(default_factory=list)
     """Committed checkpoint steps after retention."""
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the final checkpoint was committed already (nothing was trained)."""
+        return self.status == ALREADY_COMMITTED
 
     @property
     def preempted(self) -> bool:
