@@ -2,10 +2,10 @@
 
 - `fetch_artifact(storage, rel)`: a committed artifact of the study (checkpoint, prepared
   component), keyed by its manifest, every file verified against the manifest when fetched.
-- `fetch_pretrained(spec, storage)`: a pretrained component or weights file outside the study,
-  given as a local path, a `file://` path, any fsspec URI (read with the study's
-  `storage.options`, e.g. an S3 endpoint given only there) or a hub id (returned as is, for
-  `from_pretrained`). Remote copies are keyed by the URI.
+- `fetch_pretrained(spec, options)`: a pretrained component or weights file outside the study,
+  given as a local path, a `file://` path, any fsspec URI (read with the study's storage
+  options, timeout and retries, e.g. an S3 endpoint given only in `storage.options`) or a hub id
+  (returned as is, for `from_pretrained`). Remote copies are keyed by the URI.
 
 What the cache hands out is checked first: every cached file must still have the size and
 modification time recorded when it was fetched (and a committed artifact's sizes must match its
@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ldmscale.storage.fs import Storage, download_url
+from ldmscale.config.schema import StorageConfig
+from ldmscale.storage.fs import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Storage, download_url
 from ldmscale.storage.manifest import MANIFEST, CorruptArtifact, fetch, load_manifest, recompute
 from ldmscale.storage.staging import clean_stale_staging, make_staging
 
@@ -102,19 +103,27 @@ def fetch_artifact(storage: Storage, rel_dir: str, configured_cache: str = "") -
     return _cached(cache_root(configured_cache) / key[:24], fill, storage.url(rel_dir))
 
 
-def fetch_pretrained(spec: str, options: dict[str, Any] | None = None, cache: str = "") -> str:
+def fetch_pretrained(
+    spec: str,
+    options: dict[str, Any] | None = None,
+    cache: str = "",
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+) -> str:
     """A local path for `spec`: a local path as is (`file://` stripped), a remote file or
-    folder copied once into the cache (with the storage `options`), a hub id unchanged.
-    For a remote file, the path of its local copy."""
+    folder copied once into the cache (read with the storage `options`, each request bounded
+    by `timeout` seconds and retried `retries` times, as `storage.timeout` / `storage.retries`
+    say), a hub id unchanged. For a remote file, the path of its local copy."""
     if spec.startswith("file://"):
         return spec[len("file://") :]
     if "://" not in spec:
         return spec
+    settings = StorageConfig(options=dict(options or {}), timeout=timeout, retries=retries)
     key = hashlib.sha256(spec.encode()).hexdigest()[:24]
-    listed: dict[str, int] = {}
 
     def fill(staging: Path) -> None:
-        listed.update(download_url(spec, staging, options))
+        download_url(spec, staging, settings)
 
     target = _cached(cache_root(cache) / "pretrained" / key, fill, spec)
     names = [p for p in target.iterdir() if p.name != RECORD]

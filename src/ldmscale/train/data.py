@@ -298,7 +298,7 @@ class LatentBatches:
 
         self.cfg = cfg
         self.device = device
-        self.samples = ShardedSamples(latents.index, cfg.storage.options)
+        self.samples = ShardedSamples(latents.index, cfg.storage)
         self.latent_shape: tuple[int, int, int] = latents.latent_shape
         self.empty = latents.empty.to(device)
 
@@ -355,5 +355,5 @@ def batch_source(cfg: StudyConfig, device: torch.device) -> Batches:
     text_encoder = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
     if index is None:
         return DomainBatches(cfg, autoencoder, text_encoder, device)
-    samples = ShardedSamples(index, cfg.storage.options)
+    samples = ShardedSamples(index, cfg.storage)
     return ImageTextBatches(cfg, autoencoder, text_encoder, device, samples)
