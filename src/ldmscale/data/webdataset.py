@@ -11,12 +11,12 @@ Shards are read whole through the storage seam (`ldmscale.storage.fs.read_url`),
 study's storage settings: a transient failure is retried (logged) and then exits 75.
 
 Corrupt shards: a shard that is missing, cannot be read, is truncated, or holds a different
-number of samples than its index says raises `CorruptShard` naming it. Training fails rather
-than silently train on a smaller dataset; re-export or re-index the shard. Files are grouped
-into samples by key as webdataset groups them (consecutive files with the same key, extensions
-lower-cased); `build_index` reads every sample once and refuses a shard in which a sample lacks
-a decodable image or a caption, or whose files of one key are not adjacent, naming the shard
-and the key.
+number of samples than its index says raises `CorruptShard` (bad input, exit 2) naming it.
+Training fails rather than silently train on a smaller dataset; re-export or re-index the shard.
+Files are grouped into samples by key as webdataset groups them (consecutive files with the same
+key, extensions lower-cased); `build_index` reads every sample once and refuses an empty shard
+and a shard in which a sample lacks a decodable image or a UTF-8 caption, or whose files of one
+key are not adjacent, naming the shard and the key.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from webdataset import TarWriter
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import BadInput
 from ldmscale.storage.fs import read_url, write_url
 
 INDEX = "index.json"
@@ -46,8 +47,9 @@ IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
 CAPTION_KEYS = ("txt", "caption")
 
 
-class CorruptShard(RuntimeError):
-    """A shard that cannot be read, is truncated, or disagrees with its index."""
+class CorruptShard(BadInput):
+    """A shard that is missing, cannot be read, is truncated, holds a malformed sample or
+    disagrees with its index: bad input (exit 2), named with the sample's key when one is."""
 
 
 def expand(pattern: str) -> list[str]:
@@ -109,7 +111,8 @@ class ShardIndex:
 
 def build_index(pattern: str, storage: StorageConfig | None = None) -> ShardIndex:
     """Read every shard once (with the `storage` settings), check every sample
-    (`check_samples`) and count them; a corrupt shard or sample raises CorruptShard naming it."""
+    (`check_samples`) and count them; an empty or corrupt shard or sample raises CorruptShard
+    naming it."""
     from tqdm import tqdm
 
     urls = expand(pattern)
@@ -169,8 +172,13 @@ def _fields(sample: dict[str, Any]) -> list[str]:
 
 
 def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
-    """Every sample of shard `url` has one decodable image and a caption, and each key's files
-    are adjacent; CorruptShard naming the shard and the sample key otherwise."""
+    """Shard `url` holds samples, each with one decodable image and a UTF-8 caption, and each
+    key's files are adjacent; CorruptShard naming the shard (and the sample key) otherwise."""
+    if not samples:
+        raise CorruptShard(
+            f"shard {url} holds no samples (an empty tar, or files without a key.extension "
+            "name): re-export it, or drop it from data.shards"
+        )
     keys = Counter(str(sample.get("__key__")) for sample in samples)
     split = [key for key, groups in keys.items() if groups > 1]
     if split:
@@ -182,10 +190,11 @@ def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
     for sample in samples:
         key = str(sample.get("__key__"))
         decode_caption(sample)
+        data = _first(sample, IMAGE_KEYS, "image")
         try:
-            with Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
             raise CorruptShard(
                 f"shard {url}: sample {key!r} has an undecodable image ({err})"
             ) from err
@@ -219,9 +228,18 @@ def decode_pixels(
 
 
 def decode_caption(sample: dict[str, Any]) -> str:
-    """The sample's caption (`txt` or `caption`); CorruptShard naming the shard when absent."""
+    """The sample's caption (`txt` or `caption`, UTF-8); CorruptShard naming the shard and the
+    key when it is absent or not UTF-8."""
     raw = _first(sample, CAPTION_KEYS, "caption")
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+    if not isinstance(raw, bytes):
+        return str(raw)
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as err:
+        raise CorruptShard(
+            f"shard {sample.get('__url__', '?')}: sample {sample.get('__key__')!r} has a caption "
+            f"that is not UTF-8 ({err}); re-export it as UTF-8 text"
+        ) from None
 
 
 def decode_array(sample: dict[str, Any], key: str) -> np.ndarray:

@@ -30,7 +30,7 @@ Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a 
 - Precomputed: `latent.npy` / `emb.npy` of the prepared shards; dropped captions take the stored
   empty-caption embedding. No autoencoder or text encoder is loaded.
 
-A truncated or unreadable shard raises `CorruptShard` naming it, and training stops (exit 1):
+A truncated or unreadable shard raises `CorruptShard` naming it, and training stops (exit 2):
 training on silently fewer samples would change what a step means. Re-export the shard, or
 remove it from `data.shards` (a new URL list gets a new index).
 """
