@@ -91,7 +91,7 @@ def request_options(
 ) -> dict[str, Any]:
     """fsspec options with request timeouts for object stores (the caller's own win). Retries
     are ours (`call`), so botocore makes one attempt per request, and S3 uploads are sent
-    without `Expect: 100-continue` (`s3_session`)."""
+    without `Expect: 100-continue` (`new_s3_session`)."""
     out = dict(options or {})
     if protocol in ("s3", "s3a"):
         config = dict(out.get("config_kwargs") or {})
@@ -102,16 +102,19 @@ def request_options(
         config.setdefault("retries", {"total_max_attempts": 1})
         out["config_kwargs"] = config
         if "session" not in out:
-            out["session"] = s3_session(out.pop("profile", None))
+            # A filesystem made afresh (skip_instance_cache) resolves credentials afresh, as
+            # s3fs' own session per filesystem does; cached filesystems share one session.
+            fresh = bool(out.get("skip_instance_cache"))
+            profile = out.pop("profile", None)
+            out["session"] = new_s3_session(profile) if fresh else s3_session(profile)
     elif protocol in ("gs", "gcs"):
         out.setdefault("timeout", timeout)
     return out
 
 
-@functools.cache
-def s3_session(profile: str | None = None) -> Any:
-    """The aiobotocore session of s3fs clients (one per AWS profile, so fsspec's instance cache
-    still matches equal options), without botocore's `Expect: 100-continue` on uploads.
+def new_s3_session(profile: str | None = None) -> Any:
+    """An aiobotocore session for s3fs clients (of an AWS `profile`), without botocore's
+    `Expect: 100-continue` on uploads.
 
     botocore sends that header with every PUT body and waits one second for the interim answer
     before sending the body anyway; aiohttp, under aiobotocore, waits for it with no time limit,
@@ -124,6 +127,11 @@ def s3_session(profile: str | None = None) -> Any:
     session = AioSession(profile=profile)
     session.unregister("before-call.s3", add_expect_header)
     return session
+
+
+s3_session = functools.cache(new_s3_session)
+"""One session per AWS profile for the filesystems fsspec caches, so that equal options still
+find their cached filesystem (fsspec keys its cache on the options, the session among them)."""
 
 
 def single_attempts(fs: Any) -> Any:
