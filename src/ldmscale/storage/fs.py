@@ -12,7 +12,9 @@ fsspec does not know is refused (BadInput).
 
 Every request goes through `ldmscale.storage.resilience`: object stores get connect and read
 timeouts, transient failures are retried with backoff (logged) and then raise Retryable (exit
-75), and missing credentials or permissions raise BadInput (exit 2).
+75), and missing credentials or permissions raise BadInput (exit 2). Files outside the study
+(datasets, captions, pretrained weights) are read the same way, with the study's storage
+settings, through `read_url`, `list_url` and `download_url`.
 """
 
 from __future__ import annotations
