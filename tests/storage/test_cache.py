@@ -197,3 +197,16 @@ def test_part_of_an_artifact_is_fetched_and_verified(tmp_path) -> None:
     with pytest.raises(Retryable, match="does not match the manifest"):
         fetch_artifact(storage, CHECKPOINT, str(tmp_path / "other"), only=("unet/",))
     assert not is_committed(storage, CHECKPOINT)
+
+
+def test_an_entry_cached_without_hashes_is_fetched_again(tmp_path, capsys) -> None:
+    import json
+
+    storage = Storage(str(tmp_path / "study"))
+    commit(storage, CHECKPOINT, files=FILES)
+    entry = fetch_artifact(storage, CHECKPOINT, str(tmp_path / "cache"))
+    # The record an earlier ldmscale wrote: [size, mtime_ns] per file, no content hash.
+    (entry / node_cache.RECORD).write_text(json.dumps({"unet/w.bin": [4096, 1]}))
+    again = fetch_artifact(storage, CHECKPOINT, str(tmp_path / "cache"))
+    assert (again / "unet" / "w.bin").read_bytes() == FILES["unet/w.bin"]
+    assert "cached without the sha256 of its files" in capsys.readouterr().err

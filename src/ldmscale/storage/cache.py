@@ -70,6 +70,8 @@ def _problem(folder: Path) -> str | None:
     """What is wrong with the cache entry `folder` (None: every file is as fetched)."""
     try:
         recorded = json.loads((folder / RECORD).read_text())
+        if isinstance(recorded, dict) and all(isinstance(e, list) for e in recorded.values()):
+            return "it was cached without the sha256 of its files (by an earlier ldmscale)"
         expected = {name: (int(e["size"]), str(e["sha256"])) for name, e in recorded.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "its record of what was fetched is missing or unreadable"
