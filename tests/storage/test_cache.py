@@ -27,6 +27,7 @@ def endpoint_in_options_only(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) 
     return StorageConfig(options={"client_kwargs": {"endpoint_url": s3_endpoint}})
 
 
+@pytest.mark.slow  # over a second, with the tiny models it builds
 def test_pretrained_components_use_the_storage_options(
     s3_bucket: str, endpoint_in_options_only: StorageConfig, tiny_autoencoder, tiny_clip, tmp_path
 ) -> None:
