@@ -118,10 +118,10 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
         e.num_samples,
         int(info.meta.resolution),
         feature_protocol,
-        cfg.storage.options,
+        cfg.storage,
     )
     reference_rel, _ = reference_stats(
-        storage, identity, extractor, device, e.batch_size, cfg.storage.options
+        storage, identity, extractor, device, e.batch_size, cfg.storage
     )
     s = cfg.sampler
     generate = ImageGenerator(model, s.name, s.steps, s.guidance, cfg.seed, s.timestep_spacing)
@@ -137,6 +137,6 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
         score=MeanScore(scorer.name, scorer.floor),
         reference_rel=reference_rel,
         reference_identity=identity,
-        dataset=dataset_protocol(e.prompt_set, cfg.storage.options),
+        dataset=dataset_protocol(e.prompt_set, cfg.storage),
         speed=speed,
     )

@@ -117,7 +117,8 @@ def check_inputs(cfg: StudyConfig) -> None:
 
 def prepare(cfg: StudyConfig) -> PreparedStudy:
     """Prepare the study for `cfg` (see the module docstring). Raises ValueError for missing
-    real-data settings, CorruptShard for an unreadable shard."""
+    real-data settings, CorruptShard (bad input) for an empty, unreadable or malformed shard,
+    before anything of the shards is committed."""
     from ldmscale.prepare import calibration
 
     check_inputs(cfg)

@@ -74,14 +74,19 @@ def load_sampling_model(
     device: torch.device,
     storage_cfg: StorageConfig | None = None,
 ) -> tuple[SamplingModel, CheckpointInfo]:
-    """The checkpoint's components on `device`, in fp32 and eval mode (fetched once per node)."""
+    """The checkpoint's components on `device`, in fp32 and eval mode. Of the checkpoint, only
+    the sampled U-Net folder and the schedule are fetched (once per node, verified against the
+    manifest)."""
     from diffusers import UNet2DConditionModel
 
     from ldmscale.models.text_encoder import load_text_encoder
 
     storage_cfg = storage_cfg or StorageConfig()
     info = checkpoint_info(storage, model, step)
-    local = Path(fetch_artifact(storage, paths.checkpoint_dir(model, step), storage_cfg.cache_dir))
+    # Only what sampling loads: the optimizer state beside it is several times its size.
+    sampled = (f"{info.unet_dir}/", "scheduler/")
+    rel = paths.checkpoint_dir(model, step)
+    local = Path(fetch_artifact(storage, rel, storage_cfg.cache_dir, only=sampled))
     unet = UNet2DConditionModel.from_pretrained(local / info.unet_dir, local_files_only=True)
     unet = unet.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
     schedule = json.loads((local / "scheduler" / "scheduler_config.json").read_text())
