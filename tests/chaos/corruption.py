@@ -4,6 +4,7 @@ where it can be made again, make it again, to the same metrics as before."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,9 +82,33 @@ def damage(campaign: Campaign, what: str, pattern: str, how: Callable[[Path], No
     campaign.trial("corruption", f"{what} ({how.__name__[1:]})", "detected, repaired", body)
 
 
-def cached_copy(campaign: Campaign) -> None:
-    """The node cache's copy of the final checkpoint overwritten by garbage: an eval that needs
-    it again must fetch it again, not use it."""
+def _overwrite(path: Path) -> None:
+    path.write_bytes(bytes(4096))
+
+
+def _rot_in_place(path: Path) -> None:
+    """One byte flipped in place, the size and modification time kept: bit rot, or a copy by
+    a tool that keeps times (what a size-and-time check cannot see)."""
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(before.st_size // 2)
+        byte = handle.read(1)[0]
+        handle.seek(before.st_size // 2)
+        handle.write(bytes([byte ^ 0xFF]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+CACHE_DAMAGES: list[tuple[str, str, Callable[[Path], None]]] = [
+    ("node cache copy of a checkpoint", "*/unet/diffusion_pytorch_model.safetensors", _overwrite),
+    ("node cache content, size and time kept", "**/*.safetensors", _rot_in_place),
+]
+"""(trial, files of the cache to damage, how): the checkpoint's U-Net overwritten, and every
+cached weights file (the checkpoint's U-Net, the autoencoder, the evaluator) rotten in place."""
+
+
+def cached_copy(campaign: Campaign, what: str, pattern: str, how: Callable[[Path], None]) -> None:
+    """The node cache's copies damaged (`how` on every file `pattern` matches): an eval that
+    needs them again must fetch them again, not use them, and commit what a clean run does."""
     reference, expected, _ = campaign.swept()
     index = len(campaign.table.trials)
     study = copy_study(reference, campaign.root / f"corrupt-{index}")
@@ -94,18 +119,20 @@ def cached_copy(campaign: Campaign) -> None:
         shard = _one(study, SHARD)
         (shard / "manifest.json").unlink()  # evaluated again: the checkpoint is fetched
         assert until_done(args)[-1].code == 0
-        weights = sorted(cache.glob("*/unet/diffusion_pytorch_model.safetensors"))
-        for path in weights:
-            path.write_bytes(bytes(4096))
+        damaged = sorted(cache.glob(pattern))
+        for path in damaged:
+            how(path)
         (shard / "manifest.json").unlink()  # and again, from the damaged cache
         runs = until_done(args)
         said = "\n".join(run.err for run in runs)
-        detected = "changed since it was fetched" in said
+        noticed = [p for p in damaged if f"{p.relative_to(cache).parts[0]}" in said]
+        detected = "changed since it was fetched" in said and len(noticed) == len(damaged)
         got = metrics_of(str(study))
-        ok = bool(weights) and detected and runs[-1].code == 0 and got == expected
+        ok = bool(damaged) and detected and runs[-1].code == 0 and got == expected
         return ok, (
-            f"{len(weights)} cached copies damaged; {'refetched' if detected else 'NOT NOTICED'}; "
+            f"{len(damaged)} cached files damaged; "
+            f"{'each refetched' if detected else f'{len(noticed)} NOTICED'}; "
             f"exits {[r.code for r in runs]}; metrics {'equal' if got == expected else 'DIFFERENT'}"
         )
 
-    campaign.trial("corruption", "node cache copy of a checkpoint", "fetched again", body)
+    campaign.trial("corruption", what, "fetched again, same metrics", body)

@@ -151,19 +151,22 @@ def outage(campaign: Campaign, mode: str, length: float) -> None:
 
 
 def hung(campaign: Campaign) -> None:
-    """An endpoint that accepts connections and never answers: exit 75 in bounded time."""
+    """An endpoint that accepts connections and never answers: `plan` (whose first request
+    reads) and `check-storage` (whose first request writes) exit 75 in bounded time."""
 
     def body() -> tuple[bool, str]:
+        outcomes, ok = [], True
         with s3_endpoint() as (proxy, bucket):
             proxy.set("pause")
-            began = time.monotonic()
-            run = ldmscale(
-                "plan", f"study={bucket}/study", *SWEEP, *_overrides(proxy, 1, 1), env=_env()
-            )
-            seconds = time.monotonic() - began
+            for command, *args in (["plan", *SWEEP], ["check-storage"]):
+                began = time.monotonic()
+                study = f"study={bucket}/study"
+                run = ldmscale(command, study, *args, *_overrides(proxy, 1, 1), env=_env())
+                seconds = time.monotonic() - began
+                ok = ok and run.code == 75 and seconds < 60 and "retry 1/1" in run.err
+                outcomes.append(f"{command}: exit {run.code} after {seconds:.0f} s")
             proxy.set("pass")
-            ok = run.code == 75 and seconds < 60 and "retry 1/1" in run.err
-            return ok, f"exit {run.code} after {seconds:.0f} s"
+        return ok, "; ".join(outcomes)
 
     campaign.trial("storage", "hung endpoint (never answers)", "exit 75 within 60 s", body)
 

@@ -1,5 +1,7 @@
 """webdataset shards through the storage seam: exported domain shards equal the generator,
-index addressing wraps by epoch, and a corrupt shard is reported by name."""
+index addressing wraps by epoch, and a corrupt shard is bad input reported by name (and by the
+sample's key): truncated, missing, empty, a sample without image or caption, an image that does
+not decode, a caption that is not UTF-8."""
 
 from __future__ import annotations
 
@@ -141,3 +143,43 @@ def test_upper_case_extensions_are_read_as_webdataset_reads_them(tmp_path: Path)
     samples = ShardedSamples(index)
     assert decode_caption(samples[3]) == "caption 3"
     assert torch.equal(decode_image(samples[3], 16), to_tensor(render(0, 3, resolution=16).image))
+
+
+def test_a_caption_that_is_not_utf8_is_named_with_shard_and_key(tmp_path: Path) -> None:
+    members = [("000.png", _image(0)), ("000.txt", b"fine"), ("001.png", _image(1))]
+    members.append(("001.txt", "caf\xe9".encode("latin-1")))  # Latin-1, not UTF-8
+    url = _tar(tmp_path / "latin1.tar", members)
+    with pytest.raises(CorruptShard, match=r"latin1\.tar: sample '001' has a caption that is not"):
+        build_index(url)
+    # Training names them too (a shard indexed before it was rewritten).
+    with pytest.raises(CorruptShard, match=r"latin1\.tar: sample '001'"):
+        decode_caption(read_shard(url)[1])
+
+
+@pytest.mark.parametrize(
+    "members",
+    [[], [("README", b"no key.extension name")]],
+    ids=["empty tar", "no sample files"],
+)
+def test_a_shard_without_samples_is_refused_by_name(
+    members: list[tuple[str, bytes]], tmp_path: Path
+) -> None:
+    good = export_shapes(str(tmp_path / "good"), seed=0, count=2, per_shard=2).urls[0]
+    empty = _tar(tmp_path / "empty.tar", members)
+    with pytest.raises(CorruptShard, match=r"empty\.tar holds no samples"):
+        build_index(f"{good}::{empty}")
+
+
+def test_an_image_too_large_to_decode_is_named(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 16 x 16 image is a "bomb" now
+    url = _tar(tmp_path / "big.tar", [("000.png", _image(0)), ("000.txt", b"a caption")])
+    with pytest.raises(CorruptShard, match=r"big\.tar: sample '000' has an undecodable image"):
+        build_index(url)
+
+
+def test_shard_errors_are_bad_input() -> None:
+    from ldmscale.errors import EXIT_BAD_INPUT, exit_code
+
+    assert exit_code(CorruptShard("shard x.tar holds no samples")) == EXIT_BAD_INPUT

@@ -1,7 +1,9 @@
 """`ldmscale prepare` on real data: the shard index and the precomputed latents and text
 embeddings, committed shard by shard (a killed run resumes, skipping committed shards), locally
-and on an S3 endpoint on loopback; a truncated shard is named; missing settings exit 2; the
-real-data reference statistics are prepared ahead of the eval shards."""
+and on an S3 endpoint on loopback; a malformed shard of any kind (truncated, empty, a sample
+without image or caption, an image that does not decode, a caption that is not UTF-8, files of
+a key apart) exits 2 with one line naming the shard (and the key), nothing committed; missing
+settings exit 2; the real-data reference statistics are prepared ahead of the eval shards."""
 
 from __future__ import annotations
 
@@ -126,33 +128,73 @@ def test_prepare_cli_builds_index_latents_and_reference_once(
     assert f"reference statistics: reused {reference}" in again
 
 
-def test_a_truncated_shard_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:
-    overrides = _overrides(tmp_path, request, "local")
-    broken = tmp_path / "data" / "shards" / "shard-000002.tar"
-    broken.write_bytes(broken.read_bytes()[:1500])
-    assert main(["prepare", *overrides]) == 1
-    assert "shard-000002.tar" in capsys.readouterr().err
-    assert not (tmp_path / "study" / "prepare").exists()
+def _members(shard: Path) -> list[tuple[str, bytes]]:
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
 
 
-def test_a_malformed_sample_is_named_and_nothing_committed(tmp_path: Path, request, capsys) -> None:
+def _rewrite(shard: Path, members: list[tuple[str, bytes]]) -> None:
     import io
     import tarfile
 
-    overrides = _overrides(tmp_path, request, "local")
-    shard = tmp_path / "data" / "shards" / "shard-000001.tar"
-    with tarfile.open(shard) as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
-    # The files of each key no longer adjacent: every image first, then every caption.
-    members.sort(key=lambda member: member[0].rsplit(".", 1)[-1])
     with tarfile.open(shard, "w") as tar:
         for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    assert main(["prepare", *overrides]) == 1
+
+
+def _truncated(shard: Path) -> str:
+    shard.write_bytes(shard.read_bytes()[:1500])
+    return "truncated"
+
+
+def _apart(shard: Path) -> str:
+    # The files of each key no longer adjacent: every image first, then every caption.
+    _rewrite(shard, sorted(_members(shard), key=lambda member: member[0].rsplit(".", 1)[-1]))
+    return "not adjacent"
+
+
+def _empty(shard: Path) -> str:
+    _rewrite(shard, [])
+    return "holds no samples"
+
+
+def _edit(shard: Path, extension: str, change) -> str:  # type: ignore[no-untyped-def]
+    """Replace the second sample's file of `extension` by `change(bytes)` (None: drop it)."""
+    members = _members(shard)
+    target = [name for name, _ in members if name.endswith(f".{extension}")][1]
+    changed = [(n, change(d) if n == target else d) for n, d in members]
+    _rewrite(shard, [(n, d) for n, d in changed if d is not None])
+    return f"sample '{target.rsplit('.', 1)[0]}'"
+
+
+MALFORMED = {
+    "truncated": _truncated,
+    "files of a key apart": _apart,
+    "empty tar": _empty,
+    "caption not UTF-8": lambda s: _edit(s, "txt", lambda d: "café".encode("latin-1")),
+    "caption missing": lambda s: _edit(s, "txt", lambda d: None),
+    "image missing": lambda s: _edit(s, "png", lambda d: None),
+    "image undecodable": lambda s: _edit(s, "png", lambda d: d[: len(d) // 2]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_a_malformed_shard_is_refused_naming_it_and_nothing_committed(
+    kind: str, tmp_path: Path, request, capsys
+) -> None:
+    overrides = _overrides(tmp_path, request, "local")
+    shard = tmp_path / "data" / "shards" / "shard-000001.tar"
+    said = MALFORMED[kind](shard)
+    assert main(["prepare", *overrides]) == 2
     err = capsys.readouterr().err
-    assert "shard-000001.tar" in err and "not adjacent" in err
+    assert "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.startswith("ldmscale prepare:")]
+    assert "shard-000001.tar" in line and said in line, line
     assert not (tmp_path / "study" / "prepare").exists()
 
 

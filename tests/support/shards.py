@@ -4,13 +4,13 @@ and text captions), so the real-data path is exercised with the domain's known s
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from ldmscale.config.schema import StorageConfig
 from ldmscale.data.webdataset import INDEX, ShardIndex, write_shard
-from ldmscale.storage.fs import open_url
+from ldmscale.storage.fs import write_url
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -26,7 +26,7 @@ def export_shapes(
     count: int,
     resolution: int = 32,
     per_shard: int = 1000,
-    options: dict[str, Any] | None = None,
+    storage: StorageConfig | None = None,
 ) -> ShardIndex:
     """Write the embedded domain's first `count` training samples as webdataset shards
     (`<out_dir>/shard-000000.tar` ... and `index.json`): sample i of the shards is
@@ -42,9 +42,8 @@ def export_shapes(
             for i in range(start, stop)
             for s in (render(seed, i, resolution=resolution),)
         )
-        counts.append(write_shard(url, samples, options))
+        counts.append(write_shard(url, samples, storage))
         urls.append(url)
     index = ShardIndex(tuple(urls), tuple(counts))
-    with open_url(f"{out_dir.rstrip('/')}/{INDEX}", "w", options) as handle:
-        handle.write(index.to_json())
+    write_url(f"{out_dir.rstrip('/')}/{INDEX}", index.to_json().encode(), storage)
     return index

@@ -28,8 +28,9 @@ connection:
 exit codes:
   0  done (for --wait and watch: the workflow Succeeded)
   1  the workflow Failed or Errored
-  2  bad input, no cluster configuration, cluster unreachable, chart not installed, forbidden,
-     no such workflow; nothing was created (unless submit printed a name)
+  2  bad input, no cluster configuration or one that cannot be used (the file named), cluster
+     unreachable, chart not installed, forbidden, no such workflow; nothing was created (unless
+     submit printed a name)
   130  stopped following with Ctrl-C (the workflow goes on)
 """
 

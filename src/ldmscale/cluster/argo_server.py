@@ -32,7 +32,7 @@ from argo_workflows.model.io_argoproj_workflow_v1alpha1_workflow_terminate_reque
 )
 from argo_workflows.model_utils import model_to_dict
 
-from ldmscale.cluster.client import ClusterError, Obj, refusal
+from ldmscale.cluster.client import ClusterError, Obj, check_token, refusal
 from ldmscale.cluster.kube import TIMEOUT, WATCH_SECONDS
 
 DEFAULT_NAMESPACE = "default"
@@ -70,7 +70,8 @@ class ArgoServerClient:
         self.url = url.rstrip("/")
         self.where = f"Argo Server {self.url}, namespace {self.namespace}"
         configuration = argo_workflows.Configuration(host=self.url)
-        configuration.api_key["BearerToken"] = token.removeprefix("Bearer ").strip()
+        bearer = token.strip().removeprefix("Bearer ").strip()
+        configuration.api_key["BearerToken"] = check_token(bearer, "--token or ARGO_TOKEN")
         configuration.api_key_prefix["BearerToken"] = "Bearer"
         configuration.retries = 1
         api = argo_workflows.ApiClient(configuration)

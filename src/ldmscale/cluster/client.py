@@ -43,6 +43,19 @@ def refusal(err: Any, what: str, forbidden: str, unauthorized: str) -> str:
     return f"{what} failed: {err.status} {message}"
 
 
+def check_token(token: str, source: str) -> str:
+    """`token` if it can be sent in an HTTP header (printable ASCII, no spaces inside);
+    ClusterError naming `source` and the first bad character's position (never the token)."""
+    for position, char in enumerate(token, 1):
+        if not (char.isascii() and char.isprintable()) or char.isspace():
+            raise ClusterError(
+                f"the token from {source} holds {char!r} at character {position}, which an HTTP "
+                "header cannot carry: copy the token again (a copy may add quotes, dashes or "
+                "line breaks)"
+            )
+    return token
+
+
 class ClusterError(BadInput):
     """The cluster could not be asked, or refused: no configuration, unreachable, forbidden,
     not installed, not found. `status` is the API's HTTP status, when it answered."""

@@ -56,7 +56,7 @@ def shard_index(cfg: StudyConfig, storage: Storage) -> ShardIndex:
     rel = shard_index_dir(cfg)
     if intact(storage, rel):
         return ShardIndex.from_json(read_file(storage, rel, INDEX).decode())
-    index = build_index(cfg.data.shards, cfg.storage.options)
+    index = build_index(cfg.data.shards, cfg.storage)
     meta = {"shards": cfg.data.shards, "samples": index.total, "provenance": provenance()}
     commit(storage, rel, files={INDEX: index.to_json().encode()}, meta=meta)
     return index

@@ -7,12 +7,16 @@ sample index to (shard, offset), so training addresses real data exactly as it a
 embedded domain: sample `i` of step `s` is a pure function of `i`, ranks take disjoint index
 slices, and the data position on resume is the step alone.
 
-Corrupt shards: a shard that cannot be read, is truncated, or holds a different number of
-samples than its index says raises `CorruptShard` naming it. Training fails rather than silently
-train on a smaller dataset; re-export or re-index the shard. Files are grouped into samples by
-key as webdataset groups them (consecutive files with the same key, extensions lower-cased);
-`build_index` reads every sample once and refuses a shard in which a sample lacks a decodable
-image or a caption, or whose files of one key are not adjacent, naming the shard and the key.
+Shards are read whole through the storage seam (`ldmscale.storage.fs.read_url`), with the
+study's storage settings: a transient failure is retried (logged) and then exits 75.
+
+Corrupt shards: a shard that is missing, cannot be read, is truncated, or holds a different
+number of samples than its index says raises `CorruptShard` (bad input, exit 2) naming it.
+Training fails rather than silently train on a smaller dataset; re-export or re-index the shard.
+Files are grouped into samples by key as webdataset groups them (consecutive files with the same
+key, extensions lower-cased); `build_index` reads every sample once and refuses an empty shard
+and a shard in which a sample lacks a decodable image or a UTF-8 caption, or whose files of one
+key are not adjacent, naming the shard and the key.
 """
 
 from __future__ import annotations
@@ -34,15 +38,18 @@ from PIL import Image
 from webdataset import TarWriter
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
-from ldmscale.storage.fs import open_url
+from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import BadInput
+from ldmscale.storage.fs import read_url, write_url
 
 INDEX = "index.json"
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
 CAPTION_KEYS = ("txt", "caption")
 
 
-class CorruptShard(RuntimeError):
-    """A shard that cannot be read, is truncated, or disagrees with its index."""
+class CorruptShard(BadInput):
+    """A shard that is missing, cannot be read, is truncated, holds a malformed sample or
+    disagrees with its index: bad input (exit 2), named with the sample's key when one is."""
 
 
 def expand(pattern: str) -> list[str]:
@@ -50,12 +57,16 @@ def expand(pattern: str) -> list[str]:
     return [url for part in pattern.split("::") for url in braceexpand(part)]
 
 
-def read_shard(url: str, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every sample of one shard, in order: {"__key__": key, "<ext>": bytes, ...}."""
+def read_shard(url: str, storage: StorageConfig | None = None) -> list[dict[str, Any]]:
+    """Every sample of one shard, in order: {"__key__": key, "<ext>": bytes, ...}. The shard is
+    read with the `storage` settings (Retryable when the storage does not answer)."""
     try:
-        with open_url(url, "rb", options) as handle:
-            files = ({**member, "__url__": url} for member in tar_file_iterator(handle))
-            return list(group_by_keys(files))
+        data = read_url(url, storage)
+    except FileNotFoundError:
+        raise CorruptShard(f"shard {url} does not exist") from None
+    try:
+        members = tar_file_iterator(io.BytesIO(data))
+        return list(group_by_keys({**member, "__url__": url} for member in members))
     except (tarfile.TarError, OSError, EOFError, ValueError, KeyError) as err:
         raise CorruptShard(f"shard {url} is unreadable or truncated: {err}") from err
 
@@ -98,15 +109,16 @@ class ShardIndex:
         return cls(tuple(s["url"] for s in shards), tuple(int(s["count"]) for s in shards))
 
 
-def build_index(pattern: str, options: dict[str, Any] | None = None) -> ShardIndex:
-    """Read every shard once, check every sample (`check_samples`) and count them; a corrupt
-    shard or sample raises CorruptShard naming it."""
+def build_index(pattern: str, storage: StorageConfig | None = None) -> ShardIndex:
+    """Read every shard once (with the `storage` settings), check every sample
+    (`check_samples`) and count them; an empty or corrupt shard or sample raises CorruptShard
+    naming it."""
     from tqdm import tqdm
 
     urls = expand(pattern)
     counts = []
     for url in tqdm(urls, desc="indexing shards", unit="shard"):
-        samples = read_shard(url, options)
+        samples = read_shard(url, storage)
         check_samples(url, samples)
         counts.append(len(samples))
     return ShardIndex(tuple(urls), tuple(counts))
@@ -115,9 +127,9 @@ def build_index(pattern: str, options: dict[str, Any] | None = None) -> ShardInd
 class ShardedSamples:
     """Sample `i` of a sharded dataset; the last few shards read stay in memory."""
 
-    def __init__(self, index: ShardIndex, options: dict[str, Any] | None = None, keep: int = 2):
+    def __init__(self, index: ShardIndex, storage: StorageConfig | None = None, keep: int = 2):
         self.index = index
-        self.options = options
+        self.storage = storage
         self.keep = keep
         self._shards: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
 
@@ -129,7 +141,7 @@ class ShardedSamples:
             self._shards.move_to_end(number)
             return self._shards[number]
         url = self.index.urls[number]
-        samples = read_shard(url, self.options)
+        samples = read_shard(url, self.storage)
         if len(samples) != self.index.counts[number]:
             raise CorruptShard(
                 f"shard {url} holds {len(samples)} samples; its index says "
@@ -160,8 +172,13 @@ def _fields(sample: dict[str, Any]) -> list[str]:
 
 
 def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
-    """Every sample of shard `url` has one decodable image and a caption, and each key's files
-    are adjacent; CorruptShard naming the shard and the sample key otherwise."""
+    """Shard `url` holds samples, each with one decodable image and a UTF-8 caption, and each
+    key's files are adjacent; CorruptShard naming the shard (and the sample key) otherwise."""
+    if not samples:
+        raise CorruptShard(
+            f"shard {url} holds no samples (an empty tar, or files without a key.extension "
+            "name): re-export it, or drop it from data.shards"
+        )
     keys = Counter(str(sample.get("__key__")) for sample in samples)
     split = [key for key, groups in keys.items() if groups > 1]
     if split:
@@ -173,10 +190,11 @@ def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
     for sample in samples:
         key = str(sample.get("__key__"))
         decode_caption(sample)
+        data = _first(sample, IMAGE_KEYS, "image")
         try:
-            with Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
             raise CorruptShard(
                 f"shard {url}: sample {key!r} has an undecodable image ({err})"
             ) from err
@@ -210,9 +228,18 @@ def decode_pixels(
 
 
 def decode_caption(sample: dict[str, Any]) -> str:
-    """The sample's caption (`txt` or `caption`); CorruptShard naming the shard when absent."""
+    """The sample's caption (`txt` or `caption`, UTF-8); CorruptShard naming the shard and the
+    key when it is absent or not UTF-8."""
     raw = _first(sample, CAPTION_KEYS, "caption")
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+    if not isinstance(raw, bytes):
+        return str(raw)
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as err:
+        raise CorruptShard(
+            f"shard {sample.get('__url__', '?')}: sample {sample.get('__key__')!r} has a caption "
+            f"that is not UTF-8 ({err}); re-export it as UTF-8 text"
+        ) from None
 
 
 def decode_array(sample: dict[str, Any], key: str) -> np.ndarray:
@@ -228,19 +255,21 @@ def encode_array(array: np.ndarray) -> bytes:
 
 
 def write_shard(
-    url: str, samples: Iterable[dict[str, Any]], options: dict[str, Any] | None = None
+    url: str, samples: Iterable[dict[str, Any]], storage: StorageConfig | None = None
 ) -> int:
-    """Write samples ({"__key__": ..., "<ext>": bytes | str}) as one tar shard; return the count."""
+    """Write samples ({"__key__": ..., "<ext>": bytes | str}) as one tar shard at `url` (with the
+    `storage` settings); return the count."""
     count = 0
-    with open_url(url, "wb", options) as handle:
-        writer = TarWriter(handle, encoder=False)
-        for sample in samples:
-            writer.write(
-                {
-                    k: v.encode() if isinstance(v, str) and k != "__key__" else v
-                    for k, v in sample.items()
-                }
-            )
-            count += 1
-        writer.close()
+    buffer = io.BytesIO()
+    writer = TarWriter(buffer, encoder=False)
+    for sample in samples:
+        writer.write(
+            {
+                k: v.encode() if isinstance(v, str) and k != "__key__" else v
+                for k, v in sample.items()
+            }
+        )
+        count += 1
+    writer.close()
+    write_url(url, buffer.getvalue(), storage)
     return count

@@ -122,10 +122,10 @@ def build_context(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, rel: s
         e.num_samples,
         int(info.meta.resolution),
         feature_protocol,
-        cfg.storage.options,
+        cfg.storage,
     )
     reference_rel, _ = reference_stats(
-        storage, identity, extractor, device, e.batch_size, cfg.storage.options
+        storage, identity, extractor, device, e.batch_size, cfg.storage
     )
     generate = ImageGenerator(model, key.sampler, key.steps, key.guidance, cfg.seed, key.spacing)
     return ShardContext(
@@ -140,6 +140,6 @@ def build_context(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, rel: s
         score=MeanScore(scorer.name, scorer.floor),
         reference_rel=reference_rel,
         reference_identity=identity,
-        dataset=dataset_protocol(e.prompt_set, cfg.storage.options),
+        dataset=dataset_protocol(e.prompt_set, cfg.storage),
         speed=speed,
     )

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,8 +25,8 @@ from typing import Any
 
 import torch
 
-from ldmscale.config.schema import EvalConfig
-from ldmscale.storage.fs import open_url
+from ldmscale.config.schema import EvalConfig, StorageConfig
+from ldmscale.storage.fs import read_url
 
 SHAPES = "shapes"
 CAPTION_RULE = (
@@ -104,10 +105,9 @@ def _parse(uri: str, data: bytes) -> CaptionSet:
 
 
 @lru_cache(maxsize=4)
-def _caption_set(uri: str, options_json: str) -> CaptionSet:
+def _caption_set(uri: str, settings_json: str) -> CaptionSet:
     try:
-        with open_url(uri, "rb", json.loads(options_json)) as handle:
-            data = handle.read()
+        data = read_url(uri, StorageConfig(**json.loads(settings_json)))
     except FileNotFoundError:
         raise FileNotFoundError(
             f"eval.prompt_set={uri!r}: no such captions file (use 'shapes' or the path / URI of a "
@@ -116,23 +116,26 @@ def _caption_set(uri: str, options_json: str) -> CaptionSet:
     return _parse(uri, data)
 
 
-def caption_set(uri: str, options: dict[str, Any] | None = None) -> CaptionSet:
-    """The captions file at `uri` (read once per process) with `CAPTION_RULE` applied."""
-    return _caption_set(uri, json.dumps(options or {}, sort_keys=True))
+def caption_set(uri: str, storage: StorageConfig | None = None) -> CaptionSet:
+    """The captions file at `uri` (read once per process, with the `storage` settings) with
+    `CAPTION_RULE` applied."""
+    settings = dataclasses.asdict(storage or StorageConfig())
+    return _caption_set(uri, json.dumps(settings, sort_keys=True))
 
 
 def load_prompts(
-    prompt_set: str, seed: int, start: int, stop: int, options: dict[str, Any] | None = None
+    prompt_set: str, seed: int, start: int, stop: int, storage: StorageConfig | None = None
 ) -> Prompts:
     """Prompts start..stop-1 of `prompt_set`; a clear error when the set has fewer.
-    `options` are the fsspec storage options for a captions file in object storage."""
+    `storage` holds the settings (options, timeout, retries) for a captions file in object
+    storage."""
     if is_domain(prompt_set):
         from ldmscale.data.shapes import prompts
 
         pairs = prompts(seed, start, stop, split="eval")
         labels = torch.tensor([list(lab) for _, lab in pairs], dtype=torch.long)
         return Prompts([caption for caption, _ in pairs], labels)
-    captions = caption_set(prompt_set, options)
+    captions = caption_set(prompt_set, storage)
     if stop > len(captions):
         raise ValueError(
             f"eval.prompt_set={prompt_set!r} has {len(captions)} captioned images; prompts up to "
@@ -141,11 +144,11 @@ def load_prompts(
     return Prompts(list(captions.captions[start:stop]), None)
 
 
-def dataset_protocol(prompt_set: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def dataset_protocol(prompt_set: str, storage: StorageConfig | None = None) -> dict[str, Any]:
     """The protocol entries that identify the evaluation data (recorded in every shard)."""
     if is_domain(prompt_set):
         return {"dataset": "shapes (embedded domain)", "split": "eval", "caption_rule": "by index"}
-    captions = caption_set(prompt_set, options)
+    captions = caption_set(prompt_set, storage)
     return {
         "dataset": captions.dataset,
         "split": captions.split,

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ldmscale.config.schema import StudyConfig
+from ldmscale.config.schema import StorageConfig, StudyConfig
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.metrics.fid import FID, FID_STATE, load_state, save_state
 from ldmscale.storage import paths
@@ -50,7 +50,7 @@ def reference_identity(
     num_samples: int,
     resolution: int,
     extractor_protocol: dict[str, Any],
-    options: dict[str, Any] | None = None,
+    storage: StorageConfig | None = None,
 ) -> dict[str, Any]:
     """Everything that determines the reference statistics (its hash names their folder)."""
     identity = {
@@ -65,7 +65,7 @@ def reference_identity(
         "feature_weights_sha256": extractor_protocol["feature_weights_sha256"],
     }
     if not is_domain(prompt_set):
-        captions = caption_set(prompt_set, options)
+        captions = caption_set(prompt_set, storage)
         # Real images do not depend on the study seed; the captions file's content does matter.
         identity.update(
             seed=0,
@@ -142,11 +142,12 @@ def _image_batches(
     count: int,
     resolution: int,
     batch: int,
-    options: dict[str, Any],
+    storage: StorageConfig | None,
 ) -> Iterator[torch.Tensor]:
     if not uri:
         raise ValueError("real-data evaluation needs eval.reference_images=<folder path or URI>")
-    folder = Storage(uri, options)
+    s = storage or StorageConfig()
+    folder = Storage(uri, s.options, s.timeout, s.retries)
     names = [n for n in folder.listdir("") if n.lower().endswith(_IMAGE_SUFFIXES)]
     if not names:
         raise FileNotFoundError(f"eval.reference_images={uri!r} holds no JPEG or PNG files")
@@ -169,10 +170,10 @@ def reference_stats(
     extractor: torch.nn.Module,
     device: torch.device,
     batch_size: int,
-    storage_options: dict[str, Any] | None = None,
+    settings: StorageConfig | None = None,
 ) -> tuple[str, dict[str, np.ndarray]]:
     """(study-relative dir, FID real half-state) of the reference set; computed and committed
-    when absent."""
+    when absent (real images read with the storage `settings`)."""
     rel = reference_dir(identity)
     if intact(storage, rel):
         return rel, load_state(read_file(storage, rel, FID_STATE))
@@ -182,11 +183,11 @@ def reference_stats(
     else:
         batches = _image_batches(
             identity["reference_images"],
-            caption_set(identity["prompt_set"], storage_options),
+            caption_set(identity["prompt_set"], settings),
             count,
             resolution,
             batch_size,
-            storage_options or {},
+            settings,
         )
     metric = FID(int(extractor.num_features))  # type: ignore[arg-type]
     with torch.no_grad():
@@ -231,10 +232,10 @@ def prepare_reference(
         e.num_samples,
         cfg.data.resolution,
         protocol,
-        cfg.storage.options,
+        cfg.storage,
     )
     built = not intact(storage, reference_dir(identity))
     rel, _ = reference_stats(
-        storage, identity, extractor.to(device), device, e.batch_size, cfg.storage.options
+        storage, identity, extractor.to(device), device, e.batch_size, cfg.storage
     )
     return rel, built

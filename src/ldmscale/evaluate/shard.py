@@ -146,7 +146,7 @@ def _check_inputs(cfg: StudyConfig) -> None:
         raise EvalInputError("this evaluation needs " + "; ".join(missing))
     if not is_domain(e.prompt_set):
         try:
-            size = len(caption_set(e.prompt_set, cfg.storage.options))
+            size = len(caption_set(e.prompt_set, cfg.storage))
         except ValueError as err:
             raise EvalInputError(str(err)) from None
         if size < e.num_samples:
@@ -173,7 +173,7 @@ def _generate(cfg: StudyConfig, context: ShardContext, start: int, stop: int) ->
     with tqdm(total=stop - start, desc=f"eval {context.rel}", unit="img", leave=False) as bar:
         for first in range(start, stop, batch_size):
             last = min(first + batch_size, stop)
-            prompts = load_prompts(cfg.eval.prompt_set, cfg.seed, first, last, cfg.storage.options)
+            prompts = load_prompts(cfg.eval.prompt_set, cfg.seed, first, last, cfg.storage)
             began = time.perf_counter()
             pixels = context.generate(prompts.captions, range(first, last))
             if device.type == "cuda":

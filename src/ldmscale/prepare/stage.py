@@ -117,8 +117,9 @@ def check_inputs(cfg: StudyConfig) -> None:
 
 def prepare(cfg: StudyConfig, storage: Storage | None = None) -> PreparedStudy:
     """Prepare the study for `cfg` (see the module docstring; `storage`: the study, opened from
-    `cfg` when not given). Raises ValueError for missing real-data settings, CorruptShard for an
-    unreadable shard."""
+    `cfg` when not given). Raises ValueError for missing real-data settings, CorruptShard (bad
+    input) for an empty, unreadable or malformed shard, before anything of the shards is
+    committed."""
     from ldmscale.prepare import calibration
 
     check_inputs(cfg)

@@ -78,12 +78,16 @@ def load_unet(
     """(U-Net, noise schedule config, what the checkpoint holds) of a committed checkpoint: the
     U-Net sampled from (EMA weights when it has them) on `device` in fp32, eval mode, frozen; the
     schedule is the training one with the sampling options its objective records (a distilled
-    model's LCM schedule). Fetched once per node."""
+    model's LCM schedule). Of the checkpoint, only the U-Net folder and the schedule are fetched
+    (once per node, verified against the manifest)."""
     from diffusers import UNet2DConditionModel
 
     storage_cfg = storage_cfg or StorageConfig()
     info = checkpoint_info(storage, run, step)
-    local = Path(fetch_artifact(storage, paths.checkpoint_dir(run, step), storage_cfg.cache_dir))
+    # Only what sampling loads: the optimizer state beside it is several times its size.
+    sampled = (f"{info.unet_dir}/", "scheduler/")
+    rel = paths.checkpoint_dir(run, step)
+    local = Path(fetch_artifact(storage, rel, storage_cfg.cache_dir, only=sampled))
     unet = UNet2DConditionModel.from_pretrained(local / info.unet_dir, local_files_only=True)
     unet = unet.to(device=device, dtype=torch.float32).eval().requires_grad_(False)
     schedule = json.loads((local / "scheduler" / "scheduler_config.json").read_text())
@@ -97,7 +101,8 @@ def load_sampling_model(
     device: torch.device,
     storage_cfg: StorageConfig | None = None,
 ) -> tuple[SamplingModel, CheckpointInfo]:
-    """The checkpoint's components on `device`, in fp32 and eval mode (fetched once per node)."""
+    """The checkpoint's components on `device`, in fp32 and eval mode (of the checkpoint, only
+    the sampled U-Net folder and the schedule are fetched: `load_unet`)."""
     from ldmscale.models.text_encoder import load_text_encoder
 
     storage_cfg = storage_cfg or StorageConfig()

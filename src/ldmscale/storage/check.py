@@ -1,14 +1,15 @@
 """Is a study's storage reachable with these credentials? Write a small object under the study,
-read it back, compare and remove it (`ldmscale check-storage`, the chart's `helm test`)."""
+read it back, compare and remove it (`ldmscale check-storage`, the chart's `helm test`), each
+request with the study's storage settings (timeout, logged retries) as every job makes it."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from ldmscale.errors import BadInput
+from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import BadInput, Retryable
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 
@@ -25,16 +26,20 @@ class StorageCheck:
     error: str = ""
 
 
-def check_storage(study: str, options: dict[str, Any] | None = None) -> StorageCheck:
-    """Write, read back and remove one small object under `study`; never raises for I/O errors.
-    Raises BadInput for a URI or credentials that cannot work (unknown protocol, none found)."""
+def check_storage(study: str, settings: StorageConfig | None = None) -> StorageCheck:
+    """Write, read back and remove one small object under `study`, with `settings`' options,
+    timeout and retries. Raises BadInput for a URI or credentials that cannot work (unknown
+    protocol, none found, no permission) and Retryable when the storage does not answer within
+    `settings.retries` retries of `settings.timeout`-bounded requests (naming the request); any
+    other failure is returned, naming its step."""
+    s = settings or StorageConfig()
     token = uuid.uuid4().hex
     rel = paths.storage_probe(token)
     payload = f"ldmscale storage check {token}\n".encode()
     step = "connect"
     uri = study
     try:
-        storage = Storage(study, options)
+        storage = Storage(study, s.options, s.timeout, s.retries)
         uri = storage.url(rel)
         step = "write"
         storage.write_bytes(rel, payload)
@@ -47,9 +52,9 @@ def check_storage(study: str, options: dict[str, Any] | None = None) -> StorageC
         storage.remove(rel)
         if storage.exists(rel):
             return StorageCheck(uri, False, "remove", "the object still exists after removal")
-    except BadInput:
-        raise  # a URI or credentials that can never work: bad input, not an unreachable store
-    except Exception as err:  # any backend's error (botocore, gcsfs, OSError) means unreachable
+    except (BadInput, Retryable):
+        raise  # credentials that can never work (2), or storage that does not answer (75)
+    except Exception as err:  # any other backend error (botocore, gcsfs, OSError)
         return StorageCheck(uri, False, step, f"{type(err).__name__}: {err}")
     return StorageCheck(uri, True, "done")
 

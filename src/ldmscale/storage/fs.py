@@ -12,7 +12,9 @@ fsspec does not know is refused (BadInput).
 
 Every request goes through `ldmscale.storage.resilience`: object stores get connect and read
 timeouts, transient failures are retried with backoff (logged) and then raise Retryable (exit
-75), and missing credentials or permissions raise BadInput (exit 2).
+75), and missing credentials or permissions raise BadInput (exit 2). Files outside the study
+(datasets, captions, pretrained weights) are read the same way, with the study's storage
+settings, through `read_url`, `list_url` and `download_url`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from typing import Any, TypeVar
 
 import fsspec
 
-from ldmscale.config.schema import StudyConfig
+from ldmscale.config.schema import StorageConfig, StudyConfig
 from ldmscale.errors import BadInput
-from ldmscale.storage.resilience import call, request_options, single_attempts
+from ldmscale.storage.resilience import call, classify, request_options, single_attempts
 
 T = TypeVar("T")
 TEMPORARY = ".tmp-"
@@ -191,33 +193,43 @@ class Storage:
     def read_many(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
         """Several whole objects in one batched call (`cat_ranges`: concurrent on object stores,
         each path read literally): relative path -> its bytes, or the exception reading it
-        raised."""
+        raised (FileNotFoundError for a missing one)."""
         rels = list(rels)
-        if not rels:
-            return {}
-        paths = [self.path(rel) for rel in rels]
-        got = self._call(
-            "read", "", lambda: self.fs.cat_ranges(paths, None, None, on_error="return")
-        )
+        got = self._batch([(self.path(rel), None, None) for rel in rels])
         return dict(zip(rels, got, strict=True))
 
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes | Exception]:
         """Byte ranges `[start, end)` of several objects, `(rel, start, end)` each, in one
         batched call: the bytes, or the exception reading them raised, in the given order."""
-        if not ranges:
-            return []
-        return list(
-            self._call(
-                "read",
-                "",
-                lambda: self.fs.cat_ranges(
-                    [self.path(rel) for rel, _, _ in ranges],
-                    [start for _, start, _ in ranges],
-                    [end for _, _, end in ranges],
-                    on_error="return",
-                ),
+        return self._batch([(self.path(rel), start, end) for rel, start, end in ranges])
+
+    def _batch(self, ranges: list[tuple[str, int | None, int | None]]) -> list[bytes | Exception]:
+        """`cat_ranges` over `ranges` (path, start, end), whose per-object failures come back as
+        values: the transient ones are read again, as `call` retries a request (logged, then
+        Retryable), and only those; credentials and permissions raise BadInput. An attempt of
+        N objects takes up to N / (the client's connections, 10 for s3fs) x timeout."""
+        done: dict[int, bytes | Exception] = {}
+
+        def attempt() -> None:
+            todo = [i for i in range(len(ranges)) if i not in done]
+            got = self.fs.cat_ranges(
+                [ranges[i][0] for i in todo],
+                [ranges[i][1] for i in todo],
+                [ranges[i][2] for i in todo],
+                on_error="return",
             )
-        )
+            failed: Exception | None = None
+            for i, result in zip(todo, got, strict=True):
+                if isinstance(result, Exception) and classify(result) != "other":
+                    failed = failed or result
+                else:
+                    done[i] = result
+            if failed is not None:
+                raise failed
+
+        if ranges:
+            self._call("read", "", attempt)
+        return [done[i] for i in range(len(ranges))]
 
     def remove(self, rel: str) -> None:
         """Delete `rel` (a file, or a folder and everything under it); nothing else."""
@@ -239,19 +251,30 @@ def open_study(cfg: StudyConfig) -> Storage:
     return storage
 
 
-def open_url(url: str, mode: str = "rb", options: dict[str, Any] | None = None) -> Any:
-    """Open a file given by its full URL (datasets and pretrained components that live outside
-    the study). Use as a context manager."""
-    protocol = uri_protocol(check_uri(url))
-    return fsspec.open(url, mode, **request_options(protocol, options, DEFAULT_TIMEOUT))
+def _at(url: str, settings: StorageConfig | None) -> Storage:
+    """A `Storage` rooted at `url` itself, with the storage settings (defaults without)."""
+    s = settings or StorageConfig()
+    return Storage(url, s.options, s.timeout, s.retries)
 
 
-def list_url(url: str, options: dict[str, Any] | None = None) -> dict[str, int]:
+def read_url(url: str, settings: StorageConfig | None = None) -> bytes:
+    """The bytes of the file at `url` (datasets and pretrained components that live outside the
+    study), read with the storage `settings`: options, timeout and logged retries, as every
+    request of a study. FileNotFoundError when there is none."""
+    return _at(url, settings).read_bytes("")
+
+
+def write_url(url: str, data: bytes, settings: StorageConfig | None = None) -> None:
+    """Write the whole file at `url` (atomically on a local disk), as `read_url` reads."""
+    _at(url, settings).write_bytes("", data)
+
+
+def list_url(url: str, settings: StorageConfig | None = None) -> dict[str, int]:
     """The files at `url` (a file, or a folder listed recursively): name relative to `url` (the
     file's own name for a file) -> size in bytes. FileNotFoundError when there is nothing."""
-    fs, root = _filesystem(url, options)
-    root = root.rstrip("/")
-    found = call("list", url, lambda: fs.find(root, detail=True), DEFAULT_RETRIES)
+    at = _at(url, settings)
+    root = at.root
+    found = at._call("list", "", lambda: at.fs.find(root, detail=True))
     files = {}
     for name, info in found.items():
         name = str(name).rstrip("/")
@@ -266,24 +289,17 @@ def list_url(url: str, options: dict[str, Any] | None = None) -> dict[str, int]:
     return dict(sorted(files.items()))
 
 
-def download_url(url: str, local: Path, options: dict[str, Any] | None = None) -> dict[str, int]:
+def download_url(url: str, local: Path, settings: StorageConfig | None = None) -> dict[str, int]:
     """Copy the file or folder at `url` into the folder `local` (each file by its literal name);
     returns what `list_url` lists."""
-    fs, root = _filesystem(url, options)
-    files = list_url(url, options)
-    single = list(files) == [root.rstrip("/").rsplit("/", 1)[-1]] and not fs.isdir(root)
+    at = _at(url, settings)
+    files = list_url(url, settings)
+    single = list(files) == [at.root.rsplit("/", 1)[-1]] and not at._call(
+        "look up", "", lambda: at.fs.isdir(at.root)
+    )
     for name in files:
-        target = Path(local) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = root.rstrip("/") if single else f"{root.rstrip('/')}/{name}"
-        call("download", url, partial(fs.get_file, source, str(target)), DEFAULT_RETRIES)
+        at.get_file("" if single else name, Path(local) / name)
     return files
-
-
-def url_exists(url: str, options: dict[str, Any] | None = None) -> bool:
-    """Whether the object or folder at `url` exists."""
-    fs, path = _filesystem(url, options)
-    return bool(call("look up", url, lambda: fs.exists(path), DEFAULT_RETRIES))
 
 
 LOCAL_PROTOCOLS = ("file", "local", "memory")

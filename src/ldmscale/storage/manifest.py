@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,8 @@ def _entry(data: bytes) -> dict[str, Any]:
     return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
+def file_entry(path: Path) -> dict[str, Any]:
+    """{"size": bytes, "sha256": hex digest} of the local file `path`, as a manifest lists it."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -74,7 +75,7 @@ def commit(
         for path in sorted(Path(local_dir).rglob("*")):
             if path.is_file():
                 name = path.relative_to(local_dir).as_posix()
-                entries[name] = _file_entry(path)
+                entries[name] = file_entry(path)
                 storage.put_file(path, f"{rel_dir}/{name}")
     for name, data in (files or {}).items():
         entries[name] = _entry(data)
@@ -204,17 +205,21 @@ def verify(storage: Storage, rel_dir: str) -> Manifest:
     return manifest
 
 
-def fetch(storage: Storage, rel_dir: str, local_dir: Path) -> Manifest:
-    """Download a committed artifact to `local_dir`, verifying every file."""
+def fetch(
+    storage: Storage, rel_dir: str, local_dir: Path, names: Sequence[str] | None = None
+) -> Manifest:
+    """Download a committed artifact to `local_dir` (only the files `names`, when given),
+    verifying every file it downloads."""
     manifest = _require(storage, rel_dir)
     local_dir = Path(local_dir)
-    for name, entry in manifest.files.items():
+    for name in manifest.files if names is None else names:
+        entry = manifest.files[name]
         target = local_dir / name
         try:
             storage.get_file(f"{rel_dir}/{name}", target)
         except FileNotFoundError:
             raise CorruptArtifact(f"{storage.url(f'{rel_dir}/{name}')} is missing") from None
-        if _file_entry(target) != {"size": entry["size"], "sha256": entry["sha256"]}:
+        if file_entry(target) != {"size": entry["size"], "sha256": entry["sha256"]}:
             raise CorruptArtifact(
                 f"{storage.url(f'{rel_dir}/{name}')}: size or sha256 does not match the manifest"
             )

@@ -3,11 +3,14 @@ no permission: exit 2, naming the study), transient (timeouts, lost or refused c
 throttling: retried with exponential backoff and a logged line per retry, then `Retryable`, exit
 75) and anything else (raised as it is). Object-store requests carry connect and read timeouts
 (`request_options`), so an endpoint that stops answering fails the request instead of stalling
-the job.
+the job, and the client libraries make one attempt per request: every retry is `call`'s, logged,
+so a request to storage gives up within (retries + 1) x timeout plus the backoff (1 + 2 + 4 ...
+s).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -87,17 +90,48 @@ def request_options(
     protocol: str, options: dict[str, Any] | None, timeout: float
 ) -> dict[str, Any]:
     """fsspec options with request timeouts for object stores (the caller's own win). Retries
-    are ours (`call`), so botocore's are turned down to one attempt each."""
+    are ours (`call`), so botocore makes one attempt per request, and S3 uploads are sent
+    without `Expect: 100-continue` (`new_s3_session`)."""
     out = dict(options or {})
     if protocol in ("s3", "s3a"):
         config = dict(out.get("config_kwargs") or {})
         config.setdefault("connect_timeout", timeout)
         config.setdefault("read_timeout", timeout)
-        config.setdefault("retries", {"max_attempts": 1})
+        # botocore's `max_attempts` counts retries (1 means two attempts); `total_max_attempts`
+        # counts attempts.
+        config.setdefault("retries", {"total_max_attempts": 1})
         out["config_kwargs"] = config
+        if "session" not in out:
+            # A filesystem made afresh (skip_instance_cache) resolves credentials afresh, as
+            # s3fs' own session per filesystem does; cached filesystems share one session.
+            fresh = bool(out.get("skip_instance_cache"))
+            profile = out.pop("profile", None)
+            out["session"] = new_s3_session(profile) if fresh else s3_session(profile)
     elif protocol in ("gs", "gcs"):
         out.setdefault("timeout", timeout)
     return out
+
+
+def new_s3_session(profile: str | None = None) -> Any:
+    """An aiobotocore session for s3fs clients (of an AWS `profile`), without botocore's
+    `Expect: 100-continue` on uploads.
+
+    botocore sends that header with every PUT body and waits one second for the interim answer
+    before sending the body anyway; aiohttp, under aiobotocore, waits for it with no time limit,
+    and its read timeout only starts once the body is sent. Against an endpoint that accepts
+    connections and never answers, a write then hangs past any `storage.timeout` (measured:
+    five minutes per attempt). Without the header the read timeout bounds every request."""
+    from aiobotocore.session import AioSession
+    from botocore.handlers import add_expect_header
+
+    session = AioSession(profile=profile)
+    session.unregister("before-call.s3", add_expect_header)
+    return session
+
+
+s3_session = functools.cache(new_s3_session)
+"""One session per AWS profile for the filesystems fsspec caches, so that equal options still
+find their cached filesystem (fsspec keys its cache on the options, the session among them)."""
 
 
 def single_attempts(fs: Any) -> Any:

@@ -30,7 +30,7 @@ Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a 
 - Precomputed: `latent.npy` / `emb.npy` of the prepared shards; dropped captions take the stored
   empty-caption embedding. No autoencoder or text encoder is loaded.
 
-A truncated or unreadable shard raises `CorruptShard` naming it, and training stops (exit 1):
+A truncated or unreadable shard raises `CorruptShard` naming it, and training stops (exit 2):
 training on silently fewer samples would change what a step means. Re-export the shard, or
 remove it from `data.shards` (a new URL list gets a new index).
 """
@@ -323,7 +323,7 @@ class LatentBatches:
 
         self.cfg = cfg
         self.device = device
-        self.samples = ShardedSamples(latents.index, cfg.storage.options)
+        self.samples = ShardedSamples(latents.index, cfg.storage)
         self.latent_shape: tuple[int, int, int] = latents.latent_shape
         self.empty = latents.empty.to(device)
 
@@ -381,5 +381,5 @@ def batch_source(cfg: StudyConfig, storage: Storage, device: torch.device) -> Ba
     text_encoder = load_text_encoder(data.text_encoder, data.max_text_tokens, device, cfg.storage)
     if index is None:
         return DomainBatches(cfg, autoencoder, text_encoder, device)
-    samples = ShardedSamples(index, cfg.storage.options)
+    samples = ShardedSamples(index, cfg.storage)
     return ImageTextBatches(cfg, autoencoder, text_encoder, device, samples)
