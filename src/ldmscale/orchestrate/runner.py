@@ -21,16 +21,17 @@ from typing import Any
 from tqdm import tqdm
 
 from ldmscale.config import compose
-from ldmscale.config.overrides import override
+from ldmscale.config.overrides import interpolates, override
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import BadInput, NonFinite, Retryable, exit_code
 from ldmscale.orchestrate.jobs import Job, parse_job_id
 from ldmscale.orchestrate.plan import (
     Plan,
     PlannedJob,
+    as_planned,
     build_plan,
     check_identity,
-    load_plan_overrides,
+    load_plan_record,
     write_plan,
 )
 from ldmscale.storage import paths
@@ -112,10 +113,14 @@ class JobResult:
 
 
 def run_job(job_id: str, study: str, extra: Sequence[str] = ()) -> JobResult:
-    """Run one job of the study's plan by id (the plan supplies the base overrides)."""
+    """Run one job of the study's plan by id (the plan supplies the base overrides, and pins
+    each of `extra` that it pinned when planned)."""
     job = parse_job_id(job_id)
-    storage = open_study(compose([*extra, override("study", study)]))
-    base = load_plan_overrides(storage)
+    # Interpolations wait for the plan's pinned values: their variables may be unset here.
+    plain = [item for item in extra if not interpolates(item)]
+    storage = open_study(compose([*plain, override("study", study)]))
+    record = load_plan_record(storage)
+    base, extra = list(record["overrides"]), as_planned(record, extra)
     shards = compose([*base, *extra, override("study", study)]).sweep.shards
     return _execute(job, job_config(job, study, base, shards, extra), storage)
 
