@@ -36,6 +36,11 @@ class MissingInput(BadInput, FileNotFoundError):
     planned): exit 2, naming it and the command that makes it."""
 
 
+class MissingSource(BadInput, FileNotFoundError):
+    """A path or URI that a config field names (weights, a captions file, reference images) has
+    nothing there: exit 2, naming the field."""
+
+
 class Retryable(RuntimeError):
     """The job stopped early but can be run again to continue (exit 75)."""
 

@@ -33,7 +33,13 @@ from tqdm import tqdm
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import BadInput, NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
-from ldmscale.evaluate.prompts import caption_set, is_domain, load_prompts, missing_inputs
+from ldmscale.evaluate.prompts import (
+    caption_set,
+    is_domain,
+    load_prompts,
+    missing_inputs,
+    used_inputs,
+)
 from ldmscale.metrics.fid import FID_STATE, save_state
 from ldmscale.metrics.scores import SCORE_STATE, Batch
 from ldmscale.metrics.training import diverged
@@ -42,6 +48,7 @@ from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import resolve_step
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit, intact, load_manifest
+from ldmscale.storage.sources import require_sources
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
@@ -158,6 +165,7 @@ def _check_inputs(cfg: StudyConfig) -> None:
     missing = missing_inputs(e)
     if missing:
         raise EvalInputError("this evaluation needs " + "; ".join(missing))
+    require_sources(cfg, used_inputs(e))
     if not is_domain(e.prompt_set):
         try:
             size = len(caption_set(e.prompt_set, cfg.storage.options))

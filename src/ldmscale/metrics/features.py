@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ldmscale.data.pixels import to_uint8
-from ldmscale.errors import require_finite
+from ldmscale.errors import MissingSource, require_finite
 from ldmscale.provenance import weights_hash
 
 INCEPTION_RESIZE = "bilinear to 299x299, TF1-compatible (torch-fidelity), no antialiasing"
@@ -88,7 +88,7 @@ def load_inception(
         )
     local = fetch_pretrained(weights, options, cache)
     if not os.path.isfile(local):
-        raise FileNotFoundError(f"eval.inception_weights={weights!r}: no such file")
+        raise MissingSource(f"eval.inception_weights={weights!r}: no such file")
     reason = inception_unavailable()
     if reason is not None:
         raise ModuleNotFoundError(

