@@ -50,6 +50,11 @@ class ModelConfig:
         check_fields(self, "model")
 
 
+DOMAIN_DOWNSAMPLING = 4
+"""Image side / latent side of the embedded domain's autoencoder
+(`ldmscale.models.autoencoder.domain_autoencoder_config`)."""
+
+
 @dataclass
 class DataConfig:
     """The `data` group: training data and its frozen encoders."""
@@ -117,6 +122,12 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
+        if self.name == "shapes" and self.resolution % DOMAIN_DOWNSAMPLING:
+            raise ValueError(
+                f"data.resolution={self.resolution!r} must be a multiple of "
+                f"{DOMAIN_DOWNSAMPLING} on the embedded domain (its autoencoder downsamples "
+                f"x{DOMAIN_DOWNSAMPLING})"
+            )
         if self.precomputed and self.name != "webdataset":
             raise ValueError("data.precomputed=true needs data.name=webdataset")
 

