@@ -167,8 +167,7 @@ def run_sweep(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> list[JobR
     plan = build_plan(cfg, user_overrides)
     write_plan(storage, plan)
     results = []
-    stopped: dict[str, str] = {}
-    """Job id -> the failed job it is, or waits for."""
+    stopped: dict[str, str] = {}  # job id -> the failed job it is, or waits for
     bar = tqdm(plan.jobs, desc=f"study {cfg.sweep.name}", unit="job", file=sys.stderr)
     for planned in bar:
         bar.set_postfix_str(planned.id)
