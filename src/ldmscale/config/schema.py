@@ -29,12 +29,7 @@ from ldmscale.config.rules import (
 )
 from ldmscale.errors import ConfigError
 from ldmscale.models.presets import PRESETS
-from ldmscale.sample.registry import (
-    BETA_SCHEDULES,
-    SAMPLERS,
-    TIMESTEP_SPACINGS,
-    check_steps,
-)
+from ldmscale.sample.registry import BETA_SCHEDULES, SAMPLERS, TIMESTEP_SPACINGS, check_steps
 
 
 @dataclass
@@ -124,9 +119,8 @@ class DataConfig:
         check_fields(self, "data")
         if self.name == "shapes" and self.resolution % DOMAIN_DOWNSAMPLING:
             raise ValueError(
-                f"data.resolution={self.resolution!r} must be a multiple of "
-                f"{DOMAIN_DOWNSAMPLING} on the embedded domain (its autoencoder downsamples "
-                f"x{DOMAIN_DOWNSAMPLING})"
+                f"data.resolution={self.resolution!r} must be a multiple of {DOMAIN_DOWNSAMPLING} "
+                "on the embedded domain (its autoencoder downsamples by that)"
             )
         if self.precomputed and self.name != "webdataset":
             raise ValueError("data.precomputed=true needs data.name=webdataset")
