@@ -222,3 +222,39 @@ def test_intermediate_checkpoints_are_evaluated_at_the_fixed_protocol() -> None:
 def test_checkpoints_the_sweep_cannot_evaluate_are_refused(overrides, message) -> None:
     with pytest.raises(ConfigError, match=message):
         compose(["sweep=debug", *overrides])
+
+
+@pytest.mark.slow
+def test_a_planned_interpolation_is_pinned_for_every_job_whatever_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ldmscale.orchestrate import runner
+
+    given = [
+        "eval.num_samples=${oc.env:NS}",
+        "train=${oc.env:T}",
+        "eval.grid_size=${eval.intervals}",
+    ]
+    study = str(tmp_path / "s")
+    monkeypatch.setenv("NS", "8")
+    monkeypatch.setenv("T", "domain")
+    assert main(["plan", "sweep=debug", f"study={study}", *given]) == 0
+    record = json.loads(Storage(study).read_text(paths.PLAN))
+    assert record["overrides"][1:] == ["eval.num_samples=8", "train=domain", "eval.grid_size=200"]
+    assert record["pinned"] == dict(zip(given, record["overrides"][1:], strict=True))
+    seen = []
+    monkeypatch.setattr(runner, "_stage", lambda kind: seen.append)
+    monkeypatch.setenv("NS", "12")  # another machine: another environment, or none
+    monkeypatch.delenv("T")
+    for extra in ([], given):  # a pod is given the sweep's overrides again
+        runner.run_job("analyze", study, extra)
+    assert [(cfg.eval.num_samples, cfg.train.max_steps) for cfg in seen] == [(8, 20), (8, 20)]
+
+
+def test_an_interpolation_of_a_key_each_job_sets_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["plan", "sweep=debug", f"study={tmp_path}/s", "eval.batch_size=${sampler.steps}"]
+    assert main(args) == 2
+    assert "reads sampler.steps, which each job sets from its id" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -23,9 +23,9 @@ from ldmscale.analysis.budget import (
 )
 from ldmscale.analysis.records import load_records, to_csv
 from ldmscale.analysis.report import TABLE1_COLUMNS, Report, render_html
-from ldmscale.analysis.training import diverged
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import MissingInput
+from ldmscale.metrics.training import diverged
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit, intact, load_manifest, read_file

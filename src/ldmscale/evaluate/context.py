@@ -111,6 +111,10 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
     scorer = _scorer(cfg, evaluator, device)
     model, info = load_sampling_model(storage, cfg.model.preset, step, device, cfg.storage)
     model, speed = fast_sampling_model(model, e)
+    # Before the reference statistics, which the first shard commits: values the checkpoint's
+    # schedule cannot sample are refused with nothing written.
+    s = cfg.sampler
+    generate = ImageGenerator(model, s.name, s.steps, s.guidance, cfg.seed, s.timestep_spacing)
     identity = reference_identity(
         e.prompt_set,
         e.reference_images,
@@ -123,8 +127,6 @@ def build_context(cfg: StudyConfig, storage: Storage, step: int, rel: str) -> Sh
     reference_rel, _ = reference_stats(
         storage, identity, extractor, device, e.batch_size, cfg.storage
     )
-    s = cfg.sampler
-    generate = ImageGenerator(model, s.name, s.steps, s.guidance, cfg.seed, s.timestep_spacing)
     return ShardContext(
         rel=rel,
         device=device,

@@ -9,7 +9,7 @@ norm_cost (GFLOPs of one forward / the c=320 forward's), sampling_cost = norm_co
 evaluations per image (counted while sampling: one per timestep, so a Heun step is charged about
 two), and gflops_per_image over the forward passes actually made (two per evaluation with
 guidance). Merge refuses, writing nothing, when a shard is missing or the shards disagree on the
-protocol.
+protocol, and fails with NonFinite (exit 65) on a shard whose states hold NaN or infinity.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.errors import NonFinite
 from ldmscale.evaluate.shard import SAMPLES, EvalInputError, eval_key
 from ldmscale.metrics.fid import FID, FID_STATE, load_state
 from ldmscale.metrics.intervals import fid_interval, mean_interval
@@ -85,8 +86,14 @@ def _merged(
             per_sample = read_file(storage, rel, SAMPLES)
         except CorruptArtifact as err:
             raise recompute(storage, rel, err) from err
-        fid.merge(states[0])
-        score.merge(states[1])
+        try:
+            fid.merge(states[0])
+            score.merge(states[1])
+        except NonFinite as err:
+            raise NonFinite(
+                f"{storage.url(rel)} cannot be merged: {err} (an eval shard no longer commits "
+                "such values; remove the shard and evaluate it again to see why)"
+            ) from None
         with np.load(io.BytesIO(per_sample)) as arrays:
             for name in parts:
                 parts[name].append(arrays[name])

@@ -13,7 +13,9 @@ Output, committed by manifest under
 
 Nothing is written before the end, so a shard killed mid-way leaves no trace and its rerun gives
 the same images (seeds depend on the prompt index only) and the same states. A committed shard
-returns at once.
+returns at once. Latents, images, features or scores holding NaN or infinity are never
+committed: the shard fails with NonFinite (exit 65) naming the configuration and, when the
+model's training log shows it, that its training diverged.
 """
 
 from __future__ import annotations
@@ -29,16 +31,24 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.errors import BadInput
+from ldmscale.errors import BadInput, NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
-from ldmscale.evaluate.prompts import caption_set, is_domain, load_prompts, missing_inputs
+from ldmscale.evaluate.prompts import (
+    caption_set,
+    is_domain,
+    load_prompts,
+    missing_inputs,
+    used_inputs,
+)
 from ldmscale.metrics.fid import FID_STATE, save_state
 from ldmscale.metrics.scores import SCORE_STATE, Batch
+from ldmscale.metrics.training import diverged
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import resolve_step
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit, intact, load_manifest
+from ldmscale.storage.sources import require_sources
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
@@ -155,6 +165,7 @@ def _check_inputs(cfg: StudyConfig) -> None:
     missing = missing_inputs(e)
     if missing:
         raise EvalInputError("this evaluation needs " + "; ".join(missing))
+    require_sources(cfg, used_inputs(e))
     if not is_domain(e.prompt_set):
         try:
             size = len(caption_set(e.prompt_set, cfg.storage))
@@ -213,6 +224,22 @@ def _samples_npz(out: Generated, start: int, stop: int) -> bytes:
     return buffer.getvalue()
 
 
+def _non_finite(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, err: NonFinite) -> str:
+    """Why a shard was not committed: the configuration, what held NaN, the training's health."""
+    s = cfg.sampler
+    health = diverged(storage, [key.model]).get(key.model)
+    if not health:
+        logged = storage.exists(paths.train_log(key.model))
+        health = "its training log shows no divergence" if logged else "no training log here"
+    return (
+        f"{storage.url(key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count))} not "
+        f"committed. Model {key.model}, checkpoint {paths.checkpoint_name(key.step)}, sampler "
+        f"{s.name}, {s.steps} steps, guidance {s.guidance:g}, timestep_spacing "
+        f"{s.timestep_spacing}: {err}. Training of {key.model}: {health}. A retry computes the "
+        "same: train the model again (e.g. at a lower train.lr) or change the configuration"
+    )
+
+
 def evaluate(cfg: StudyConfig) -> ShardRecord:
     """Evaluate shard `eval.shard` of the sampling configuration `sampler` of `model`."""
     storage = open_study(cfg)
@@ -226,7 +253,10 @@ def evaluate(cfg: StudyConfig) -> ShardRecord:
 
     context = build_context(cfg, storage, step, rel)
     start, stop = cfg.eval.shard_range()
-    out = _generate(cfg, context, start, stop)
+    try:
+        out = _generate(cfg, context, start, stop)
+    except NonFinite as err:
+        raise NonFinite(_non_finite(cfg, storage, key, err)) from None
     meta = {
         "shard": cfg.eval.shard_index,
         "shards": cfg.eval.shard_count,

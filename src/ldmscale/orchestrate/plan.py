@@ -6,17 +6,27 @@ name and those given on the command line, never the study URI), so that `ldmscal
 rebuilds exactly the config the plan meant: base overrides, then the job's identity
 (`Job.overrides`). A user override of a key the grid sets per job is refused, naming the sweep
 field to set instead.
+
+An override whose value is an interpolation (`'eval.num_samples=${oc.env:NS}'`) is recorded
+pinned to what it resolved to when planned (`eval.num_samples=8`), so every job, on whatever
+machine and environment, runs the planned value; `pinned` maps it as given to its pinned form,
+so a job given the same override again (as each cluster pod is) runs the pinned one. An
+interpolation of a key the grid sets per job (`${sampler.steps}`) is refused: one pinned value
+cannot stand for each job's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Any
 
 from ldmscale.config import ConfigError
-from ldmscale.config.overrides import keys
+from ldmscale.config.compose import pin_interpolations
+from ldmscale.config.overrides import interpolates, keys
 from ldmscale.config.schema import StudyConfig, SweepConfig
 from ldmscale.errors import MissingInput
 from ldmscale.orchestrate.jobs import IDENTITY, KINDS, Job
@@ -26,6 +36,8 @@ from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
 
+_PER_JOB = re.compile(r"\$\{\s*((?:" + "|".join(map(re.escape, IDENTITY)) + r")\b[\w.]*)")
+"""An interpolation that reads a key the grid sets per job (`IDENTITY`)."""
 NO_SWEEP = "none"
 """The root config's sweep: the stage commands run without one; planning needs one."""
 
@@ -49,10 +61,13 @@ class Plan:
 
     sweep: str
     overrides: list[str]
-    """Base overrides of every job: sweep=<name> and the user's (never study=)."""
+    """Base overrides of every job: sweep=<name> and the user's (never study=), interpolations
+    pinned."""
     shards: int
     """Eval shards per sampling configuration."""
     jobs: list[PlannedJob]
+    pinned: dict[str, str] = field(default_factory=dict)
+    """A user override as given -> its pinned form, for each that held an interpolation."""
 
     def ids(self, kind: str | None = None) -> list[str]:
         """Job ids in plan order, of one kind or all."""
@@ -63,6 +78,7 @@ class Plan:
         record = {
             "sweep": self.sweep,
             "overrides": self.overrides,
+            "pinned": self.pinned,
             "shards": self.shards,
             "jobs": [
                 {
@@ -88,15 +104,28 @@ def check_identity(overrides: Sequence[str]) -> None:
             )
 
 
-def base_overrides(cfg: StudyConfig, user_overrides: Sequence[str]) -> list[str]:
+def base_overrides(
+    cfg: StudyConfig, user_overrides: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
     """What every job of the sweep runs with: the sweep's name and the user's overrides, without
-    the study URI (given to each job separately). ConfigError on a per-job key."""
+    the study URI (given to each job separately), interpolations pinned; and the pinned ones as
+    given -> pinned (module docstring). ConfigError on a per-job key, or an interpolation of
+    one."""
     user = [
         o for o, key in zip(user_overrides, keys(user_overrides), strict=True) if key != "study"
     ]
     check_identity(user)
+    for item in filter(interpolates, user):
+        read = _PER_JOB.search(item.split("=", 1)[1])
+        if read:
+            raise ConfigError(
+                f"{item}: reads {read[1]}, which each job sets from its id; a plan pins an "
+                "interpolation to one value for every job: give the value itself"
+            )
+    pinned = pin_interpolations(user)
     has_sweep = "sweep" in keys(user)
-    return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *user]
+    base = [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *pinned]
+    return base, {given: pin for given, pin in zip(user, pinned, strict=True) if given != pin}
 
 
 def eval_jobs(sweep: SweepConfig, model: str, step: int, full: bool = True) -> list[Job]:
@@ -156,7 +185,8 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
             merge.deps.append(shard.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
-    return Plan(sweep.name, base_overrides(cfg, user_overrides), sweep.shards, jobs)
+    base, pinned = base_overrides(cfg, user_overrides)
+    return Plan(sweep.name, base, sweep.shards, jobs, pinned)
 
 
 def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
@@ -181,11 +211,22 @@ def write_plan(storage: Storage, plan: Plan) -> None:
     storage.write_text(paths.PLAN, plan.to_json())
 
 
-def load_plan_overrides(storage: Storage) -> list[str]:
-    """The base overrides recorded by `ldmscale plan`; MissingInput when there is no plan."""
+def load_plan_record(storage: Storage) -> dict[str, Any]:
+    """plan.json as `Plan.to_json` wrote it; MissingInput when there is no plan."""
     if not storage.exists(paths.PLAN):
         raise MissingInput(
             f"{storage.url(paths.PLAN)} does not exist; run `ldmscale plan sweep=<name> "
             f"study={storage.uri}` first"
         )
-    return list(json.loads(storage.read_text(paths.PLAN))["overrides"])
+    return dict(json.loads(storage.read_text(paths.PLAN)))
+
+
+def load_plan_overrides(storage: Storage) -> list[str]:
+    """The base overrides recorded by `ldmscale plan`; MissingInput when there is no plan."""
+    return list(load_plan_record(storage)["overrides"])
+
+
+def as_planned(record: dict[str, Any], overrides: Sequence[str]) -> list[str]:
+    """`overrides` (a job's own), each that the plan `record` pinned in its pinned form."""
+    pinned = record.get("pinned", {})
+    return [pinned.get(item, item) for item in overrides]

@@ -11,6 +11,19 @@ as the model was trained to expect (Lin et al., 2024, "Common Diffusion Noise Sc
 Sample Steps are Flawed", Table 2). `leading` is the SD v1.x convention (with `steps_offset=1`,
 as StableDiffusionPipeline enforces): at 1 step it evaluates t=1 only and returns the noise.
 `linspace` spreads the steps evenly over [0, T-1]. Every metrics record names the spacing.
+
+Step counts have a ceiling (`max_steps`, checked by `check_steps` when a config is composed and
+again against a checkpoint's own schedule before sampling): never more steps than training
+timesteps T (diffusers' DDIM and DDPM refuse more; the others would repeat timesteps), less the
+timesteps a sampler and spacing need above their last step. Found by sampling with diffusers
+0.42 at T = 10, 20, 37, 50 and 1000 under every beta schedule of `BETA_SCHEDULES`, and held by
+the registry's contract test (the ceiling samples finite latents):
+
+- `leading` (with `steps_offset=1`) shifts every timestep up by one, so at T steps the first is
+  T, past the schedule (IndexError): at most T-1;
+- `dpmpp_2m` and `unipc`, multistep solvers, need one timestep more under `leading` and
+  `linspace`: past it they index past the schedule or step by a zero log-SNR difference and
+  return NaN latents (at T-1 under `leading`, T under `linspace`, T+1 under `trailing`).
 """
 
 from __future__ import annotations
@@ -18,7 +31,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ldmscale.errors import BadInput
+
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+"""Training noise schedules (`train.beta_schedule`) that every registered sampler implements
+(diffusers' `sigmoid` is DDPM's only: the others raise NotImplementedError)."""
+SPACING_RESERVE = {"trailing": 0, "leading": 1, "linspace": 0}
+"""Timesteps each spacing keeps free below T: `leading`'s offset of one (module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -29,18 +49,23 @@ class SamplerSpec:
     """Class name in `diffusers`."""
     options: dict[str, Any] = field(default_factory=dict)
     """Overrides on top of the training schedule's config."""
+    reserve: dict[str, int] = field(default_factory=dict)
+    """Timesteps the sampler keeps free below T under each spacing, beyond `SPACING_RESERVE`
+    (module docstring)."""
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "ddim": SamplerSpec("DDIMScheduler"),
     "ddpm": SamplerSpec("DDPMScheduler"),
     "dpmpp_2m": SamplerSpec(
-        "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2},
+        {"leading": 1, "linspace": 1},
     ),
     "euler": SamplerSpec("EulerDiscreteScheduler"),
     "euler_a": SamplerSpec("EulerAncestralDiscreteScheduler"),
     "heun": SamplerSpec("HeunDiscreteScheduler"),
-    "unipc": SamplerSpec("UniPCMultistepScheduler"),
+    "unipc": SamplerSpec("UniPCMultistepScheduler", reserve={"leading": 1, "linspace": 1}),
 }
 
 
@@ -51,6 +76,31 @@ def get_spec(name: str) -> SamplerSpec:
             f"sampler {name!r} is not registered; choose one of: {', '.join(SAMPLERS)}"
         )
     return SAMPLERS[name]
+
+
+def max_steps(name: str, spacing: str, num_train_timesteps: int) -> int:
+    """The most sampling steps sampler `name` takes under `spacing` on a schedule of
+    `num_train_timesteps` training timesteps (module docstring); ValueError for an unknown name
+    or spacing."""
+    spacing_options(spacing)
+    reserve = SPACING_RESERVE[spacing] + get_spec(name).reserve.get(spacing, 0)
+    return int(num_train_timesteps) - reserve
+
+
+def check_steps(
+    name: str, spacing: str, steps: int, num_train_timesteps: int, field: str = "sampler.steps"
+) -> None:
+    """BadInput naming `field`, the step count and the ceiling when `steps` is below 1 or above
+    `max_steps`."""
+    ceiling = max_steps(name, spacing, num_train_timesteps)
+    if 1 <= int(steps) <= ceiling:
+        return
+    if int(steps) < 1:
+        raise BadInput(f"{field}={steps!r} must be >= 1")
+    raise BadInput(
+        f"{field}={steps!r} is more than {name} takes with timestep_spacing={spacing} on "
+        f"{num_train_timesteps} training timesteps: at most {ceiling}"
+    )
 
 
 def spacing_options(spacing: str) -> dict[str, Any]:
