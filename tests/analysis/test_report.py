@@ -95,8 +95,14 @@ def test_the_budget_table_is_narrow_and_says_what_each_row_is() -> None:
 
 
 def test_one_size_is_never_called_clear_of_the_others() -> None:
-    page = _page(budget=[], budget_notes=["budget 0.01: only debug fits, no comparison"])
+    page = _page(
+        budget=[],
+        budget_notes=["budget 0.01: only debug fits, no comparison"],
+        figures={"fid_vs_steps.png": "FID against steps"},
+    )
     assert "clear of every other size" not in page and "No budget fits two sizes" in page
+    # without Fig. 9 no other figure takes its place under the answer
+    assert page.index("More figures") < page.index("fid_vs_steps.png")
 
 
 def test_the_protocol_shown_is_what_every_configuration_shares() -> None:

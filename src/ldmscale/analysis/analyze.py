@@ -29,7 +29,7 @@ from ldmscale.analysis.budget import (
     standings,
 )
 from ldmscale.analysis.records import load_records, to_csv
-from ldmscale.analysis.report import TABLE1_COLUMNS, Report, render_html
+from ldmscale.analysis.report import FIG9, TABLE1_COLUMNS, Report, render_html
 from ldmscale.analysis.samples import eval_key, load_reference, load_samples
 from ldmscale.analysis.selection import Measured
 from ldmscale.analysis.training import diverged
@@ -130,8 +130,8 @@ def _figures(
     best = best_guidance(final)
     files, captions = {}, {}
     if table:
-        files["fid_vs_cost.png"] = figures.budget_frontiers(table, score)
-        captions["fid_vs_cost.png"] = (
+        files[FIG9] = figures.budget_frontiers(table, score)
+        captions[FIG9] = (
             "Fig. 9: each size at every budget two sizes fit: its best configuration (chosen on "
             "the selection part) read on the report part, with 95% intervals"
         )

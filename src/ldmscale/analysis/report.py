@@ -28,6 +28,8 @@ RULER_COLUMNS = [
     "model", "best_fid", "num_samples", "in_floors", "x_reconstructions", "x_random_latents",
     "reading",
 ]  # fmt: skip
+FIG9 = "fid_vs_cost.png"
+"""Fig. 9, shown under the answer (the other figures follow the evidence)."""
 STYLE = """body{font-family:sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;
 line-height:1.4}table{border-collapse:collapse;font-size:13px;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
@@ -49,7 +51,7 @@ class Report:
     budget: list[Row]
     """Rows of the best-per-budget table (`budget.best_per_budget`)."""
     figures: dict[str, str]
-    """PNG file name -> caption, Fig. 9 first."""
+    """PNG file name -> caption (`FIG9` is shown under the answer)."""
     table1: list[Row]
     table1_protocol: str
     warnings: list[str] = field(default_factory=list)
@@ -197,7 +199,8 @@ def render_html(report: Report) -> str:
     rows = report.rows
     models = sorted({r["model"] for r in rows})
     samples = ", ".join(map(str, sorted({r["num_samples"] for r in rows})))
-    first, *rest = list(report.figures.items()) or [("", "")]
+    lead = {k: v for k, v in report.figures.items() if k == FIG9}
+    rest = {k: v for k, v in report.figures.items() if k != FIG9}
     warnings = "".join(
         f'<p class="warn"><b>Warning: {html.escape(w)}</b></p>' for w in report.warnings
     )
@@ -213,7 +216,7 @@ def render_html(report: Report) -> str:
 {samples} generated images each. {html.escape(SELECTION_PROTOCOL)} Sizes are compared by a paired
 95% bootstrap interval of their FID difference (same prompts, same noise, resampled jointly): a
 tie when it holds 0.</p>
-{_figures(dict([first])) if first[0] else ""}
+{_figures(lead)}
 <h2>Best size per sampling budget</h2>
 {_budget_table(report.budget) if report.budget else "<p>No budget fits two sizes.</p>"}
 {f"<p>Left out:</p><ul>{notes}</ul>" if notes else ""}
@@ -221,7 +224,7 @@ tie when it holds 0.</p>
 {_calibration(report.calibration)}
 <h2>Table 1: quality per size ({html.escape(report.table1_protocol)})</h2>
 {_table(report.table1, TABLE1_COLUMNS)}
-<h2>More figures</h2>{_figures(dict(rest))}
+<h2>More figures</h2>{_figures(rest)}
 {_protocol(rows)}
 <h2>All configurations</h2><div class="wide all">{_table(rows, METRIC_COLUMNS)}</div>
 </body></html>
