@@ -369,13 +369,16 @@ class SweepConfig:
     models: list[str] = field(default_factory=lambda: ["debug"])
     """Presets to train and evaluate."""
     samplers: list[str] = field(default_factory=lambda: ["ddim"])
-    steps: list[int] = field(default_factory=lambda: [10])
+    steps: list[int] = field(default_factory=list)
+    """Sampling step counts every size is evaluated at (with every sampler)."""
     guidance: list[float] = field(default_factory=lambda: [3.0])
     shards: int = 1
     """Eval shards per sampling configuration (at most eval.num_samples)."""
     budgets: list[float] = field(default_factory=list)
-    """Sampling-cost budgets (norm. cost x U-Net evaluations) for the best-size table; empty =
-    derived from the measured costs."""
+    """Sampling-cost budgets (norm. cost x U-Net evaluations per image): the equal-cost grid.
+    Instead of, or beside, `steps`: every size is evaluated, with every sampler, at the step
+    count whose cost is nearest each budget it reaches (`ldmscale.sample.budgets`), and the
+    best-size table has a row per budget. Empty: no such steps, rows derived from the costs."""
     checkpoints: list[int] = field(default_factory=list)
     """Training steps, besides train.max_steps, whose checkpoints are evaluated too (at the first
     sampler's largest step count and every guidance scale): the points of the quality against
@@ -395,9 +398,16 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "sweep")
-        for key in ("models", "samplers", "steps", "guidance"):
+        for key in ("models", "samplers", "guidance"):
             if not getattr(self, key):
                 raise ValueError(f"sweep.{key} must not be empty")
+        if self.name != "none" and not (self.steps or self.budgets):
+            raise ValueError("sweep.steps and sweep.budgets are both empty: give either or both")
+        if self.checkpoints and not self.steps:
+            raise ValueError(
+                "sweep.checkpoints are evaluated at the first sampler's largest sweep.steps, a "
+                "protocol every size shares: give sweep.steps too"
+            )
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ldmscale.metrics.scores import SCORE_STATE, MeanScore
 from ldmscale.models.cost import flops_per_image, model_cost
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed
+from ldmscale.sample.budgets import budgets_served
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import read_meta, resolve_step
 from ldmscale.storage.fs import Storage, open_study
@@ -39,6 +40,7 @@ from ldmscale.storage.manifest import (
     recompute,
 )
 from ldmscale.storage.records import METRICS, MetricsRecord, load_metrics
+from ldmscale.train.diffusion import noise_schedule
 
 
 def _shard_metas(storage: Storage, key: paths.EvalKey, count: int) -> list[dict[str, Any]]:
@@ -102,11 +104,21 @@ def _merged(
 
 
 def _costs(storage: Storage, cfg: StudyConfig, step: int, protocol: dict[str, Any]) -> dict:
-    """The cost fields of the record, from the preset at the checkpoint's shapes."""
+    """The cost fields of the record, from the preset at the checkpoint's shapes, and the
+    sweep's budgets the configuration serves on the equal-cost grid."""
     meta = read_meta(storage, cfg.model.preset, step)
     cost = model_cost(cfg.model.preset, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
     evaluations = int(protocol["unet_evaluations"])
     passes = int(protocol["unet_passes_per_evaluation"])
+    budgets = list(cfg.sweep.budgets)
+    if budgets:
+        schedule = dict(noise_schedule(cfg.train).config)
+        sampler, steps, spacing = (
+            protocol["sampler"],
+            protocol["steps"],
+            protocol["timestep_spacing"],
+        )
+        budgets = budgets_served(cost.norm_cost, budgets, sampler, int(steps), schedule, spacing)
     return {
         "params": cost.params,
         "channels": cost.channels,
@@ -115,6 +127,7 @@ def _costs(storage: Storage, cfg: StudyConfig, step: int, protocol: dict[str, An
         "sampling_cost": cost.norm_cost * evaluations,
         "gflops_per_image": flops_per_image(cost.gflops, evaluations, passes),
         "gflops_forward": cost.gflops,
+        "budgets": budgets,
     }
 
 

