@@ -24,6 +24,7 @@ from ldmscale.cli import (
     cancel,
     check_storage,
     eval,
+    forecast,
     merge,
     models,
     plan,
@@ -41,6 +42,7 @@ from ldmscale.errors import EXIT_FAILED, EXIT_RETRY, BadInput, ConfigError, Retr
 COMMANDS = (
     models,
     plan,
+    forecast,
     sweep,
     run,
     prepare,
