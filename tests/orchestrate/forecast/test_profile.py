@@ -95,7 +95,7 @@ def test_yaml_round_trip_and_unknown_keys(tmp_path: Path) -> None:
     assert load_profile(str(path)) == profile
     data = yaml.safe_load(path.read_text())
     data["fixed"]["warmup"] = 1.0
-    with pytest.raises(ConfigError, match="unknown key.*warmup.*valid keys"):
+    with pytest.raises(ConfigError, match=r"unknown key.*warmup.*valid keys"):
         profile_from_dict(data)
     del data["fixed"]["warmup"], data["peak_tflops"]
     with pytest.raises(ConfigError, match="missing field 'peak_tflops'"):
