@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-FULL = {"models": "debug,t16,t32,t48", "steps": 100, "samples": 100, "counts": "2,12"}
+FULL = {"models": "debug,t16,t32,t48", "steps": 100, "samples": 200, "counts": "2,12"}
 QUICK = {"models": "debug", "steps": 40, "samples": 16, "counts": "2,6"}
 
 
