@@ -98,3 +98,9 @@ def test_one_shard_size_cannot_separate_features_from_startup_and_says_so() -> N
     assert fitted.fixed.features_per_image == 0.0
     assert fitted.fixed.eval_startup == pytest.approx(EVAL_STARTUP + 50 * FEATURES)
     assert any("one shard size" in note for note in fitted.notes)
+
+
+def test_one_step_count_cannot_separate_sampling_from_decode_and_says_so() -> None:
+    evals = [eval_run(m, 4, n, None) for m in GFLOPS for n in (50, 100)]
+    fitted = fit_profile([], evals, PEAK, {}, {})
+    assert any("a, b, c timed at one step count" in note for note in fitted.notes)

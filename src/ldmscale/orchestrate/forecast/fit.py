@@ -100,10 +100,16 @@ def fit_eval(runs: Sequence[EvalRun], peak_flops: float) -> tuple[dict[str, floa
         design[i, 0] = 1.0
         design[i, 1 + models.index(r.model)] = r.evaluations * r.passes * r.gflops * 1e9
     solution, *_ = np.linalg.lstsq(design, target, rcond=None)
-    note = ""
+    works = {m: {r.evaluations * r.passes for r in runs if r.model == m} for m in models}
+    single = [m for m in models if len(works[m]) < 2]
+    note = (
+        f"eval: {', '.join(single)} timed at one step count: MFU and decode not separated"
+        if single
+        else ""
+    )
     decode = float(solution[0])
     if decode < 0:
-        note = f"eval: decode per image fitted below 0 ({decode:.3g} s): set to 0"
+        note += f"eval: decode per image fitted below 0 ({decode:.3g} s): set to 0"
         decode = 0.0
     mfus = {}
     for j, model in enumerate(models):
