@@ -28,6 +28,7 @@ from ldmscale.cli import (
     cancel,
     check_storage,
     eval,
+    forecast,
     merge,
     models,
     plan,
@@ -53,6 +54,7 @@ from ldmscale.errors import (
 COMMANDS = (
     models,
     plan,
+    forecast,
     sweep,
     run,
     prepare,
