@@ -73,16 +73,6 @@ def _model_type(path: str, local: bool) -> str:
     return str(json.loads(config.read_text()).get("model_type", ""))
 
 
-def bundled_hidden_size(spec: str) -> int | None:
-    """Width of the embeddings of a bundled text encoder (`minilm`: 384), read from its config
-    without loading weights; None for any other spec (its width is known only once fetched)."""
-    if spec not in BUNDLED:
-        return None
-    path, _, _ = _resolve(spec, {}, "")
-    config = json.loads((Path(path) / "config.json").read_text())
-    return int(config["hidden_size"])
-
-
 class TextEncoder:
     """A frozen tokenizer + transformer pair: captions -> [B, max_tokens, hidden] embeddings."""
 

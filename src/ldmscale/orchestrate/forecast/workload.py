@@ -3,10 +3,10 @@ see, each size's parameters and GFLOPs per forward (`ldmscale.models.cost`, coun
 device), and the U-Net evaluations per image of each sampler and step count (counted from the
 diffusers scheduler's timesteps, as sampling counts them: `ldmscale.sample.registry`).
 
-The latent and context are known from the config for the embedded domain (the domain
-autoencoder's x4 latent, the bundled MiniLM's 384-wide embeddings). For real data they depend
-on pretrained components a forecast does not fetch; it assumes SD's x8, 4-channel autoencoder
-and the paper's 1024-wide text context (Table 1), and says so.
+The latent and context are read as the plan reads them (`ldmscale.models.shapes`: the domain
+autoencoder's recipe, a local pretrained component's config, the bundled MiniLM's). A component
+that is not on local disk (a URI or hub id) is not fetched: the forecast then assumes SD's x8,
+4-channel autoencoder and the paper's 1024-wide text context (Table 1), and says so.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.models.autoencoder import LATENT_CHANNELS, domain_autoencoder_config
+from ldmscale.errors import ConfigError
+from ldmscale.models.autoencoder import LATENT_CHANNELS
 from ldmscale.models.cost import forward_cost
-from ldmscale.models.text_encoder import bundled_hidden_size
+from ldmscale.models.shapes import latent_shape, text_width
 from ldmscale.sample.registry import build_sampler, set_steps
 from ldmscale.train.diffusion import noise_schedule
 
@@ -42,27 +43,26 @@ class Shape:
 
 
 def study_shape(cfg: StudyConfig) -> Shape:
-    """The latent and text context of `cfg`'s U-Nets."""
+    """The latent and text context of `cfg`'s U-Nets (assumed where a component is not local)."""
     data, notes = cfg.data, []
-    if data.autoencoder == "domain":
-        config = domain_autoencoder_config(data.resolution)
-        factor = 2 ** (len(config["block_out_channels"]) - 1)
-        channels = int(config["latent_channels"])
-    else:
-        factor, channels = SD_DOWNSAMPLING, LATENT_CHANNELS
+    try:
+        latent = latent_shape(cfg)
+    except ConfigError:
+        side = data.resolution // SD_DOWNSAMPLING
+        latent = (LATENT_CHANNELS, side, side)
         notes.append(
-            f"latent {channels}x{data.resolution // factor}x{data.resolution // factor}: "
-            f"data.autoencoder assumed to be SD's x{factor} autoencoder (not fetched)"
+            f"latent {'x'.join(map(str, latent))}: data.autoencoder={data.autoencoder or '(unset)'}"
+            f" is not a local folder, assumed to be SD's x{SD_DOWNSAMPLING} autoencoder"
         )
-    context = bundled_hidden_size(data.text_encoder)
-    if context is None:
+    try:
+        context = text_width(cfg)
+    except ConfigError:
         context = PAPER_CONTEXT
         notes.append(
             f"text context {PAPER_CONTEXT} wide assumed (the paper's Table 1); "
-            f"data.text_encoder={data.text_encoder or '(unset)'} is not fetched"
+            f"data.text_encoder={data.text_encoder or '(unset)'} is not a local folder"
         )
-    side = data.resolution // factor
-    return Shape((channels, side, side), context, data.max_text_tokens, tuple(notes))
+    return Shape(latent, context, data.max_text_tokens, tuple(notes))
 
 
 @dataclass(frozen=True)
