@@ -12,7 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
-.PHONY: help install lint format test test-unit test-quality smoke demo bench-train bench-sample bench-status bench-gpu check-k8s chaos chart-docs render images clean
+.PHONY: help install lint format test test-unit test-quality smoke demo bench-train bench-sample bench-status bench-gpu bench-profile check-k8s chaos chart-docs render images clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ bench-status: $(STAMP) ## ldmscale status on a paper-sized local study vs one ch
 
 bench-gpu: $(STAMP) ## one table on a CUDA GPU: training MFU, sampling vs diffusers, FID features (ARGS=...)
 	$(PY) benchmarks/bench_gpu.py $(ARGS)
+
+bench-profile: $(STAMP) ## measure this machine for `ldmscale forecast` (writes configs/profile/cpu.yaml; idle machine)
+	$(PY) benchmarks/bench_profile.py --out configs/profile/cpu.yaml $(ARGS)
 
 check-k8s: $(STAMP) ## cluster manifests: Helm render + lint, strict Kubernetes and Argo schemas, commands
 	$(BIN)/pytest -q tests/cluster

@@ -17,7 +17,8 @@ same process):
 
 Sized to finish in under 8 minutes on one H100/H200 (most of it compiling); `--budget-s` skips
 what would start after the budget (reported as skipped) and `--only` runs some sections. Exit
-status 1 when a measurement failed (its error is in the table), else 0.
+status 1 when a measurement failed (its error is in the table), else 0. `--profile-out FILE`
+also writes the measurements as a profile for `ldmscale forecast` (bench_gpu_profile.py).
 """
 
 from __future__ import annotations
@@ -49,7 +50,29 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--inception-weights", default="", help="FID Inception .pth (optional)")
     parser.add_argument("--budget-s", type=float, default=450.0, help="start nothing after this")
+    parser.add_argument(
+        "--profile-out", default="", help="also write a profile for ldmscale forecast (YAML)"
+    )
+    parser.add_argument(
+        "--profile-base", default="h100", help="the profile whose fixed costs it keeps (h100)"
+    )
     return parser.parse_args(argv)
+
+
+def write_profile(args: argparse.Namespace, rows: list[Row], sizes: Sizes, header: str) -> None:
+    """The forecast profile of these measurements (bench_gpu_profile.py) to --profile-out."""
+    from pathlib import Path
+
+    from bench_gpu_profile import profile_from_rows
+
+    from ldmscale.orchestrate.forecast.profile import ProfileYaml, load_profile
+
+    out = Path(args.profile_out)
+    base = load_profile(args.profile_base)
+    profile = profile_from_rows(rows, sizes, base, out.stem, header)
+    note = f"Profile {out.stem}: measured by make bench-gpu (benchmarks/bench_gpu_profile.py)."
+    out.write_text(ProfileYaml(profile, [note]).text())
+    print(f"profile written to {out}", file=sys.stderr)
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
@@ -164,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     header = describe(sizes, args.cpu_check) + f"; {time.monotonic() - began:.0f} s"
     print_table(rows, sizes, header)
     print(json.dumps([{k: v for k, v in vars(r).items()} for r in rows], default=str))
+    if args.profile_out:
+        write_profile(args, rows, sizes, header)
     return 1 if any(r.status == "failed" for r in rows) else 0
 
 

@@ -36,6 +36,55 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
         ["eval", *EVAL, "sampler.guidance=0.5", "STUDY"],
         ("sampler.guidance=0.5",),
     ),
+    ("guidance NaN", ["eval", *EVAL, "sampler.guidance=nan", "STUDY"], ("sampler.guidance=nan",)),
+    ("guidance infinite", ["eval", *EVAL, "sampler.guidance=inf", "STUDY"], ("guidance=inf",)),
+    (
+        "steps past the schedule",
+        ["eval", *EVAL, "sampler=dpmpp_2m", "sampler.steps=1001", "STUDY"],
+        ("sampler.steps=1001", "at most 1000"),
+    ),
+    (
+        "leading steps past the schedule",
+        ["eval", *EVAL, "sampler.timestep_spacing=leading", "sampler.steps=1000", "STUDY"],
+        ("sampler.steps=1000", "at most 999"),
+    ),
+    (
+        "sweep steps past the schedule",
+        ["plan", "sweep=debug", "sweep.steps=[4,1001]", "STUDY"],
+        ("sweep.steps=1001", "at most 1000"),
+    ),
+    ("learning rate NaN", ["train", "train.lr=nan", "STUDY"], ("train.lr=nan",)),
+    ("log every 0 steps", ["plan", "sweep=debug", "train.log_every=0", "STUDY"], ("log_every=0",)),
+    (
+        "storage timeout NaN",
+        ["plan", "sweep=debug", "storage.timeout=nan", "STUDY"],
+        ("storage.timeout=nan",),
+    ),
+    (
+        "beta schedule no sampler has",
+        ["plan", "sweep=debug", "train.beta_schedule=sigmoid", "STUDY"],
+        ("train.beta_schedule='sigmoid'", "scaled_linear"),
+    ),
+    (
+        "missing Inception weights",
+        ["eval", *EVAL, "eval.feature_extractor=inception", "eval.inception_weights=/no", "STUDY"],
+        ("eval.inception_weights='/no'",),
+    ),
+    (
+        "missing CLIP model",
+        ["eval", *EVAL, "eval.feature_extractor=clip", "eval.clip_model=/nonexistent", "STUDY"],
+        ("eval.clip_model='/nonexistent'",),
+    ),
+    (
+        "missing text encoder",
+        ["train", "data.text_encoder=/nonexistent", "STUDY"],
+        ("data.text_encoder='/nonexistent'",),
+    ),
+    (
+        "interpolation of a per-job key",
+        ["plan", "sweep=debug", "eval.batch_size=${sampler.steps}", "STUDY"],
+        ("reads sampler.steps",),
+    ),
     (
         "unknown spacing",
         ["eval", *EVAL, "sampler.timestep_spacing=karras", "STUDY"],
@@ -44,7 +93,7 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     (
         "ZeRO stage 5",
         ["train", "train.zero_stage=5", "STUDY"],
-        ("train.zero_stage=5", "0, 1, 2 or 3"),
+        ("train.zero_stage=5", "0, 1, 2, 3"),
     ),
     (
         "batch not a multiple",

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bad_input
 import corruption
+import non_finite
 import process_faults
 import storage_faults
 from campaign import Campaign
@@ -53,6 +54,8 @@ def test_the_whole_campaign(tmp_path: Path, request: pytest.FixtureRequest) -> N
     storage_faults.outage(campaign, "down", 30)
     storage_faults.hung(campaign)
     storage_faults.read_only(campaign)
+    non_finite.diverged(campaign)
+    non_finite.nan_shard(campaign)
     bad_input.run(campaign)
     print("\n" + table.render())
     print(f"\ncampaign: {len(table.trials)} trials in {time.monotonic() - began:.0f} s")
@@ -78,4 +81,7 @@ SAMPLE_INPUTS = (
     "one sample",
     "bad job id",
     "train an unprepared study",
+    "guidance NaN",
+    "steps past the schedule",
+    "missing CLIP model",
 )

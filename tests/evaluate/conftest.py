@@ -38,14 +38,20 @@ def make_checkpoint(
     text_encoder: str = TEXT_ENCODER,
     context: int = CONTEXT,
     tokens: int = TOKENS,
+    diverged: bool = False,
 ) -> None:
-    """Commit a random-initialised checkpoint of `model` in the trainer's layout."""
+    """Commit a random-initialised checkpoint of `model` in the trainer's layout (`diverged`:
+    every weight NaN, as a run whose loss went to NaN leaves it)."""
     from diffusers import DDPMScheduler
 
     torch.manual_seed(step)
     unet = build_unet(
         get_preset(model), context_dim=context, sample_size=latent[1], latent_channels=latent[0]
     )
+    if diverged:
+        with torch.no_grad():
+            for weight in unet.parameters():
+                weight.fill_(float("nan"))
     schedule = DDPMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
     )

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ldmscale.config import ConfigError, compose
+from ldmscale.config.schema import DOMAIN_DOWNSAMPLING
 from ldmscale.data.shapes import render_batch
 from ldmscale.models.autoencoder import (
     Autoencoder,
@@ -39,6 +41,13 @@ def test_domain_config_gives_4x8x8_latents(saved: Path) -> None:
         ae.latent_size(30)
     with pytest.raises(ValueError, match="multiple of 4"):
         domain_autoencoder_config(30)
+
+
+def test_the_config_refuses_a_resolution_the_domain_autoencoder_cannot_halve(saved: Path) -> None:
+    assert load_autoencoder(str(saved)).downsampling == DOMAIN_DOWNSAMPLING
+    assert compose(["data.resolution=36"]).data.resolution == 36
+    with pytest.raises(ConfigError, match=r"data\.resolution=30 must be a multiple of 4"):
+        compose(["data.resolution=30"])
 
 
 def test_encode_is_the_scaled_posterior_mode(saved: Path) -> None:

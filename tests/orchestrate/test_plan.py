@@ -13,6 +13,8 @@ import pytest
 from ldmscale.cli.main import main
 from ldmscale.config import ConfigError, compose
 from ldmscale.config.overrides import keys, override
+from ldmscale.models.cost import model_cost
+from ldmscale.models.shapes import planned_shapes
 from ldmscale.orchestrate.jobs import Job, parse_job_id
 from ldmscale.orchestrate.plan import build_plan, pending_jobs
 from ldmscale.orchestrate.runner import job_config
@@ -233,3 +235,104 @@ def test_intermediate_checkpoints_are_evaluated_at_the_fixed_protocol() -> None:
 def test_checkpoints_the_sweep_cannot_evaluate_are_refused(overrides, message) -> None:
     with pytest.raises(ConfigError, match=message):
         compose(["sweep=debug", *overrides])
+
+
+@pytest.mark.slow
+def test_a_planned_interpolation_is_pinned_for_every_job_whatever_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ldmscale.orchestrate import runner
+
+    given = [
+        "eval.num_samples=${oc.env:NS}",
+        "train=${oc.env:T}",
+        "eval.grid_size=${eval.intervals}",
+    ]
+    study = str(tmp_path / "s")
+    monkeypatch.setenv("NS", "8")
+    monkeypatch.setenv("T", "domain")
+    assert main(["plan", "sweep=debug", f"study={study}", *given]) == 0
+    record = json.loads(Storage(study).read_text(paths.PLAN))
+    assert record["overrides"][1:] == ["eval.num_samples=8", "train=domain", "eval.grid_size=200"]
+    assert record["pinned"] == dict(zip(given, record["overrides"][1:], strict=True))
+    seen = []
+    monkeypatch.setattr(runner, "_stage", lambda kind: seen.append)
+    monkeypatch.setenv("NS", "12")  # another machine: another environment, or none
+    monkeypatch.delenv("T")
+    for extra in ([], given):  # a pod is given the sweep's overrides again
+        runner.run_job("analyze", study, extra)
+    assert [(cfg.eval.num_samples, cfg.train.max_steps) for cfg in seen] == [(8, 20), (8, 20)]
+
+
+def test_an_interpolation_of_a_key_each_job_sets_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["plan", "sweep=debug", f"study={tmp_path}/s", "eval.batch_size=${sampler.steps}"]
+    assert main(args) == 2
+    assert "reads sampler.steps, which each job sets from its id" in capsys.readouterr().err
+
+
+def _planned_steps(plan_ids: list[str], model: str, sampler: str) -> list[int]:
+    jobs = [parse_job_id(i) for i in plan_ids]
+    keys = [j.eval_key for j in jobs]
+    return sorted(k.steps for k in keys if (k.model, k.sampler) == (model, sampler))
+
+
+def test_budgets_plan_every_size_at_the_step_count_nearest_each_budget() -> None:
+    cfg = compose(["sweep=smoke"])
+    plan = build_plan(cfg, ["sweep=smoke"])
+    shapes = planned_shapes(cfg)
+    for model in cfg.sweep.models:
+        # ddim and dpmpp_2m make one U-Net evaluation per step: steps = budget / cost, rounded
+        norm_cost = model_cost(model, *shapes).norm_cost
+        expected = sorted(round(b / norm_cost) for b in cfg.sweep.budgets)
+        for sampler in cfg.sweep.samplers:
+            assert _planned_steps(plan.ids("merge"), model, sampler) == expected
+    # debug needs about 3x the steps of t16 for the same budget
+    assert (
+        _planned_steps(plan.ids("merge"), "debug", "ddim")[0]
+        > 2 * _planned_steps(plan.ids("merge"), "t16", "ddim")[0]
+    )
+
+
+def test_budgets_beside_steps_add_to_them_and_reach_pending_evaluations(tmp_path: Path) -> None:
+    overrides = ["sweep=debug", "sweep.budgets=[0.01]", f"study={tmp_path}"]
+    cfg = compose(overrides)
+    plan = build_plan(cfg, overrides[:2])
+    steps = round(0.01 / model_cost("debug", *planned_shapes(cfg)).norm_cost)
+    assert _planned_steps(plan.ids("merge"), "debug", "ddim") == sorted({4, steps})
+    commit(Storage(str(tmp_path)), paths.checkpoint_dir(RunKey("debug"), 10), files={"x": b"1"})
+    pending = pending_jobs(cfg, Storage(str(tmp_path)))
+    assert sorted({j.eval_key.steps for j in pending}) == sorted({4, steps})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sweep.steps=[]"], "sweep.steps and sweep.budgets are both empty"),
+        (["sweep.budgets=[0]"], r"sweep\.budgets=0\.0 must be > 0"),
+        (["sweep.steps=[]", "sweep.budgets=[0.01]", "sweep.checkpoints=[10]",
+          "train.keep_every=10"], "give sweep.steps too"),
+    ],
+)  # fmt: skip
+def test_a_sweep_without_a_grid_is_refused(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        compose(["sweep=debug", *overrides])
+
+
+def test_budgets_on_data_the_plan_cannot_measure_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "plan",
+        "sweep=debug",
+        "sweep.budgets=[1.0]",
+        f"study={tmp_path}/s",
+        "data=webdataset",
+        "data.autoencoder=stabilityai/sd-vae-ft-mse",
+    ]
+    assert main(args) == 2
+    assert "data.autoencoder='stabilityai/sd-vae-ft-mse' is not a local model folder" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "s").exists()

@@ -5,6 +5,7 @@ with the default prepare settings."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,12 @@ def test_monotone_is_judged_from_each_curves_start() -> None:
         "latent_noise does not grow at every step",
     ]
     assert record.lines()[-1].startswith("  verdict: NOT TRUSTWORTHY: reconstruction alignment")
+    # Every set reads in floors; the one ratio the verdict checks is printed as that check, so
+    # no other ratio reads like a failed check.
+    assert [line for line in record.lines() if re.search(r"\dx\b", line)] == [
+        "  check: their reconstructions read 1.33x those renders' FID (at most 3x)"
+    ]
+    assert re.search(r"^  reconstructions +12\.00 +2\.40 +0\.900$", "\n".join(record.lines()), re.M)
     good = _record(5.0, 12.0, {"blur": [6, 9], "latent_noise": [13, 20]})
     good = dataclasses.replace(good, reconstruction=Measurement(12.0, 0.98))
     assert good.failures == [] and good.lines()[-1].startswith("  verdict: trustworthy")

@@ -1,18 +1,26 @@
 """One contract over every registered sampler: built from the training schedule, starting at the
 last training timestep at every step count, charged one U-Net evaluation per timestep, a full
-sampling loop on the debug preset, deterministic for the same seeds, and a 1-step sample that
-is a denoised image rather than the input noise."""
+sampling loop on the debug preset, deterministic for the same seeds, a 1-step sample that is a
+denoised image rather than the input noise, and a step-count ceiling per spacing and beta
+schedule that samples finite latents, one more refused (exit 2) naming the value and the
+ceiling."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from ldmscale.config.samplers import SAMPLERS
+from ldmscale.config import ConfigError, SamplerConfig, StudyConfig, compose
+from ldmscale.config.samplers import BETA_SCHEDULES, SAMPLERS, TIMESTEP_SPACINGS, max_steps
+from ldmscale.errors import BadInput, NonFinite, exit_code
 from ldmscale.sample.generate import ImageGenerator, SamplingModel
 from ldmscale.sample.registry import build_sampler, set_steps
+
+HONOURED = [(name, spacing) for name in SAMPLERS for spacing in SAMPLERS[name].spacings]
+"""Every registered sampler with every timestep spacing it honours."""
 
 # Heun-type solvers evaluate twice per step except the last.
 _TIMESTEPS = {"heun": lambda steps: 2 * steps - 1}
@@ -111,3 +119,109 @@ def test_unknown_sampler_names_the_valid_ones(tiny_model) -> None:
 def test_zero_steps_is_an_error(tiny_model) -> None:
     with pytest.raises(ValueError, match=r"sampler.steps=0 must be >= 1"):
         ImageGenerator(tiny_model, "ddim", 0, guidance=1.0, seed=0)
+
+
+def _gaussian_model(schedule: dict) -> SamplingModel:
+    return SamplingModel(
+        unet=GaussianDenoiser(schedule, 0.5, 0.1),
+        schedule=schedule,
+        encode=lambda captions: torch.zeros(len(captions), 2, 4),
+        decode=lambda latents: latents,
+        latent_shape=(4, 4, 4),
+    )
+
+
+def _schedule(timesteps: int, beta: str) -> dict:
+    from diffusers import DDPMScheduler
+
+    return dict(DDPMScheduler(num_train_timesteps=timesteps, beta_schedule=beta).config)
+
+
+def _check_ceiling(name: str, spacing: str, schedule: dict) -> None:
+    """At the ceiling the latents are finite; one more step is refused, naming both; and the
+    ceiling is real: diffusers breaks one step past it unless it is the number of training
+    timesteps itself (more would repeat timesteps)."""
+    timesteps = schedule["num_train_timesteps"]
+    ceiling = max_steps(name, spacing, timesteps)
+    model = _gaussian_model(schedule)
+    latents = ImageGenerator(model, name, ceiling, 1.0, 0, spacing).latents(["a"], [0])
+    assert torch.isfinite(latents).all()
+    with pytest.raises(BadInput) as info:
+        ImageGenerator(model, name, ceiling + 1, 1.0, 0, spacing)
+    assert f"sampler.steps={ceiling + 1}" in str(info.value)
+    assert f"at most {ceiling}" in str(info.value)
+    if ceiling < timesteps:
+        past = ImageGenerator(model, name, ceiling, 1.0, 0, spacing)
+        past.steps = ceiling + 1  # what the check refuses, straight to diffusers
+        with pytest.raises((NonFinite, IndexError, AssertionError, ValueError)):
+            past.latents(["a"], [0])
+
+
+@pytest.mark.parametrize(("name", "spacing"), HONOURED)
+def test_the_step_ceiling_samples_finite_latents_and_one_more_is_refused(
+    name: str, spacing: str
+) -> None:
+    _check_ceiling(name, spacing, _schedule(20, "scaled_linear"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "spacing", "beta"), [(*pair, beta) for pair in HONOURED for beta in BETA_SCHEDULES]
+)
+def test_the_step_ceiling_holds_on_every_beta_schedule(name: str, spacing: str, beta: str) -> None:
+    _check_ceiling(name, spacing, _schedule(37, beta))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "spacing"), HONOURED)
+def test_the_step_ceiling_holds_on_the_default_schedule(name: str, spacing: str) -> None:
+    _check_ceiling(name, spacing, _schedule(1000, "scaled_linear"))
+
+
+@pytest.mark.parametrize(("name", "spacing"), HONOURED)
+def test_a_step_count_past_the_ceiling_is_refused_by_the_config(name: str, spacing: str) -> None:
+    ceiling = max_steps(name, spacing, 1000)
+
+    def study(steps: int) -> StudyConfig:
+        return StudyConfig(sampler=SamplerConfig(name, steps, 2.0, spacing))
+
+    assert study(ceiling).sampler.steps == ceiling
+    with pytest.raises(ValueError) as info:
+        study(ceiling + 1)
+    assert f"sampler.steps={ceiling + 1}" in str(info.value)
+    assert f"at most {ceiling}" in str(info.value)
+
+
+def test_a_step_count_past_the_ceiling_exits_2_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"sampler\.steps=1001 .* at most 1000") as info:
+        compose(["sampler=dpmpp_2m", "sampler.steps=1001"])
+    assert exit_code(info.value) == 2
+
+
+@pytest.mark.parametrize("guidance", [math.nan, math.inf, -math.inf, 0.5])
+def test_guidance_that_is_not_a_finite_number_of_at_least_one_is_refused(guidance: float) -> None:
+    model = _gaussian_model(_schedule(20, "scaled_linear"))
+    with pytest.raises(BadInput, match=f"sampler.guidance={guidance!r} must be a finite"):
+        ImageGenerator(model, "ddim", 2, guidance=guidance, seed=0)
+
+
+def test_non_finite_latents_are_never_returned() -> None:
+    schedule = _schedule(20, "scaled_linear")
+    broken = SamplingModel(
+        unet=GaussianDenoiser(schedule, math.nan, 0.1),
+        schedule=schedule,
+        encode=lambda captions: torch.zeros(len(captions), 2, 4),
+        decode=lambda latents: latents,
+        latent_shape=(4, 4, 4),
+    )
+    generate = ImageGenerator(broken, "ddim", 2, guidance=1.0, seed=0)
+    with pytest.raises(NonFinite, match="the sampled latents: 64 of 64 values"):
+        generate(["a"], [0])
+
+
+def test_a_spacing_a_sampler_does_not_honour_is_refused_not_ignored() -> None:
+    refused = [(n, s) for n in SAMPLERS for s in TIMESTEP_SPACINGS if (n, s) not in HONOURED]
+    assert ("lcm", "leading") in refused
+    for name, spacing in refused:
+        with pytest.raises(ConfigError, match=f"not valid for {name}"):
+            compose([f"sampler={name}", f"sampler.timestep_spacing={spacing}", "sampler.steps=2"])

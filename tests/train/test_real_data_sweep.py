@@ -11,7 +11,7 @@ import pytest
 
 from ldmscale.cli.main import main
 from ldmscale.orchestrate.jobs import KINDS, parse_job_id
-from ldmscale.orchestrate.plan import load_plan_base
+from ldmscale.orchestrate.plan import load_plan_record
 from ldmscale.orchestrate.runner import job_config
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
@@ -34,7 +34,7 @@ def test_paper_sweep_composes_for_every_job_kind(tmp_path: Path, capsys) -> None
     capsys.readouterr()
     storage = Storage(study)
     every = [job["id"] for job in json.loads(storage.read_text(paths.PLAN))["jobs"]]
-    base, _ = load_plan_base(storage)
+    base = list(load_plan_record(storage)["overrides"])
     shards = json.loads(storage.read_text(paths.PLAN))["shards"]
     for kind in KINDS:
         ids = [i for i in every if parse_job_id(i).kind == kind]

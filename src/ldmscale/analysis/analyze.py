@@ -1,10 +1,15 @@
-"""`analyze(cfg)`: read every committed metrics record of the study and write
-`results/metrics.csv`, `results/best_per_budget.csv`, `results/table1.csv` and
-`report/index.html` with the paper's figures (`ldmscale.analysis.figures`).
+"""`analyze(cfg)`: read every committed metrics record of the study, and the per-sample data of
+its final checkpoints' configurations, and write `results/metrics.csv`,
+`results/best_per_budget.csv`, `results/table1.csv` and `report/index.html` with the paper's
+figures (`ldmscale.analysis.figures`).
 
-Sizes are compared at their final checkpoint (each model's newest evaluated step); records of
-earlier checkpoints (`sweep.checkpoints`) feed the training-compute figure. Only committed
-records are read; re-running with no new record does nothing.
+Sizes are compared at their final checkpoint (each model's newest evaluated step), at the
+sweep's budgets (`sweep.budgets`, else budgets spread over the measured costs): the best
+configuration of each size is chosen on one part of the samples and read on the other
+(`ldmscale.analysis.selection`), and sizes are compared by paired intervals
+(`ldmscale.analysis.paired`). Records of earlier checkpoints (`sweep.checkpoints`) feed the
+training-compute figure. Only committed records are read; re-running with no new record and
+the same settings does nothing.
 """
 
 from __future__ import annotations
@@ -16,21 +21,25 @@ from ldmscale.analysis import figures
 from ldmscale.analysis.budget import (
     BUDGET_COLUMNS,
     Row,
+    Standing,
     best_guidance,
     best_per_budget,
     crossover,
     default_budgets,
+    standings,
 )
 from ldmscale.analysis.records import load_records, to_csv
-from ldmscale.analysis.report import TABLE1_COLUMNS, Report, render_html
-from ldmscale.analysis.training import diverged
+from ldmscale.analysis.report import FIG9, TABLE1_COLUMNS, Report, render_html
+from ldmscale.analysis.samples import eval_key, load_reference, load_samples
+from ldmscale.analysis.selection import Measured
+from ldmscale.analysis.trust import interval_warnings, ruler_distance
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import MissingInput
 from ldmscale.evaluate.identity import refuse_mixed
+from ldmscale.metrics.training import diverged
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit, intact, load_manifest, read_file
-from ldmscale.storage.records import eval_key_of
 
 
 @dataclass
@@ -45,7 +54,7 @@ class AnalysisResult:
     answer: str = ""
     """`budget.crossover`: whether smaller sizes win small budgets and larger large, in words."""
     warnings: list[str] = field(default_factory=list)
-    """What makes results untrustworthy (`training.diverged`), in words."""
+    """What makes results untrustworthy (`training.diverged`, `trust`), in words."""
 
     def summary(self) -> list[str]:
         """The warnings, then the answer: what `analyze` and `sweep` print."""
@@ -60,15 +69,24 @@ def final_rows(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r["checkpoint_step"] == newest[r["model"]]]
 
 
-def fixed_protocol(rows: list[Row], samplers: list[str]) -> tuple[str, int]:
-    """(sampler, steps) of Table 1 and Fig. 3: the sweep's first sampler with records, at its
-    largest step count (the paper's 50-step DDIM where the sweep has it)."""
+def fixed_protocol(
+    rows: list[Row], samplers: list[str], steps: list[int]
+) -> tuple[str, int | None]:
+    """(sampler, steps) of Table 1 and Fig. 3: the sweep's first sampler with records, at the
+    largest of `steps` (the sweep's step counts: the paper's 50-step DDIM where the sweep has
+    it) that it was measured at, else at the largest step count every size has; None when
+    there is none (an equal-cost grid only: each size then at its own largest)."""
     present = [s for s in samplers if any(r["sampler"] == s for r in rows)]
     sampler = present[0] if present else rows[0]["sampler"]
-    return sampler, max(r["steps"] for r in rows if r["sampler"] == sampler)
+    mine = [r for r in rows if r["sampler"] == sampler]
+    measured = {r["steps"] for r in mine}
+    models = {r["model"] for r in mine}
+    common = {n for n in measured if {r["model"] for r in mine if r["steps"] == n} == models}
+    chosen = (set(steps) & measured) or common
+    return sampler, max(chosen) if chosen else None
 
 
-def _training_rows(rows: list[Row], sampler: str, steps: int) -> list[Row]:
+def _training_rows(rows: list[Row], sampler: str, steps: int | None) -> list[Row]:
     """Best guidance per (model, checkpoint) at the fixed protocol."""
     best: dict[tuple[str, int], Row] = {}
     for row in rows:
@@ -79,56 +97,91 @@ def _training_rows(rows: list[Row], sampler: str, steps: int) -> list[Row]:
     return list(best.values())
 
 
+def _table1(final: list[Row], sampler: str, steps: int | None, measured: Measured) -> list[Row]:
+    """One row per size at (sampler, steps) (`steps` None: each size's largest with `sampler`):
+    its guidance chosen on the selection part, its quality read on the report part; smallest
+    first."""
+    models: dict[str, list[Row]] = {}
+    for row in final:
+        if row["sampler"] == sampler:
+            models.setdefault(row["model"], []).append(row)
+    rows = []
+    for candidates in models.values():
+        at = steps if steps is not None else max(r["steps"] for r in candidates)
+        fixed = [r for r in candidates if r["steps"] == at]
+        if fixed:
+            rows.append(measured.reading(measured.select(fixed)).as_row())
+    return sorted(rows, key=lambda r: r["norm_cost"])
+
+
 def _grid(storage: Storage, row: Row) -> bytes:
-    key = eval_key_of(row)
+    key = eval_key(row)
     return read_file(storage, key.shard_dir(0, int(row["protocol"]["shards"])), "grid.png")
 
 
-def _figures(storage: Storage, rows: list[Row], best: list[Row], sampler: str, steps: int):
+def _figures(
+    storage: Storage,
+    rows: list[Row],
+    final: list[Row],
+    table: list[Standing],
+    protocol: tuple[str, int | None],
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The report's PNGs and their captions, Fig. 9 first."""
     score = str(rows[0].get("prompt_score_name", "prompt score"))
-    cost, chosen = figures.equal_cost_choice(best)
-    files = {
-        "fid_vs_cost.png": figures.quality_vs_cost(best, "fid", "FID", frontier=True),
-        "score_vs_cost.png": figures.quality_vs_cost(best, "prompt_score", score, frontier=False),
-        "fid_vs_steps.png": figures.quality_by_steps(best),
-        "optimal_guidance.png": figures.optimal_guidance(best),
-        "sampler_frontiers.png": figures.sampler_frontiers(best),
-        "equal_cost_grids.png": figures.equal_cost_grids(
-            chosen, [_grid(storage, r) for r in chosen], cost
-        ),
-    }
-    captions = {
-        "fid_vs_cost.png": "Fig. 9: best FID against sampling cost per size, Pareto frontier",
-        "score_vs_cost.png": f"{score} against sampling cost per size",
-        "fid_vs_steps.png": "FID against sampling steps per size (best guidance)",
-        "optimal_guidance.png": "Fig. 8: the best guidance scale per size and step count",
-        "sampler_frontiers.png": "Fig. 11: the FID frontier of each sampler",
-        "equal_cost_grids.png": f"Fig. 10: every size at sampling cost <= {cost:.3g}",
-    }
-    training = _training_rows(rows, sampler, steps)
+    best = best_guidance(final)
+    files, captions = {}, {}
+    if table:
+        files[FIG9] = figures.budget_frontiers(table, score)
+        captions[FIG9] = (
+            "Fig. 9: each size at every budget two sizes fit: its best configuration (chosen on "
+            "the selection part) read on the report part, with 95% intervals"
+        )
+        budget, chosen = figures.equal_cost_choice(table)
+        files["equal_cost_grids.png"] = figures.equal_cost_grids(
+            chosen, [_grid(storage, r) for r in chosen], budget
+        )
+        captions["equal_cost_grids.png"] = f"Fig. 10: every size at sampling budget {budget:.3g}"
+    files["fid_vs_steps.png"] = figures.quality_by_steps(best)
+    captions["fid_vs_steps.png"] = (
+        "FID against sampling steps per size (all samples, best guidance)"
+    )
+    if len({r["guidance"] for r in final}) > 1:
+        files["optimal_guidance.png"] = figures.optimal_guidance(best)
+        captions["optimal_guidance.png"] = "Fig. 8: the best guidance scale per size and step count"
+    files["sampler_frontiers.png"] = figures.sampler_frontiers(best)
+    captions["sampler_frontiers.png"] = "Fig. 11: the FID frontier of each sampler (all samples)"
+    training = _training_rows(rows, *protocol)
     if len({r["checkpoint_step"] for r in training}) > 1:
         files["training_compute.png"] = figures.training_compute(training, score)
         captions["training_compute.png"] = (
-            f"Fig. 3: quality against training compute ({sampler}, {steps} steps)"
+            f"Fig. 3: quality against training compute ({protocol[0]}, {protocol[1]} steps)"
         )
     return files, captions
 
 
-def _calibration(cfg: StudyConfig, storage: Storage) -> dict[str, Any]:
-    """The report's calibration rows and protocol, when the study has a record."""
+def _calibration(cfg: StudyConfig, storage: Storage) -> Any:
+    """The study's calibration record, when it has one."""
     from ldmscale.prepare.calibration import applies, load_calibration
 
-    record = load_calibration(cfg, storage) if applies(cfg) else None
-    if record is None:
-        return {}
-    protocol = (
-        f"Measured by ldmscale prepare on {record.num_samples} images per set (seed "
-        f"{record.seed}) against the study's reference statistics ({record.reference}), one "
-        "value each: the floor is real renders of the reference's prompts; a trustworthy "
-        "ruler reads reconstructions near it, and higher at every degradation step. "
-        f"This study's calibration {record.verdict}."
-    )
-    return {"calibration": record.rows(), "calibration_protocol": protocol}
+    return load_calibration(cfg, storage) if applies(cfg) else None
+
+
+def _ruler(
+    cfg: StudyConfig, storage: Storage, final: list[Row], warnings: list[str]
+) -> tuple[Any, list[Row]]:
+    """(calibration record or None, each size's distance from the ruler); a warning when every
+    size is far from it is added to `warnings`."""
+    calibration = _calibration(cfg, storage)
+    if calibration is None:
+        return None, []
+    ruler, far = ruler_distance(final, calibration)
+    warnings.extend([far] if far else [])
+    return calibration, ruler
+
+
+def _settings(cfg: StudyConfig) -> dict[str, Any]:
+    """What, besides the records, the analysis depends on."""
+    return {"budgets": list(cfg.sweep.budgets), "seed": cfg.seed, "resamples": cfg.eval.intervals}
 
 
 def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
@@ -144,8 +197,6 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
         )
     refuse_mixed(rows)
     final = final_rows(rows)
-    table = best_per_budget(final, list(cfg.sweep.budgets) or default_budgets(final))
-    answer = crossover(final)
     models = sorted({r["model"] for r in final})
     warnings = [f"{model}: {why}" for model, why in diverged(storage, models).items()]
     index = storage.url(paths.report_file("index.html"))
@@ -153,34 +204,73 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     if (
         done is not None
         and done.meta.get("inputs") == digest
-        and done.meta.get("warnings", []) == warnings
+        and done.meta.get("settings") == _settings(cfg)
+        and done.meta.get("diverged") == warnings
         and intact(storage, paths.RESULTS)
     ):
-        return AnalysisResult(len(rows), table, index, True, answer, warnings)
+        meta = done.meta
+        return AnalysisResult(
+            len(rows), meta["best_per_budget"], index, True, meta["answer"], meta["warnings"]
+        )
+    return _write(cfg, storage, rows, digest, warnings)
 
-    best = best_guidance(final)
-    sampler, steps = fixed_protocol(final, list(cfg.sweep.samplers))
-    table1 = figures.table1(best, sampler, steps)
+
+def _write(
+    cfg: StudyConfig, storage: Storage, rows: list[Row], digest: str, diverged_sizes: list[str]
+) -> AnalysisResult:
+    """Measure the evidence, commit the tables, then the report."""
+    final = final_rows(rows)
+    measured = Measured(
+        lambda row: load_samples(storage, row),
+        lambda rel: load_reference(storage, rel),
+        cfg.seed,
+        cfg.eval.intervals,
+    )
+    table_standings = standings(final, list(cfg.sweep.budgets) or default_budgets(final), measured)
+    params = {r["model"]: int(r["params"]) for r in final}
+    answer = crossover(table_standings, params)
+    table, notes = best_per_budget(table_standings)
+    shown = [s for s in table_standings if len(s.readings) >= 2]
+    protocol = fixed_protocol(final, list(cfg.sweep.samplers), list(cfg.sweep.steps))
+    table1 = _table1(final, *protocol, measured)
+    split = all(r.split for s in table_standings for r in s.readings.values())
+    warnings = [*diverged_sizes, *interval_warnings(rows, split)]
+    calibration, ruler = _ruler(cfg, storage, final, warnings)
     csvs = {
         "metrics.csv": to_csv(rows),
         "best_per_budget.csv": to_csv(table, BUDGET_COLUMNS),
         "table1.csv": to_csv(table1, TABLE1_COLUMNS),
     }
-    commit(storage, paths.RESULTS, files={k: v.encode() for k, v in csvs.items()},
-           meta={"inputs": digest})  # fmt: skip
-    files, captions = _figures(storage, rows, best, sampler, steps)
+    commit(
+        storage, paths.RESULTS, {k: v.encode() for k, v in csvs.items()}, meta={"inputs": digest}
+    )
+    files, captions = _figures(storage, rows, final, shown, protocol)
     page = Report(
-        title=f"ldmscale study {cfg.sweep.name}: which model size is best at each sampling budget",
-        rows=rows,
-        best=best,
-        budget=table,
-        table1=table1,
-        table1_protocol=f"{sampler}, {steps} steps, best guidance per size",
-        figures=captions,
+        title=f"ldmscale study {cfg.sweep.name}: which model size is best at each sampling budget?",
         answer=answer,
         warnings=warnings,
-        **_calibration(cfg, storage),
+        rows=rows,
+        budget=table,
+        budget_notes=notes,
+        figures=captions,
+        table1=table1,
+        table1_protocol=(
+            f"{protocol[0]}, {protocol[1] or 'each size at its largest number of'} steps, "
+            "guidance chosen on the selection part"
+        ),
+        ruler=ruler,
+        calibration=calibration,
     )
     files["index.html"] = render_html(page).encode()
-    commit(storage, paths.REPORT, files=files, meta={"inputs": digest, "warnings": warnings})
-    return AnalysisResult(len(rows), table, index, False, answer, warnings)
+    meta = {
+        "inputs": digest,
+        "settings": _settings(cfg),
+        "diverged": diverged_sizes,
+        "warnings": warnings,
+        "answer": answer,
+        "best_per_budget": table,
+    }
+    commit(storage, paths.REPORT, files=files, meta=meta)
+    return AnalysisResult(
+        len(rows), table, storage.url(paths.report_file("index.html")), False, answer, warnings
+    )

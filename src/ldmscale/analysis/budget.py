@@ -1,26 +1,37 @@
-"""Which model is best at each sampling budget (the paper's Fig. 9 question).
+"""Which model size is best at each sampling budget (the paper's Fig. 9 question).
 
-Protocol (Mei et al., 2024): for each (model, sampler, steps) keep the guidance scale with the
-best FID; then, at a budget B in sampling cost (normalized cost x U-Net evaluations), the best
-configuration is the lowest-FID one whose sampling cost is <= B. The winner is marked as tied
-with every other model size whose best fitting configuration has an FID interval overlapping the
-winner's: a ranking inside the noise is a tie. `samples_to_separate` says how many samples per
-configuration would separate the winner from the runner-up (intervals shrinking as 1/sqrt(n)).
+A configuration fits a budget B (in sampling cost: normalized cost x U-Net evaluations) when it
+was planned for a budget <= B on the equal-cost grid (`row["budgets"]`, `ldmscale.sample.
+budgets`: its nearest step count counts as spending its budget), or, off the grid, when its
+sampling cost is <= B. At each budget every size that fits is represented by its best fitting
+configuration, chosen on the selection part of the samples and read on the report part
+(`ldmscale.analysis.selection`): a *standing*. The table keeps budgets where at least two sizes
+fit (a budget only one size fits is no win), marks a row that repeats the configuration of a
+smaller budget, and compares the winner with every other size by a paired interval of the FID
+difference (`ldmscale.analysis.paired`): a tie when it holds zero, with the samples per
+configuration that would separate the winner from the runner-up.
+
+The crossover (Mei et al., 2024, Fig. 9): a smaller size beats a larger one at a budget both
+fit and the larger wins at a larger budget, each clear of the paired interval.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+from ldmscale.analysis.paired import Comparison, compare
 from ldmscale.analysis.records import QUALITY
-from ldmscale.metrics.intervals import Interval, samples_to_separate
+from ldmscale.analysis.samples import config_id
+from ldmscale.analysis.selection import Measured, Reading
 
 Row = dict[str, Any]
 
 
 def best_guidance(rows: list[Row]) -> list[Row]:
-    """One row per (model, sampler, steps): the guidance with the lowest FID."""
+    """One row per (model, sampler, steps): the guidance with the lowest FID on all samples
+    (descriptive figures; the budget table selects without flattery)."""
     best: dict[tuple[str, str, int], Row] = {}
     for row in rows:
         key = (row["model"], row["sampler"], row["steps"])
@@ -38,10 +49,21 @@ def pareto_frontier(rows: list[Row]) -> list[Row]:
     return frontier
 
 
+def effective_cost(row: Row) -> float:
+    """What a configuration counts as spending: the smallest budget it was planned for on the
+    equal-cost grid, else its sampling cost."""
+    return float(min(row["budgets"])) if row.get("budgets") else float(row["sampling_cost"])
+
+
+def fits(row: Row, budget: float) -> bool:
+    """Whether the configuration fits `budget` (module docstring)."""
+    return effective_cost(row) <= budget * (1 + 1e-9)
+
+
 def default_budgets(rows: list[Row], count: int = 8) -> list[float]:
     """`count` log-spaced budgets from the cheapest to the dearest configuration, rounded up to
     3 significant digits so that each end configuration fits its budget."""
-    costs = sorted({r["sampling_cost"] for r in rows})
+    costs = sorted({effective_cost(r) for r in rows})
     if not costs:
         return []
     low, high = costs[0], costs[-1]
@@ -57,138 +79,164 @@ def _ceil3(x: float) -> float:
     return float(f"{math.ceil(x / scale - 1e-9) * scale:.3g}")
 
 
-def _interval(row: Row) -> Interval | None:
-    if row.get("fid_low") is None or row.get("fid_high") is None:
-        return None
-    return Interval(float(row["fid_low"]), float(row["fid_high"]))
+@dataclass(frozen=True)
+class Standing:
+    """Every size that fits one budget, by its best fitting configuration."""
+
+    budget: float
+    readings: dict[str, Reading]
+    """Model -> its chosen configuration read on the report part."""
+
+    def ranked(self) -> list[Reading]:
+        """The readings, best (lowest report-part FID) first."""
+        return sorted(self.readings.values(), key=lambda r: r.fid)
 
 
-def _verdict(best: Row, fitting: list[Row]) -> dict[str, Any]:
-    """Ties of `best` with the other model sizes' best fitting configurations."""
-    others: dict[str, Row] = {}
-    for row in sorted(fitting, key=lambda r: r["fid"]):
-        if row["model"] != best["model"]:
-            others.setdefault(row["model"], row)
-    mine = _interval(best)
-    tied = sorted(
-        model
-        for model, row in others.items()
-        if mine is not None and (theirs := _interval(row)) is not None and mine.overlaps(theirs)
-    )
-    runner = min(others.values(), key=lambda r: r["fid"]) if others else None
-    separate = None
-    if runner is not None and mine is not None and (theirs := _interval(runner)) is not None:
-        n = int(best["num_samples"])
-        separate = samples_to_separate(mine, theirs, runner["fid"] - best["fid"], n)
-    return {
-        "tied_with": ",".join(tied),
-        "runner_up": runner["model"] if runner else "",
-        "samples_to_separate": separate,
-    }
-
-
-def best_per_budget(rows: list[Row], budgets: list[float]) -> list[Row]:
-    """For each budget, the best configuration that fits it and its ties (budgets nothing
-    fits are left out)."""
-    candidates = best_guidance(rows)
-    table = []
-    for budget in sorted(budgets):
-        fitting = [r for r in candidates if r["sampling_cost"] <= budget * (1 + 1e-9)]
+def standings(rows: list[Row], budgets: list[float], measured: Measured) -> list[Standing]:
+    """One standing per budget, smallest first (budgets nothing fits are left out)."""
+    out = []
+    for budget in sorted(set(budgets)):
+        fitting: dict[str, list[Row]] = {}
+        for row in rows:
+            if fits(row, budget):
+                fitting.setdefault(row["model"], []).append(row)
         if fitting:
-            best = min(fitting, key=lambda r: r["fid"])
-            picked = {k: best.get(k) for k in BUDGET_COLUMNS[1:] if k in best}
-            table.append({"budget": budget, **picked, **_verdict(best, fitting)})
-    return table
+            readings = {m: measured.reading(measured.select(c)) for m, c in fitting.items()}
+            out.append(Standing(budget, readings))
+    return out
 
 
 BUDGET_COLUMNS = [
-    *["budget", "model", "params", "sampler", "steps", "guidance"],
+    *["budget", "sizes", "model", "params", "sampler", "steps", "guidance"],
     *QUALITY,
+    "report_samples",
     *["sampling_cost", "norm_cost", "unet_evaluations", "latency_ms_per_image", "num_samples"],
-    *["tied_with", "runner_up", "samples_to_separate"],
+    *["runner_up", "fid_difference", "fid_difference_low", "fid_difference_high"],
+    *["tied_with", "samples_to_separate", "same_as_budget"],
 ]
+"""Columns of results/best_per_budget.csv (quality on the report part, differences paired)."""
 
 
-def _reading(row: Row) -> str:
-    low, high = row.get("fid_low"), row.get("fid_high")
-    interval = f" [{low:.4g}, {high:.4g}]" if low is not None and high is not None else ""
-    return f"{row['model']} FID {row['fid']:.4g}{interval}"
+def _ties(winner: Reading, standing: Standing) -> list[str]:
+    """Sizes whose paired FID difference with the winner holds zero (or cannot be paired)."""
+    tied = []
+    for model, other in standing.readings.items():
+        if model != winner.model:
+            comparison = compare(winner, other)
+            if comparison is None or not comparison.clear:
+                tied.append(model)
+    return sorted(tied)
 
 
-def _compare(a: Row, b: Row) -> str:
-    """`a` against `b` in words: better or worse by more than the intervals, or tied."""
-    mine, theirs = _interval(a), _interval(b)
-    if mine is None or theirs is None:
-        return "no intervals to compare"
-    if mine.overlaps(theirs):
-        return "tied (intervals overlap)"
-    return "better by more than the intervals" if a["fid"] < b["fid"] else "worse, intervals clear"
+def _table_row(standing: Standing, previous: Row | None) -> Row:
+    winner, runner = standing.ranked()[:2]
+    versus = compare(winner, runner)
+    picked = {k: v for k, v in winner.as_row().items() if k in BUDGET_COLUMNS}
+    repeats = previous is not None and previous["config"] == config_id(winner.row)
+    return {
+        "budget": standing.budget,
+        "sizes": len(standing.readings),
+        **picked,
+        "runner_up": runner.model,
+        "fid_difference": versus.fid if versus else None,
+        "fid_difference_low": versus.fid_interval.low if versus else None,
+        "fid_difference_high": versus.fid_interval.high if versus else None,
+        "tied_with": ",".join(_ties(winner, standing)),
+        "samples_to_separate": versus.samples_to_separate if versus else None,
+        "same_as_budget": previous["budget"] if repeats and previous else None,
+        "config": config_id(winner.row),
+    }
 
 
-def _fits(row: Row, budget: float) -> bool:
-    return row["sampling_cost"] <= budget * (1 + 1e-9)
-
-
-def _best_fitting(best: list[Row], model: str, budget: float) -> Row | None:
-    fitting = [r for r in best if r["model"] == model and _fits(r, budget)]
-    return min(fitting, key=lambda r: r["fid"]) if fitting else None
-
-
-def _clear_win(a: Row, b: Row) -> bool:
-    """`a` beats `b` with their FID intervals apart (a ranking inside the noise is a tie)."""
-    mine, theirs = _interval(a), _interval(b)
-    if mine is None or theirs is None:
-        return False
-    return a["fid"] < b["fid"] and not mine.overlaps(theirs)
-
-
-def _crossing(best: list[Row], small: str, large: str, budgets: list[float]) -> str:
-    """Evidence that `small` beats `large` at a budget both fit and loses at a larger one."""
-    for i, low in enumerate(budgets):
-        a, b = _best_fitting(best, small, low), _best_fitting(best, large, low)
-        if a is None or b is None or not _clear_win(a, b):
+def best_per_budget(table_standings: list[Standing]) -> tuple[list[Row], list[str]]:
+    """(rows, notes): a row per budget that at least two sizes fit, and in words the budgets
+    left out because only one size fits them."""
+    rows: list[Row] = []
+    notes = []
+    for standing in table_standings:
+        if len(standing.readings) < 2:
+            only = next(iter(standing.readings))
+            notes.append(f"budget {standing.budget:.3g}: only {only} fits, no comparison")
             continue
-        for high in budgets[i + 1 :]:
-            c, d = _best_fitting(best, large, high), _best_fitting(best, small, high)
-            if c is not None and d is not None and _clear_win(c, d):
-                return (
-                    f"at budget {low:.3g} {_reading(a)} beats {_reading(b)}; at budget "
-                    f"{high:.3g} {_reading(c)} beats {_reading(d)}"
-                )
+        rows.append(_table_row(standing, rows[-1] if rows else None))
+    return rows, notes
+
+
+def _reading(r: Reading) -> str:
+    low, high, steps = r.fid_interval.low, r.fid_interval.high, int(r.row["steps"])
+    config = f"{r.row['sampler']} {steps} step{'s' if steps != 1 else ''}"
+    return f"{r.model} ({config}, FID {r.fid:.3g} [{low:.3g}, {high:.3g}])"
+
+
+def _win(c: Comparison) -> str:
+    return f"{_reading(c.first)} beats {_reading(c.second)}, {c.words()}"
+
+
+def _crossing(table: list[Standing], small: str, large: str) -> str:
+    """Evidence that `small` beats `large` clear at a budget both fit and loses clear at a
+    larger one, or ""."""
+    for i, low in enumerate(table):
+        if small not in low.readings or large not in low.readings:
+            continue
+        first = compare(low.readings[small], low.readings[large])
+        if first is None or not first.first_wins:
+            continue
+        for high in table[i + 1 :]:
+            if small in high.readings and large in high.readings:
+                second = compare(high.readings[large], high.readings[small])
+                if second is not None and second.first_wins:
+                    return (
+                        f"at budget {low.budget:.3g} {_win(first)}; at budget "
+                        f"{high.budget:.3g} {_win(second)}"
+                    )
     return ""
 
 
-def crossover(rows: list[Row]) -> str:
-    """The study's answer in words: is there a crossover (Mei et al., 2024, Fig. 9), a pair of
-    sizes where the smaller beats the larger at a budget both fit and the larger wins at a
-    larger budget, each win clear of the FID intervals? Every measured sampling cost is a
-    candidate budget. The pair most distant in size is given as evidence, then the largest size
-    against the smallest at the largest budget. `rows`: final-checkpoint records."""
-    best = best_guidance(rows)
-    params = {r["model"]: r["params"] for r in best}
-    budgets = sorted({r["sampling_cost"] for r in best})
-    if len(params) < 2:
-        return "One size only: which size is best at a budget needs two sizes or more."
+def _against(table: list[Standing], large: str, small: str) -> str:
+    """The largest size against the smallest at the largest budget both fit, in words."""
+    both = [s for s in table if large in s.readings and small in s.readings]
+    if not both:
+        return f" No budget fits both {small} and {large}."
+    top = both[-1]
+    c = compare(top.readings[large], top.readings[small])
+    head = f" At budget {top.budget:.3g} the largest size against the smallest, "
+    if c is None:
+        return head + f"{large} against {small}: not paired (other prompts or noise)."
+    if c.first_wins:
+        verdict = "better, clear of the paired interval"
+    elif c.clear:
+        verdict = "worse, clear of the paired interval"
+    else:
+        verdict = (
+            f"tied (the paired interval holds 0; about {c.samples_to_separate} samples per "
+            "configuration would separate them)"
+        )
+    return head + f"{_reading(c.first)} against {_reading(c.second)}: {c.words()}, {verdict}."
+
+
+def crossover(table: list[Standing], params: dict[str, int]) -> str:
+    """The study's answer in words: is there a crossover (module docstring)? The pair of sizes
+    most distant in size is given as evidence, then the largest size against the smallest at
+    the largest budget both fit. `table`: standings at the study's budgets; `params`: model ->
+    parameters."""
     sizes = sorted(params, key=params.__getitem__)
+    if len(sizes) < 2:
+        return "One size only: which size is best at a budget needs two sizes or more."
+    if not any(len(s.readings) >= 2 for s in table):
+        return "No budget fits two sizes: give sweep.budgets that several sizes reach."
     pairs = sorted(
         ((a, b) for i, a in enumerate(sizes) for b in sizes[i + 1 :]),
         key=lambda pair: params[pair[0]] / params[pair[1]],
     )
-    evidence = next((e for a, b in pairs if (e := _crossing(best, a, b, budgets))), "")
-    if evidence:
-        answer = (
-            f"Yes: smaller sizes win at small sampling budgets and larger at large: {evidence}."
-        )
-    else:
-        answer = (
+    found = next(((a, b, e) for a, b in pairs if (e := _crossing(table, a, b))), None)
+    if found is None:
+        return (
             "No crossover shown: no smaller size beats a larger one at a budget both fit and "
-            "then loses to it at a larger budget, each clear of the intervals."
+            "then loses to it at a larger budget, each clear of the paired interval."
+            + _against(table, sizes[-1], sizes[0])
         )
-    top = budgets[-1]
-    large, small = _best_fitting(best, sizes[-1], top), _best_fitting(best, sizes[0], top)
-    if large is not None and small is not None:
-        answer += (
-            f" At budget {top:.3g} the largest size, {_reading(large)}, against the smallest, "
-            f"{_reading(small)}: {_compare(large, small)}."
-        )
+    small, large, evidence = found
+    answer = f"Yes: smaller sizes win at small sampling budgets and larger at large: {evidence}."
+    if (small, large) != (sizes[0], sizes[-1]):
+        answer += _against(table, sizes[-1], sizes[0])
     return answer

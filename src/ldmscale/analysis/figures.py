@@ -1,13 +1,13 @@
 """The paper's figures (Mei et al., 2024) on whatever a study ran, as PNG bytes; every FID and
 prompt score is drawn with its 95% interval (error bars).
 
-- Table 1 (`table1`): quality per size at one fixed protocol;
 - Fig. 3 (`training_compute`): FID and prompt score against training compute (GFLOPs of one
   forward x training steps, the paper's axis), from the checkpoints `sweep.checkpoints` names;
 - Fig. 8 (`optimal_guidance`): the best guidance scale per size and step count;
-- Fig. 9 (`quality_vs_cost`): best FID (or prompt score) against sampling cost per size, with
-  the Pareto frontier, where the crossover of sizes shows;
-- Fig. 10 (`equal_cost_grids`): sample grids of every size at one sampling cost;
+- Fig. 9 (`budget_frontiers`): each size's FID and prompt score at every sampling budget that
+  at least two sizes fit (chosen without flattery, `ldmscale.analysis.selection`), where the
+  crossover of sizes shows;
+- Fig. 10 (`equal_cost_grids`): sample grids of every size at one sampling budget;
 - Fig. 11 (`sampler_frontiers`): the FID frontier of each sampler over every size.
 """
 
@@ -23,7 +23,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from ldmscale.analysis.budget import Row, pareto_frontier
+from ldmscale.analysis.budget import Row, Standing, pareto_frontier
 
 COST_AXIS = "sampling cost (normalized cost x U-Net evaluations)"
 
@@ -54,12 +54,6 @@ def _log_ticks(ax: Any, values: list[float]) -> None:
     ax.set_xticks(sorted(set(values)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def table1(best: list[Row], sampler: str, steps: int) -> list[Row]:
-    """One row per size at `sampler` / `steps` (best guidance each), smallest first."""
-    rows = [r for r in best if r["sampler"] == sampler and r["steps"] == steps]
-    return sorted(rows, key=lambda r: r["norm_cost"])
 
 
 def training_compute(rows: list[Row], score_name: str) -> bytes:
@@ -104,23 +98,33 @@ def _against_steps(best: list[Row], key: str, label: str) -> bytes:
         ax.set(title=sampler, xlabel="sampling steps", ylabel=label)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(title="model", fontsize=8)
+    fig.tight_layout()  # each panel's y label clear of its neighbour
     return _png(fig)
 
 
-def quality_vs_cost(best: list[Row], key: str, label: str, frontier: bool) -> bytes:
-    """Fig. 9: `key` against sampling cost per size (best guidance), with the Pareto frontier
-    of FID when asked."""
-    fig, ax = plt.subplots(figsize=(7, 4.4))
-    for model, group in _by_model(best).items():
-        ax.errorbar([r["sampling_cost"] for r in group], [r[key] for r in group],
-                    yerr=_errors(group, key), fmt="o", ms=4, capsize=2, label=model)  # fmt: skip
-    if frontier:
-        front = pareto_frontier(best)
-        ax.step([r["sampling_cost"] for r in front], [r[key] for r in front], "k--",
-                where="post", lw=1, label="Pareto frontier")  # fmt: skip
-    ax.set(xlabel=COST_AXIS, ylabel=label, xscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+def budget_frontiers(table: list[Standing], score_name: str) -> bytes:
+    """Fig. 9: each size's FID and prompt score at every budget of the table (its best fitting
+    configuration, chosen on the selection part, read on the report part, with its interval),
+    a line per size, so that a crossing of sizes shows as crossing lines."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    cost = {m: r.row["norm_cost"] for s in table for m, r in s.readings.items()}
+    for k, model in enumerate(sorted(cost, key=cost.__getitem__)):
+        points = [(s.budget, s.readings[model]) for s in table if model in s.readings]
+        # Sizes side by side at each budget (x1.0, x1.03, ...) so error bars do not hide.
+        x = [budget * 1.03**k for budget, _ in points]
+        for ax, key in zip(axes, ("fid", "score"), strict=True):
+            values = [getattr(r, key) for _, r in points]
+            bounds = [getattr(r, f"{key}_interval") for _, r in points]
+            err = [
+                [v - b.low for v, b in zip(values, bounds, strict=True)],
+                [b.high - v for v, b in zip(values, bounds, strict=True)],
+            ]
+            ax.errorbar(x, values, yerr=err, fmt="o-", ms=4, capsize=2, label=model)
+    for ax, label in zip(axes, ("FID (report part)", f"{score_name} (report part)"), strict=True):
+        _log_ticks(ax, [s.budget for s in table])
+        ax.set(xlabel="sampling budget (normalized cost x U-Net evaluations)", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(title="model", fontsize=8)
     return _png(fig)
 
 
@@ -137,17 +141,12 @@ def sampler_frontiers(best: list[Row]) -> bytes:
     return _png(fig)
 
 
-def equal_cost_choice(best: list[Row]) -> tuple[float, list[Row]]:
-    """(cost, per size the best-FID configuration costing at most it): the smallest sampling
-    cost at which every size has a configuration, so each size shows its best at one budget
-    (Fig. 10)."""
-    groups = _by_model(best)
-    cost = max(min(r["sampling_cost"] for r in group) for group in groups.values())
-    chosen = [
-        min((r for r in group if r["sampling_cost"] <= cost * (1 + 1e-9)), key=lambda r: r["fid"])
-        for group in groups.values()
-    ]
-    return cost, chosen
+def equal_cost_choice(table: list[Standing]) -> tuple[float, list[Row]]:
+    """(budget, per size its chosen configuration): the smallest budget of the table that the
+    most sizes fit, so each size shows its best at one budget (Fig. 10)."""
+    most = max(len(s.readings) for s in table)
+    standing = next(s for s in table if len(s.readings) == most)
+    return standing.budget, [r.row for r in standing.ranked()]
 
 
 def equal_cost_grids(chosen: list[Row], grids: list[bytes], cost: float) -> bytes:
@@ -159,9 +158,9 @@ def equal_cost_grids(chosen: list[Row], grids: list[bytes], cost: float) -> byte
         ax.imshow(Image.open(io.BytesIO(grid)))
         ax.set_title(
             f"{row['model']}: {row['sampler']} {row['steps']} steps, g {row['guidance']:g}\n"
-            f"cost {row['sampling_cost']:.3g}, FID {row['fid']:.3g}",
+            f"cost {row['sampling_cost']:.3g}",
             fontsize=8,
         )
         ax.axis("off")
-    fig.suptitle(f"every size at sampling cost <= {cost:.3g}", fontsize=10)
+    fig.suptitle(f"every size at sampling budget {cost:.3g}", fontsize=10)
     return _png(fig)

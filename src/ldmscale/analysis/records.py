@@ -19,7 +19,7 @@ COLUMNS = [
     "num_samples",
     *QUALITY,
     "prompt_score_name",
-    *["norm_cost", "unet_evaluations", "sampling_cost", "gflops_per_image"],
+    *["norm_cost", "unet_evaluations", "sampling_cost", "budgets", "gflops_per_image"],
     *["latency_ms_per_image", "device"],
 ]
 """Columns of results/metrics.csv in the order a reader wants them; further keys follow."""

@@ -4,9 +4,10 @@ Each command lives in its own module of this package: its docstring is the comma
 description, `NAME` and `SUMMARY` its name and one-line help, `run(args) -> int` what it does,
 and optionally `arguments(parser)` its options, `OVERRIDES = False` when it takes no Hydra
 overrides and `EPILOG` more help. Failures become exit codes in one place
-(`ldmscale.errors.exit_code`): 2 for bad input or a missing prerequisite, 75 for retryable, 1 for
-anything else, with a message naming the problem (a traceback only for the unexpected). Output
-piped into a reader that stops early (`| head -1`) ends the command quietly with 1.
+(`ldmscale.errors.exit_code`): 2 for bad input or a missing prerequisite, 75 for retryable, 65
+for a non-finite result, 1 for anything else, with a message naming the problem (a traceback
+only for the unexpected). Output piped into a reader that stops early (`| head -1`) ends the
+command quietly with 1.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ldmscale.cli import (
     cancel,
     check_storage,
     eval,
+    forecast,
     merge,
     models,
     plan,
@@ -39,11 +41,20 @@ from ldmscale.cli import (
     watch,
 )
 from ldmscale.cli.command import add_command
-from ldmscale.errors import EXIT_FAILED, EXIT_RETRY, BadInput, ConfigError, Retryable, exit_code
+from ldmscale.errors import (
+    EXIT_FAILED,
+    EXIT_RETRY,
+    BadInput,
+    ConfigError,
+    NonFinite,
+    Retryable,
+    exit_code,
+)
 
 COMMANDS = (
     models,
     plan,
+    forecast,
     sweep,
     run,
     prepare,
@@ -65,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ldmscale",
         description="Latent-diffusion scaling studies: plan, train, evaluate, analyze.",
         epilog="Commands take Hydra overrides, e.g. `ldmscale train study=runs/x model=t32`. "
-        "Exit codes: 0 done, 2 bad input (nothing written), 75 retryable, 1 anything else.",
+        "Exit codes: 0 done, 2 bad input (nothing written), 75 retryable, 65 non-finite result "
+        "(NaN: a diverged model or a breaking sampling configuration), 1 anything else.",
     )
     parser.add_argument("--version", action="version", version=f"ldmscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -94,6 +106,8 @@ def report(command: str, error: BaseException) -> int:
         print(f"ldmscale {command}: {what}{error}", file=sys.stderr)
     elif isinstance(error, Retryable):
         print(f"ldmscale {command}: {error} (retryable: run it again)", file=sys.stderr)
+    elif isinstance(error, NonFinite):
+        print(f"ldmscale {command}: non-finite result: {error}", file=sys.stderr)
     else:
         traceback.print_exception(error, file=sys.stderr)
         print(f"ldmscale {command}: failed: {type(error).__name__}: {error}", file=sys.stderr)

@@ -25,6 +25,8 @@ exit codes:
   0   done, or its output was already committed
   2   bad input or configuration; nothing written (a retry cannot help)
   75  preempted: SIGTERM made training commit a checkpoint; run again to resume
+  65  non-finite result (NaN or infinity from a diverged model or a sampling configuration
+      that breaks); nothing committed, a retry computes the same
   1   any other failure
 With several processes the workers run under torch.distributed's elastic launcher in this
 process: any worker's 2 gives 2, any worker's 75 gives 75, and SIGTERM to this process is

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ldmscale.config import compose
 
@@ -40,6 +41,10 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="do not read the manifests: a listed manifest counts as committed and corrupt "
         "artifacts are not reported (for very large studies on slow object stores)",
     )
+    parser.add_argument(
+        "--profile",
+        help="also the time remaining, forecast on this profile (`ldmscale forecast --profile`)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +56,23 @@ def run(args: argparse.Namespace) -> int:
     cfg = compose(args.overrides)
     uri_protocol(cfg.require_study())
     status = study_status(cfg, args.overrides, verify=not args.quick)
+    remaining = _remaining(cfg, args, status) if args.profile else None
     if args.json:
-        json.dump(status.as_dict(), sys.stdout, indent=1)
+        data = status.as_dict()
+        if remaining is not None:
+            data["remaining"] = remaining.as_dict()
+        json.dump(data, sys.stdout, indent=1)
         print()
     else:
         print(render(status, limit=None if args.all else 10))
+        if remaining is not None:
+            print(remaining.line())
     return 0
+
+
+def _remaining(cfg: Any, args: argparse.Namespace, status: Any) -> Any:
+    """The forecast of the missing jobs on `--profile` (`ldmscale.orchestrate.forecast`)."""
+    from ldmscale.orchestrate.forecast.profile import load_profile
+    from ldmscale.orchestrate.forecast.remaining import time_remaining
+
+    return time_remaining(cfg, args.overrides, status, load_profile(args.profile))

@@ -4,7 +4,8 @@ The schemas are registered in Hydra's ConfigStore; the options of the model and 
 are registered from the preset and sampler registries, so `model=<preset>` and
 `sampler=<name>` work for every registered one without a YAML file each.
 Validation happens once, here: a bad group option, key, type or value raises `ConfigError`
-naming the field, the value and the valid choices.
+naming the field, the value and the valid choices. `pin_interpolations` resolves the
+interpolations in overrides where they are given (a plan pins them for every job).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ldmscale.config import schema
+from ldmscale.config.overrides import interpolates, override
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.samplers import SAMPLERS
 from ldmscale.config.stages import STAGE_GROUPS
@@ -78,6 +81,39 @@ def compose(overrides: Sequence[str] = (), name: str = "config") -> schema.Study
         raise ConfigError(_explain(err)) from None
     assert isinstance(study, schema.StudyConfig)
     return study
+
+
+def pin_interpolations(overrides: Sequence[str], name: str = "config") -> list[str]:
+    """`overrides` with each one whose value holds an interpolation (`${oc.env:NS}`,
+    `${eval.num_samples}`) replaced by the value it resolves to here, now: `eval.num_samples=8`,
+    `model=t16` for a group. The others are returned as given. ConfigError as `compose`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not any(interpolates(item) for item in overrides):
+        return list(overrides)
+    _register()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            cfg = hydra_compose(name, list(overrides), return_hydra_config=True)
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        return [
+            _pinned(cfg, item, one) if interpolates(item) and not one.is_delete() else item
+            for item, one in zip(overrides, parsed, strict=True)
+        ]
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise ConfigError(_explain(err)) from None
+
+
+def _pinned(cfg: DictConfig, item: str, parsed: Override) -> str:
+    """The override `item` (parsed: `parsed`) with the value `cfg` resolved it to."""
+    key = parsed.key_or_group
+    prefix = item[: len(item) - len(item.lstrip("+"))]
+    choices = cfg.hydra.runtime.choices
+    if key in choices:  # a config group: its chosen option
+        return f"{prefix}{key}={choices[key]}"
+    node = OmegaConf.select(cfg, key)
+    value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return prefix + override(key, value)
 
 
 def _refuse_schemas(overrides: Sequence[str]) -> None:

@@ -1,8 +1,10 @@
 """Structured config schemas: one dataclass per config group, plus the study root.
 
-YAML files under `configs/<group>/` extend these; Hydra checks types and unknown keys, and each
-dataclass checks its own invariants in `__post_init__`, so library code only ever receives valid,
-typed objects. Defaults follow the paper (Mei et al., 2024) and the SD v1.5 card.
+YAML files under `configs/<group>/` extend these; Hydra checks types and unknown keys, each
+dataclass declares the valid values of its fields in `RULES` (`ldmscale.config.rules`: every
+float finite, every number in its range, every name known) and checks them and what ties its
+fields together in `__post_init__`, so library code only ever receives valid, typed objects.
+Defaults follow the paper (Mei et al., 2024) and the SD v1.5 card.
 
 Over 400 lines: every key a user can set, with its docstring, is here; the groups are read
 together (a study is one of each) and split they would import each other's checks.
@@ -11,24 +13,30 @@ together (a study is one of each) and split they would import each other's check
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from ldmscale.config import speed_options as speed
 from ldmscale.config.presets import PRESETS
-from ldmscale.config.samplers import DEFAULT_SPACING, SAMPLERS, TIMESTEP_SPACINGS
+from ldmscale.config.rules import (
+    Free,
+    Location,
+    Matches,
+    OneOf,
+    Range,
+    Rule,
+    at_least,
+    check_fields,
+    positive,
+)
+from ldmscale.config.samplers import (
+    BETA_SCHEDULES,
+    DEFAULT_SPACING,
+    SAMPLERS,
+    TIMESTEP_SPACINGS,
+    check_steps,
+)
 from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, StageGrid
 from ldmscale.errors import ConfigError
-
-
-def _check_choice(what: str, value: str, choices: list[str] | tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{what}={value!r} is not valid; choose one of: {', '.join(choices)}")
-
-
-def _check_positive(what: str, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{what}={value!r} must be > 0")
-
 
 STAGES: tuple[str, ...] = tuple(STAGE_GROUPS)
 """The fine-tuning stages (`ldmscale.config.stages`): each starts from a size's trained
@@ -48,12 +56,23 @@ class ModelConfig:
     variant: str = ""
     """For a stage run several times per size (e.g. one per subject): which one."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "preset": OneOf(tuple(PRESETS)),
+        "stage": OneOf(("", *STAGES)),
+        "variant": Matches(
+            r"([a-z0-9][a-z0-9_.+-]*)?", "empty or lower-case letters, digits, _.+-"
+        ),
+    }
+
     def __post_init__(self) -> None:
-        _check_choice("model.preset", self.preset, list(PRESETS))
-        if self.stage:
-            _check_choice("model.stage", self.stage, STAGES)
+        check_fields(self, "model")
         if self.variant and not self.stage:
             raise ValueError(f"model.variant={self.variant!r} needs a model.stage")
+
+
+DOMAIN_DOWNSAMPLING = 4
+"""Image side / latent side of the embedded domain's autoencoder
+(`ldmscale.models.autoencoder.domain_autoencoder_config`)."""
 
 
 @dataclass
@@ -103,24 +122,31 @@ class DataConfig:
     pool item `i mod train_pool` (its noise, timestep and caption dropout still follow `i`).
     0: render and encode every training batch instead (no pool)."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": OneOf(("shapes", "webdataset")),
+        "resolution": at_least(1),
+        "text_encoder": Location(("minilm",)),
+        "max_text_tokens": at_least(1),
+        "autoencoder": Location(("domain",)),
+        "shards": Free("brace-expanded URLs: prepare reads and indexes each, naming a bad one"),
+        "num_workers": at_least(0),
+        "encode_batch": at_least(1),
+        "prepare_images": at_least(1),
+        "heldout_images": at_least(1),
+        "autoencoder_steps": at_least(1),
+        "autoencoder_batch": at_least(1),
+        "evaluator_steps": at_least(1),
+        "evaluator_batch": at_least(1),
+        "train_pool": at_least(0, "0: no pool"),
+    }
+
     def __post_init__(self) -> None:
-        _check_choice("data.name", self.name, ("shapes", "webdataset"))
-        _check_positive("data.resolution", self.resolution)
-        _check_positive("data.max_text_tokens", self.max_text_tokens)
-        for key in (
-            "encode_batch",
-            "prepare_images",
-            "heldout_images",
-            "autoencoder_steps",
-            "autoencoder_batch",
-            "evaluator_steps",
-            "evaluator_batch",
-        ):
-            _check_positive(f"data.{key}", getattr(self, key))
-        if self.num_workers < 0:
-            raise ValueError(f"data.num_workers={self.num_workers!r} must be >= 0")
-        if self.train_pool < 0:
-            raise ValueError(f"data.train_pool={self.train_pool!r} must be >= 0 (0: no pool)")
+        check_fields(self, "data")
+        if self.name == "shapes" and self.resolution % DOMAIN_DOWNSAMPLING:
+            raise ValueError(
+                f"data.resolution={self.resolution!r} must be a multiple of {DOMAIN_DOWNSAMPLING} "
+                "on the embedded domain (its autoencoder downsamples by that)"
+            )
         if self.precomputed and self.name != "webdataset":
             raise ValueError("data.precomputed=true needs data.name=webdataset")
 
@@ -181,33 +207,53 @@ class TrainConfig(speed.TrainSpeedOptions):
     keep_every: int = 50_000
     """... plus every checkpoint whose step is a multiple of M (0: none)."""
     log_every: int = 10
+    """Write a `train_log.jsonl` record (the mean of the steps since the last) every N steps."""
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
     beta_end: float = 0.012
+    """Betas of the `linear` and `scaled_linear` schedules: beta_start <= beta_end < 1."""
     beta_schedule: str = "scaled_linear"
+    """A diffusers beta schedule every registered sampler implements (`BETA_SCHEDULES`)."""
     prediction_type: str = "epsilon"
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        **speed.TrainSpeedOptions.RULES,
+        "max_steps": at_least(1),
+        "global_batch": at_least(1),
+        "micro_batch": at_least(1),
+        "lr": positive(),
+        "warmup_steps": at_least(0),
+        "weight_decay": at_least(0),
+        "adam_betas": Range(0, 1, open_high=True),
+        "grad_clip": at_least(0, "0 disables clipping"),
+        "zero_stage": OneOf((0, 1, 2, 3)),
+        "precision": OneOf(PRECISIONS),
+        "caption_dropout": Range(0, 1, open_high=True),
+        "ema_decay": Range(0, 1),
+        "checkpoint_every": at_least(1),
+        "keep_last": at_least(1),
+        "keep_every": at_least(0, "0: none"),
+        "log_every": at_least(1),
+        "num_train_timesteps": at_least(2),
+        "beta_start": Range(0, 1, open_low=True, open_high=True),
+        "beta_end": Range(0, 1, open_low=True, open_high=True),
+        "beta_schedule": OneOf(BETA_SCHEDULES),
+        "prediction_type": OneOf(("epsilon", "v_prediction")),
+    }
+
     def __post_init__(self) -> None:
-        for name in ("max_steps", "global_batch", "micro_batch", "lr", "checkpoint_every"):
-            _check_positive(f"train.{name}", getattr(self, name))
+        check_fields(self, "train")
         if self.global_batch % self.micro_batch:
             raise ValueError(
                 f"train.global_batch={self.global_batch} is not a multiple of "
                 f"train.micro_batch={self.micro_batch}"
             )
-        if self.zero_stage not in (0, 1, 2, 3):
+        if len(self.adam_betas) != 2:
+            raise ValueError(f"train.adam_betas={self.adam_betas!r} must be two numbers")
+        if self.beta_start > self.beta_end:
             raise ValueError(
-                f"train.zero_stage={self.zero_stage!r} is not valid; choose 0, 1, 2 or 3"
+                f"train.beta_start={self.beta_start!r} must be <= train.beta_end={self.beta_end!r}"
             )
-        _check_choice("train.precision", self.precision, PRECISIONS)
-        _check_choice("train.prediction_type", self.prediction_type, ("epsilon", "v_prediction"))
-        if not 0.0 <= self.caption_dropout < 1.0:
-            raise ValueError(f"train.caption_dropout={self.caption_dropout!r} must be in [0, 1)")
-        if self.keep_last < 1:
-            raise ValueError(f"train.keep_last={self.keep_last!r} must be >= 1")
-        _check_choice("train.compile", self.compile, speed.TRAIN_COMPILE_MODES)
-        _check_choice("train.channels_last", self.channels_last, speed.SWITCHES)
-        _check_choice("train.fused_optimizer", self.fused_optimizer, speed.SWITCHES)
 
     def accumulation(self, world_size: int) -> int:
         """Gradient-accumulation steps for `world_size` ranks; the batch must divide evenly."""
@@ -225,20 +271,26 @@ class SamplerConfig:
     """The `sampler` group: one sampling configuration."""
 
     name: str = "ddim"
-    """Registry name of a diffusers scheduler (`ldmscale.sample.registry.SAMPLERS`)."""
+    """Registry name of a diffusers scheduler (`ldmscale.config.samplers.SAMPLERS`)."""
     steps: int = 50
+    """Sampling steps: at least 1, at most what the sampler takes under the timestep spacing on
+    `train.num_train_timesteps` training timesteps (`ldmscale.config.samplers.max_steps`)."""
     guidance: float = 7.5
-    """Classifier-free guidance scale; 1.0 runs the conditional pass only."""
+    """Classifier-free guidance scale, a finite number >= 1; 1.0 runs the conditional pass
+    only."""
     timestep_spacing: str = "trailing"
     """`trailing`: every step count starts at the last training timestep (Lin et al., 2024);
     `leading`: the SD v1.x convention (steps_offset 1; 1 step evaluates t=1 only); `linspace`."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": OneOf(tuple(SAMPLERS)),
+        "steps": at_least(1),
+        "guidance": at_least(1),
+        "timestep_spacing": OneOf(TIMESTEP_SPACINGS),
+    }
+
     def __post_init__(self) -> None:
-        _check_choice("sampler.name", self.name, list(SAMPLERS))
-        _check_choice("sampler.timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
-        _check_positive("sampler.steps", self.steps)
-        if self.guidance < 1.0:
-            raise ValueError(f"sampler.guidance={self.guidance!r} must be >= 1.0")
+        check_fields(self, "sampler")
 
 
 MIN_SAMPLES = 2
@@ -277,23 +329,23 @@ class EvalConfig(speed.SamplingSpeedOptions):
     """Bootstrap resamples behind each FID and prompt-score interval (merge). Each costs one FID
     computation: seconds for Inception's 2048 features at 30k samples, nothing for the domain's."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        **speed.SamplingSpeedOptions.RULES,
+        "checkpoint": Matches(r"latest|step-\d+", "'latest' or 'step-<N>'"),
+        "shard": Free("i/n, parsed and checked against num_samples in __post_init__"),
+        "num_samples": at_least(MIN_SAMPLES, "FID needs a covariance of the generated features"),
+        "batch_size": at_least(1),
+        "prompt_set": Location(("shapes",)),
+        "reference_images": Location(),
+        "feature_extractor": OneOf(("domain", "inception", "clip")),
+        "inception_weights": Location(),
+        "clip_model": Location(),
+        "grid_size": at_least(0, "0: no grid"),
+        "intervals": at_least(1),
+    }
+
     def __post_init__(self) -> None:
-        if self.num_samples < MIN_SAMPLES:
-            raise ValueError(
-                f"eval.num_samples={self.num_samples!r} must be >= {MIN_SAMPLES} (FID needs a "
-                "covariance of the generated features)"
-            )
-        _check_positive("eval.batch_size", self.batch_size)
-        _check_positive("eval.intervals", self.intervals)
-        _check_choice(
-            "eval.feature_extractor", self.feature_extractor, ("domain", "inception", "clip")
-        )
-        _check_choice("eval.compile", self.compile, speed.EVAL_COMPILE_MODES)
-        _check_choice("eval.channels_last", self.channels_last, speed.SWITCHES)
-        if self.checkpoint != "latest" and not (
-            self.checkpoint.startswith("step-") and self.checkpoint[5:].isdigit()
-        ):
-            raise ValueError(f"eval.checkpoint={self.checkpoint!r} must be 'latest' or 'step-<N>'")
+        check_fields(self, "eval")
         _, count = parse_shard(self.shard)
         if count > self.num_samples:
             raise ValueError(
@@ -342,15 +394,18 @@ class SweepConfig:
     models: list[str] = field(default_factory=lambda: ["debug"])
     """Presets to train and evaluate."""
     samplers: list[str] = field(default_factory=lambda: ["ddim"])
-    steps: list[int] = field(default_factory=lambda: [10])
+    steps: list[int] = field(default_factory=list)
+    """Sampling step counts every size is evaluated at (with every sampler)."""
     guidance: list[float] = field(default_factory=lambda: [3.0])
     spacings: list[str] = field(default_factory=lambda: [DEFAULT_SPACING])
     """Timestep spacings (`sampler.timestep_spacing`); each is part of a configuration's name."""
     shards: int = 1
     """Eval shards per sampling configuration (at most eval.num_samples)."""
     budgets: list[float] = field(default_factory=list)
-    """Sampling-cost budgets (norm. cost x U-Net evaluations) for the best-size table; empty =
-    derived from the measured costs."""
+    """Sampling-cost budgets (norm. cost x U-Net evaluations per image): the equal-cost grid.
+    Instead of, or beside, `steps`: every size is evaluated, with every sampler, at the step
+    count whose cost is nearest each budget it reaches (`ldmscale.sample.budgets`), and the
+    best-size table has a row per budget. Empty: no such steps, rows derived from the costs."""
     distill: StageGrid = field(default_factory=StageGrid)
     """Sizes to distil (`distill` group) and the sampling grid of the distilled models."""
     checkpoints: list[int] = field(default_factory=list)
@@ -359,22 +414,31 @@ class SweepConfig:
     training compute figure (Fig. 3). Each must be a multiple of train.checkpoint_every that the
     retention keeps (a multiple of train.keep_every, or among the newest train.keep_last)."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "name": Free("the sweep file's name, set by the file itself"),
+        "models": OneOf(tuple(PRESETS)),
+        "samplers": OneOf(tuple(SAMPLERS)),
+        "steps": SamplerConfig.RULES["steps"],
+        "guidance": SamplerConfig.RULES["guidance"],
+        "shards": at_least(1),
+        "budgets": positive(),
+        "spacings": OneOf(TIMESTEP_SPACINGS),
+        "distill": Free("a stage's grid, checked by StageGrid.check"),
+        "checkpoints": at_least(1),
+    }
+
     def __post_init__(self) -> None:
-        for model in self.models:
-            _check_choice("sweep.models", model, list(PRESETS))
-        for sampler in self.samplers:
-            _check_choice("sweep.samplers", sampler, list(SAMPLERS))
-        for spacing in self.spacings:
-            _check_choice("sweep.spacings", spacing, TIMESTEP_SPACINGS)
-        for key in ("models", "samplers", "steps", "guidance", "spacings"):
+        check_fields(self, "sweep")
+        for key in ("models", "samplers", "guidance", "spacings"):
             if not getattr(self, key):
                 raise ValueError(f"sweep.{key} must not be empty")
-        for steps in self.steps:
-            _check_positive("sweep.steps", steps)
-        for scale in self.guidance:
-            if scale < 1.0:
-                raise ValueError(f"sweep.guidance={scale!r} must be >= 1.0")
-        _check_positive("sweep.shards", self.shards)
+        if self.name != "none" and not (self.steps or self.budgets):
+            raise ValueError("sweep.steps and sweep.budgets are both empty: give either or both")
+        if self.checkpoints and not self.steps:
+            raise ValueError(
+                "sweep.checkpoints are evaluated at the first sampler's largest sweep.steps, a "
+                "protocol every size shares: give sweep.steps too"
+            )
         for stage in STAGE_GROUPS:
             getattr(self, stage).check(f"sweep.{stage}", self.models)
 
@@ -393,13 +457,19 @@ class StorageConfig:
     """Retries of a request after a transient failure (timeout, lost connection, throttling),
     waiting 1, 2, 4, ... s; then the job exits 75 (retryable)."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "options": Free("fsspec's storage options, passed to fsspec as given"),
+        "cache_dir": Free("a local folder, made when missing"),
+        "timeout": positive(),
+        "retries": at_least(0),
+    }
+
     def __post_init__(self) -> None:
-        _check_positive("storage.timeout", self.timeout)
-        if self.retries < 0:
-            raise ValueError(f"storage.retries={self.retries!r} must be >= 0")
+        check_fields(self, "storage")
 
 
 DEVICES = ("auto", "cpu", "cuda")
+GROUPS = ("model", "data", "train", "sampler", "eval", "sweep", "storage", *STAGE_GROUPS)
 
 
 @dataclass
@@ -421,14 +491,36 @@ class StudyConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "study": Free("a URI, checked by the storage that opens it (ldmscale.storage.fs)"),
+        "seed": Free("any integer: seeds are derived from it by hashing (runtime.derive_seed)"),
+        "device": OneOf(DEVICES),
+        **{group: Free("a group, checked by its own dataclass") for group in GROUPS},
+    }
+
     def __post_init__(self) -> None:
-        _check_choice("device", self.device, DEVICES)
+        check_fields(self, "")
+        self._check_steps()
         self._check_checkpoints()
         if self.sweep.shards > self.eval.num_samples:
             raise ValueError(
                 f"sweep.shards={self.sweep.shards} would leave shards empty: at most "
                 f"eval.num_samples={self.eval.num_samples}"
             )
+
+    def _check_steps(self) -> None:
+        """Every step count within what its sampler takes on the training schedule."""
+        s, timesteps = self.sampler, self.train.num_train_timesteps
+        check_steps(s.name, s.timestep_spacing, s.steps, timesteps)
+        for spacing in self.sweep.spacings:
+            for name in self.sweep.samplers:
+                for steps in self.sweep.steps:
+                    check_steps(name, spacing, steps, timesteps, "sweep.steps")
+            for stage in STAGE_GROUPS:
+                grid = getattr(self.sweep, stage)
+                for name in grid.samplers:
+                    for steps in grid.steps:
+                        check_steps(name, spacing, steps, timesteps, f"sweep.{stage}.steps")
 
     def _check_checkpoints(self) -> None:
         t = self.train
@@ -453,7 +545,8 @@ class StudyConfig:
         `train` group). ValueError naming the stages for an unknown one."""
         if not stage:
             return self.train
-        _check_choice("model.stage", stage, STAGES)
+        if stage not in STAGES:
+            raise ValueError(f"stage {stage!r} is not valid; choose one of: {', '.join(STAGES)}")
         return replace(self.train, **getattr(self, stage).training())
 
     def require_study(self) -> str:

@@ -1,7 +1,8 @@
 """The speed options as config fields, declared and documented here and mixed into the `train`
 and `eval` groups (`schema.TrainConfig`, `schema.EvalConfig`, which check their values):
 `train.compile`, `train.channels_last`, `train.fused_optimizer`, `train.gradient_checkpointing`,
-`eval.compile`, `eval.channels_last`.
+`eval.compile`, `eval.channels_last`. Their valid values are their `RULES`
+(`ldmscale.config.rules`).
 
 They change how fast a U-Net runs, not what it computes (on a GPU compiled kernels and the
 channels-last layout change float rounding). `ldmscale.train.speed` and `ldmscale.sample.speed`
@@ -13,6 +14,9 @@ figures cited below until `make bench-gpu` measures them on the GPU at hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from ldmscale.config.rules import OneOf, Rule
 
 SWITCHES = ("auto", "on", "off")
 """Values of the on/off options (`auto`: on for CUDA, off on a CPU). In YAML files quote `'on'`
@@ -46,6 +50,12 @@ class TrainSpeedOptions:
     `enable_gradient_checkpointing`): about a third more compute for much less activation
     memory; turn it on where a micro-batch does not fit."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "compile": OneOf(TRAIN_COMPILE_MODES),
+        "channels_last": OneOf(SWITCHES),
+        "fused_optimizer": OneOf(SWITCHES),
+    }
+
 
 @dataclass
 class SamplingSpeedOptions:
@@ -59,3 +69,8 @@ class SamplingSpeedOptions:
     faster on A100s and other GPUs). Each new batch size compiles (and records) once."""
     channels_last: str = "auto"
     """`on`: the sampling U-Net in the channels-last memory layout; `auto` = on for CUDA."""
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "compile": OneOf(EVAL_COMPILE_MODES),
+        "channels_last": OneOf(SWITCHES),
+    }

@@ -10,11 +10,19 @@ their objectives.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from ldmscale.config.rules import (
+    Free,
+    Matches,
+    OneOf,
+    Range,
+    Rule,
+    at_least,
+    check_fields,
+    positive,
+)
 from ldmscale.config.samplers import SAMPLERS
 
 TRAINING = (
@@ -27,13 +35,6 @@ TRAINING = (
     "caption_dropout",
 )
 """The `train` fields a stage sets for its own runs."""
-
-_PARENT = re.compile(r"^(final|latest|step-\d+)$")
-
-
-def _positive(what: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{what}={value!r} must be a finite number > 0")
 
 
 @dataclass
@@ -51,18 +52,16 @@ class StageConfig:
     checkpoint_every: int = 500
     caption_dropout: float = 0.0
 
-    def check(self, group: str) -> None:
-        """ValueError naming `group.<field>` for a bad value."""
-        if not _PARENT.match(self.parent):
-            raise ValueError(
-                f"{group}.parent={self.parent!r} is not valid; choose final, latest or step-<N>"
-            )
-        for name in ("max_steps", "global_batch", "micro_batch", "lr", "checkpoint_every"):
-            _positive(f"{group}.{name}", getattr(self, name))
-        if self.warmup_steps < 0:
-            raise ValueError(f"{group}.warmup_steps={self.warmup_steps!r} must be >= 0")
-        if not 0.0 <= self.caption_dropout < 1.0:
-            raise ValueError(f"{group}.caption_dropout={self.caption_dropout!r} must be in [0, 1)")
+    RULES: ClassVar[dict[str, Rule]] = {
+        "parent": Matches(r"final|latest|step-\d+", "final, latest or step-<N>"),
+        "max_steps": at_least(1),
+        "global_batch": at_least(1),
+        "micro_batch": at_least(1),
+        "lr": positive(),
+        "warmup_steps": at_least(0),
+        "checkpoint_every": at_least(1),
+        "caption_dropout": Range(0, 1, open_high=True),
+    }
 
     def training(self) -> dict[str, Any]:
         """The `train` fields this stage sets (`TRAINING`), by name."""
@@ -108,22 +107,22 @@ class DistillConfig(StageConfig):
     """Scaling of the timestep in the boundary conditions c_skip, c_out (the example's
     --timestep_scaling_factor, LCMScheduler's timestep_scaling)."""
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        **StageConfig.RULES,
+        "num_ddim_timesteps": Range(1, 1000, why="at most one solver step per training timestep"),
+        "w_min": at_least(0),
+        "w_max": at_least(0),
+        "loss": OneOf(LOSSES),
+        "huber_c": positive(),
+        "ema_decay": Range(0, 1, open_high=True),
+        "time_cond_proj_dim": at_least(1),
+        "timestep_scaling": positive(),
+    }
+
     def __post_init__(self) -> None:
-        self.check("distill")
-        if self.loss not in LOSSES:
-            raise ValueError(f"distill.loss={self.loss!r} is not valid; choose l2 or huber")
-        if not 0 < self.num_ddim_timesteps <= 1000:
-            raise ValueError(
-                f"distill.num_ddim_timesteps={self.num_ddim_timesteps!r} must be 1-1000"
-            )
-        if not (math.isfinite(self.w_min) and math.isfinite(self.w_max) and self.w_min >= 0):
-            raise ValueError(f"distill.w_min={self.w_min!r}, w_max={self.w_max!r} must be >= 0")
+        check_fields(self, "distill")
         if self.w_max < self.w_min:
             raise ValueError(f"distill.w_max={self.w_max!r} is below distill.w_min={self.w_min!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"distill.ema_decay={self.ema_decay!r} must be in [0, 1)")
-        for name in ("huber_c", "time_cond_proj_dim", "timestep_scaling"):
-            _positive(f"distill.{name}", getattr(self, name))
 
 
 STAGE_GROUPS: dict[str, type[StageConfig]] = {"distill": DistillConfig}
@@ -143,23 +142,22 @@ class StageGrid:
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     guidance: list[float] = field(default_factory=lambda: [1.0])
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "models": Free("sizes, each checked against sweep.models by `check`"),
+        "variants": Matches(r"[a-z0-9][a-z0-9_.+-]*", "lower-case letters, digits and _.+-"),
+        "samplers": OneOf(tuple(SAMPLERS)),
+        "steps": at_least(1),
+        "guidance": at_least(1, "classifier-free guidance of scale 1 is the conditional pass"),
+    }
+
     def check(self, group: str, models: list[str]) -> None:
         """ValueError naming `group.<field>` for a bad value; `models`: the sweep's sizes."""
+        check_fields(self, group)
         for model in self.models:
             if model not in models:
                 raise ValueError(
                     f"{group}.models has {model!r}, which is not in sweep.models "
                     f"({', '.join(models)})"
                 )
-        for sampler in self.samplers:
-            if sampler not in SAMPLERS:
-                raise ValueError(
-                    f"{group}.samplers has {sampler!r}; choose among: {', '.join(SAMPLERS)}"
-                )
-        for steps in self.steps:
-            _positive(f"{group}.steps", steps)
-        for scale in self.guidance:
-            if not (math.isfinite(scale) and scale >= 1.0):
-                raise ValueError(f"{group}.guidance has {scale!r}; each must be finite and >= 1")
         if self.models and not (self.samplers and self.steps and self.guidance):
             raise ValueError(f"{group}: samplers, steps and guidance must not be empty")

@@ -115,6 +115,9 @@ def build_context(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, rel: s
     scorer = _scorer(cfg, evaluator, device)
     model, info = load_sampling_model(storage, key.run, key.step, device, cfg.storage)
     model, speed = fast_sampling_model(model, e)
+    # Before the reference statistics, which the first shard commits: values the checkpoint's
+    # schedule cannot sample are refused with nothing written.
+    generate = ImageGenerator(model, key.sampler, key.steps, key.guidance, cfg.seed, key.spacing)
     identity = reference_identity(
         e.prompt_set,
         e.reference_images,
@@ -127,7 +130,6 @@ def build_context(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, rel: s
     reference_rel, _ = reference_stats(
         storage, identity, extractor, device, e.batch_size, cfg.storage
     )
-    generate = ImageGenerator(model, key.sampler, key.steps, key.guidance, cfg.seed, key.spacing)
     return ShardContext(
         rel=rel,
         device=device,

@@ -9,7 +9,7 @@ norm_cost (GFLOPs of one forward / the c=320 forward's), sampling_cost = norm_co
 evaluations per image (counted while sampling: one per timestep, so a Heun step is charged about
 two), and gflops_per_image over the forward passes actually made (two per evaluation with
 guidance). Merge refuses, writing nothing, when a shard is missing or the shards disagree on the
-protocol.
+protocol, and fails with NonFinite (exit 65) on a shard whose states hold NaN or infinity.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.errors import NonFinite
 from ldmscale.evaluate.identity import merge_request, refuse_reuse
 from ldmscale.evaluate.shard import SAMPLES, EvalInputError, requested_key
 from ldmscale.metrics.fid import FID, FID_STATE, load_state
@@ -28,6 +29,7 @@ from ldmscale.metrics.scores import SCORE_STATE, MeanScore
 from ldmscale.models.cost import flops_per_image, model_cost
 from ldmscale.provenance import provenance
 from ldmscale.runtime import derive_seed
+from ldmscale.sample.budgets import budgets_served
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import read_meta
 from ldmscale.storage.fs import Storage, open_study
@@ -39,6 +41,7 @@ from ldmscale.storage.manifest import (
     recompute,
 )
 from ldmscale.storage.records import METRICS, MetricsRecord, load_metrics
+from ldmscale.train.diffusion import noise_schedule
 
 
 def _shard_metas(storage: Storage, key: paths.EvalKey, count: int) -> list[dict[str, Any]]:
@@ -86,8 +89,14 @@ def _merged(
             per_sample = read_file(storage, rel, SAMPLES)
         except CorruptArtifact as err:
             raise recompute(storage, rel, err) from err
-        fid.merge(states[0])
-        score.merge(states[1])
+        try:
+            fid.merge(states[0])
+            score.merge(states[1])
+        except NonFinite as err:
+            raise NonFinite(
+                f"{storage.url(rel)} cannot be merged: {err} (an eval shard no longer commits "
+                "such values; remove the shard and evaluate it again to see why)"
+            ) from None
         with np.load(io.BytesIO(per_sample)) as arrays:
             for name in parts:
                 parts[name].append(arrays[name])
@@ -95,12 +104,24 @@ def _merged(
     return fid, score, reference, samples
 
 
-def _costs(storage: Storage, key: paths.EvalKey, protocol: dict[str, Any]) -> dict:
-    """The cost fields of the record, from the preset at the checkpoint's shapes."""
+def _costs(
+    storage: Storage, cfg: StudyConfig, key: paths.EvalKey, protocol: dict[str, Any]
+) -> dict:
+    """The cost fields of the record, from the preset at the checkpoint's shapes, and the
+    sweep's budgets the configuration serves on the equal-cost grid."""
     meta = read_meta(storage, key.run, key.step)
     cost = model_cost(key.model, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
     evaluations = int(protocol["unet_evaluations"])
     passes = int(protocol["unet_passes_per_evaluation"])
+    budgets = list(cfg.sweep.budgets)
+    if budgets:
+        schedule = dict(noise_schedule(cfg.train).config)
+        sampler, steps, spacing = (
+            protocol["sampler"],
+            protocol["steps"],
+            protocol["timestep_spacing"],
+        )
+        budgets = budgets_served(cost.norm_cost, budgets, sampler, int(steps), schedule, spacing)
     return {
         "params": cost.params,
         "channels": cost.channels,
@@ -109,6 +130,7 @@ def _costs(storage: Storage, key: paths.EvalKey, protocol: dict[str, Any]) -> di
         "sampling_cost": cost.norm_cost * evaluations,
         "gflops_per_image": flops_per_image(cost.gflops, evaluations, passes),
         "gflops_forward": cost.gflops,
+        "budgets": budgets,
     }
 
 
@@ -155,7 +177,7 @@ def merge(
         )
     resamples = cfg.eval.intervals
     fid_ci, score_ci, interval = _intervals(cfg, key, reference, samples, score.floor)
-    costs = _costs(storage, key, protocol)
+    costs = _costs(storage, cfg, key, protocol)
     record = MetricsRecord(
         model=key.model,
         run=key.run.path,

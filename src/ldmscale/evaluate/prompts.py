@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import EvalConfig, StorageConfig
+from ldmscale.errors import MissingSource
 from ldmscale.storage.fs import read_url
 
 SHAPES = "shapes"
@@ -109,7 +110,7 @@ def _caption_set(uri: str, settings_json: str) -> CaptionSet:
     try:
         data = read_url(uri, StorageConfig(**json.loads(settings_json)))
     except FileNotFoundError:
-        raise FileNotFoundError(
+        raise MissingSource(
             f"eval.prompt_set={uri!r}: no such captions file (use 'shapes' or the path / URI of a "
             "COCO-style captions JSON)"
         ) from None
@@ -155,6 +156,17 @@ def dataset_protocol(prompt_set: str, storage: StorageConfig | None = None) -> d
         "captions_sha256": captions.sha256,
         "caption_rule": CAPTION_RULE,
     }
+
+
+def used_inputs(e: EvalConfig) -> list[str]:
+    """The `eval.*` fields naming data or weights that an evaluation under `e` reads."""
+    real = not is_domain(e.prompt_set)
+    used = ["eval.prompt_set", "eval.reference_images"] if real else []
+    if e.feature_extractor == "inception":
+        used.append("eval.inception_weights")
+    if real or e.feature_extractor == "clip":
+        used.append("eval.clip_model")
+    return used
 
 
 def missing_inputs(e: EvalConfig) -> list[str]:

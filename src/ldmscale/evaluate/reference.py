@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StorageConfig, StudyConfig
+from ldmscale.errors import MissingSource
 from ldmscale.evaluate.prompts import CaptionSet, caption_set, is_domain
 from ldmscale.metrics.fid import FID, FID_STATE, load_state, save_state
 from ldmscale.storage import paths
@@ -128,7 +129,7 @@ def match_images(captions: CaptionSet, names: Sequence[str], count: int, uri: st
         else:
             chosen.append(found)
     if missing:
-        raise FileNotFoundError(
+        raise MissingSource(
             f"eval.reference_images={uri!r} lacks {len(missing)} of the {count} images of "
             f"eval.prompt_set={captions.uri!r} (e.g. {', '.join(missing[:3])}); name them as the "
             "captions file's images[].file_name or by image id"
@@ -150,7 +151,7 @@ def _image_batches(
     folder = Storage(uri, s.options, s.timeout, s.retries)
     names = [n for n in folder.listdir("") if n.lower().endswith(_IMAGE_SUFFIXES)]
     if not names:
-        raise FileNotFoundError(f"eval.reference_images={uri!r} holds no JPEG or PNG files")
+        raise MissingSource(f"eval.reference_images={uri!r} holds no JPEG or PNG files")
     if count > len(captions):
         raise ValueError(
             f"eval.prompt_set={captions.uri!r} has {len(captions)} captioned images; "

@@ -13,7 +13,9 @@ Output, committed by manifest under
 
 Nothing is written before the end, so a shard killed mid-way leaves no trace and its rerun gives
 the same images (seeds depend on the prompt index only) and the same states. A committed shard
-returns at once.
+returns at once. Latents, images, features or scores holding NaN or infinity are never
+committed: the shard fails with NonFinite (exit 65) naming the configuration and, when the
+model's training log shows it, that its training diverged.
 """
 
 from __future__ import annotations
@@ -29,17 +31,25 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.errors import BadInput
+from ldmscale.errors import BadInput, NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
 from ldmscale.evaluate.identity import refuse_reuse, request
-from ldmscale.evaluate.prompts import caption_set, is_domain, load_prompts, missing_inputs
+from ldmscale.evaluate.prompts import (
+    caption_set,
+    is_domain,
+    load_prompts,
+    missing_inputs,
+    used_inputs,
+)
 from ldmscale.metrics.fid import FID_STATE, save_state
 from ldmscale.metrics.scores import SCORE_STATE, Batch
+from ldmscale.metrics.training import diverged
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import resolve_step
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import commit, intact, load_manifest
+from ldmscale.storage.sources import require_sources
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
@@ -144,6 +154,7 @@ def _check_inputs(cfg: StudyConfig) -> None:
     missing = missing_inputs(e)
     if missing:
         raise EvalInputError("this evaluation needs " + "; ".join(missing))
+    require_sources(cfg, used_inputs(e))
     if not is_domain(e.prompt_set):
         try:
             size = len(caption_set(e.prompt_set, cfg.storage))
@@ -202,6 +213,22 @@ def _samples_npz(out: Generated, start: int, stop: int) -> bytes:
     return buffer.getvalue()
 
 
+def _non_finite(cfg: StudyConfig, storage: Storage, key: paths.EvalKey, err: NonFinite) -> str:
+    """Why a shard was not committed: the configuration, what held NaN, the training's health."""
+    run = key.run.path
+    health = diverged(storage, [run]).get(run)
+    if not health:
+        logged = storage.exists(paths.train_log(key.run))
+        health = "its training log shows no divergence" if logged else "no training log here"
+    return (
+        f"{storage.url(key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count))} not "
+        f"committed. Model {run}, checkpoint {paths.checkpoint_name(key.step)}, sampler "
+        f"{key.sampler}, {key.steps} steps, guidance {key.guidance:g}, timestep_spacing "
+        f"{key.spacing}: {err}. Training of {run}: {health}. A retry computes the same: train "
+        "the model again (e.g. at a lower train.lr) or change the configuration"
+    )
+
+
 def evaluate(
     cfg: StudyConfig, storage: Storage | None = None, key: paths.EvalKey | None = None
 ) -> ShardRecord:
@@ -217,7 +244,10 @@ def evaluate(
 
     context = build_context(cfg, storage, key, rel)
     start, stop = cfg.eval.shard_range()
-    out = _generate(cfg, context, start, stop)
+    try:
+        out = _generate(cfg, context, start, stop)
+    except NonFinite as err:
+        raise NonFinite(_non_finite(cfg, storage, key, err)) from None
     meta = {
         "shard": cfg.eval.shard_index,
         "shards": cfg.eval.shard_count,

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ldmscale.data.pixels import to_uint8
+from ldmscale.errors import MissingSource, require_finite
 from ldmscale.metrics.scores import Batch
 from ldmscale.provenance import weights_hash
 
@@ -90,7 +91,7 @@ def _load(spec: str, options_json: str, cache: str) -> CLIP:
     path = fetch_pretrained(spec, json.loads(options_json), cache)
     local = os.path.isdir(path)
     if not local and path.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"eval.clip_model={spec!r}: no such folder")
+        raise MissingSource(f"eval.clip_model={spec!r}: no such folder")
     model = CLIPModel.from_pretrained(path, local_files_only=local)
     processor = CLIPProcessor.from_pretrained(path, local_files_only=local)
     return CLIP(model, processor, spec)
@@ -148,5 +149,7 @@ class CLIPImageFeatures(torch.nn.Module):
         self.num_features = clip.projection_dim
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels [B, 3, H, W] in [-1, 1] -> features [B, projection_dim]."""
+        """pixels [B, 3, H, W] in [-1, 1] -> features [B, projection_dim]; NonFinite for NaN or
+        infinite pixels."""
+        require_finite(pixels, "CLIP features: the images")
         return self.clip.image_embeddings(pixels)

@@ -10,7 +10,8 @@
 - `clip`: the image embeddings of `eval.clip_model` (`ldmscale.metrics.clip`).
 
 Each is a module mapping pixels [B, 3, H, W] in [-1, 1] to features [B, F] (`num_features` = F),
-returned with the protocol entries that identify it (name, weights hash, resize).
+returned with the protocol entries that identify it (name, weights hash, resize). Each refuses
+NaN or infinite pixels (NonFinite): features of them would be garbage, or NaN further on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from ldmscale.data.pixels import to_uint8
+from ldmscale.errors import MissingSource, require_finite
 from ldmscale.provenance import weights_hash
 
 INCEPTION_RESIZE = "bilinear to 299x299, TF1-compatible (torch-fidelity), no antialiasing"
@@ -35,6 +37,7 @@ class DomainFeatures(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, H, W] in [-1, 1] -> features [B, feature_dim]."""
+        require_finite(pixels, "domain features: the images")
         return self.evaluator.features(pixels)
 
 
@@ -55,6 +58,7 @@ class InceptionFeatures(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, H, W] in [-1, 1] -> features [B, 2048]."""
+        require_finite(pixels, "Inception features: the images")
         return self.net(to_uint8(pixels))
 
 
@@ -84,7 +88,7 @@ def load_inception(
         )
     local = fetch_pretrained(weights, options, cache)
     if not os.path.isfile(local):
-        raise FileNotFoundError(f"eval.inception_weights={weights!r}: no such file")
+        raise MissingSource(f"eval.inception_weights={weights!r}: no such file")
     reason = inception_unavailable()
     if reason is not None:
         raise ModuleNotFoundError(

@@ -5,6 +5,10 @@ The metric runs on features computed beforehand by an extractor (`ldmscale.metri
 torchmetrics is given `FeatureInput`, a module that passes features through, so one metric class
 serves every feature space. States are saved as the `real_*` (reference) or `fake_*`
 (generated) half of torchmetrics' `metric_state`, and merged back with `merge_state`.
+
+Every way in (`update`, `merge`, `compute`) refuses NaN or infinite values with NonFinite (exit
+65): torchmetrics' matrix square root would hand them to LAPACK, where oneMKL's DGEBAL rejects
+them and the process dies of a segmentation fault.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import io
 
 import numpy as np
 import torch
+
+from ldmscale.errors import NonFinite, require_finite
 
 FID_STATE = "fid_state.npz"
 """File name of a saved half-state (a shard's generated, a reference's real features)."""
@@ -48,7 +54,10 @@ class FID:
         self.metric.update(torch.zeros(0, self.num_features, dtype=torch.float64), real=False)
 
     def update(self, features: torch.Tensor, real: bool) -> None:
-        """Add features [B, F] (any float dtype; summed in float64)."""
+        """Add features [B, F] (any float dtype; summed in float64); NonFinite when any is NaN or
+        infinite."""
+        side = "reference" if real else "generated"
+        require_finite(features, f"FID: the {side} features")
         self.metric.update(features.detach().double().cpu(), real=real)
 
     def _states(self) -> dict[str, torch.Tensor]:
@@ -72,11 +81,13 @@ class FID:
         }
 
     def merge(self, state: dict[str, np.ndarray]) -> None:
-        """Add a saved half-state (or a whole one) with torchmetrics' `merge_state`."""
+        """Add a saved half-state (or a whole one) with torchmetrics' `merge_state`; ValueError for
+        an entry of another metric or width, NonFinite for NaN or infinite sums."""
         full = {key: torch.zeros_like(value) for key, value in self._states().items()}
         for key, value in state.items():
             if key not in full:
                 raise ValueError(f"not an FID state entry: {key!r}")
+            require_finite(value, f"FID state {key}")
             if tuple(value.shape) != tuple(full[key].shape):
                 raise ValueError(
                     f"FID state {key} has shape {tuple(value.shape)}, expected "
@@ -86,12 +97,18 @@ class FID:
         self.metric.merge_state(full)
 
     def compute(self) -> float:
-        """FID; ValueError when a side holds fewer than 2 samples."""
+        """FID; ValueError when a side holds fewer than 2 samples, NonFinite when a state or the
+        result is NaN or infinite."""
         for real in (True, False):
             if self.count(real) < 2:
                 side = "reference" if real else "generated"
                 raise ValueError(f"FID needs at least 2 {side} samples, got {self.count(real)}")
-        return float(self.metric.compute())
+        for key, value in self._states().items():
+            require_finite(value, f"FID state {key}")
+        fid = float(self.metric.compute())
+        if not np.isfinite(fid):
+            raise NonFinite(f"FID is {fid} on finite features (a degenerate covariance)")
+        return fid
 
 
 def save_state(state: dict[str, np.ndarray]) -> bytes:

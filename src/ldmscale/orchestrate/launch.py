@@ -13,6 +13,7 @@ same 1; here the workers run in-process under `elastic_launch` and the outcome i
     2   a worker exited 2 (bad input or configuration)
     75  a worker exited 75 (preempted: checkpoint committed), or the launcher itself received
         SIGTERM: it forwards SIGTERM to the workers, which finish their step, commit and exit
+    65  a worker exited 65 (a non-finite result)
     1   any other failure
 """
 
@@ -26,7 +27,14 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from ldmscale.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RETRY, BadInput
+from ldmscale.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_NON_FINITE,
+    EXIT_OK,
+    EXIT_RETRY,
+    BadInput,
+)
 
 NPROC_WORDS = ("auto", "cpu", "gpu", "xpu")
 """The words torchrun's --nproc-per-node takes besides a number."""
@@ -83,10 +91,10 @@ def exit_code(error: BaseException | None) -> int:
         return EXIT_RETRY if error.sigval == signal.SIGTERM else EXIT_FAILED
     if isinstance(error, ChildFailedError):
         codes = {failure.exitcode for failure in error.failures.values()}
-        if EXIT_BAD_INPUT in codes:
-            return EXIT_BAD_INPUT
-        if EXIT_RETRY in codes:
-            return EXIT_RETRY
+        # A failure no retry can help outranks one it can.
+        for code in (EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_RETRY):
+            if code in codes:
+                return code
     return EXIT_FAILED
 
 

@@ -6,20 +6,29 @@ name and those given on the command line, never the study URI), so that `ldmscal
 rebuilds exactly the config the plan meant: base overrides, then the job's identity
 (`Job.overrides`). A user override of a key the grid sets per job is refused, naming the sweep
 field to set instead.
+
+An override whose value is an interpolation (`'eval.num_samples=${oc.env:NS}'`) is recorded
+pinned to what it resolved to when planned (`eval.num_samples=8`), so every job, on whatever
+machine and environment, runs the planned value; `pinned` maps it as given to its pinned form,
+so a job given the same override again (as each cluster pod is) runs the pinned one. An
+interpolation of a key the grid sets per job (`${sampler.steps}`) is refused: one pinned value
+cannot stand for each job's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import product
+from typing import Any
 
 from ldmscale.config import ConfigError
-from ldmscale.config.overrides import keys
+from ldmscale.config.compose import pin_interpolations
+from ldmscale.config.overrides import interpolates, keys
 from ldmscale.config.schema import STAGES, StudyConfig, SweepConfig
-from ldmscale.config.stages import StageGrid
 from ldmscale.errors import MissingInput
+from ldmscale.orchestrate.equal_cost import fixed_grid, sampling_grid
 from ldmscale.orchestrate.jobs import IDENTITY, KINDS, Job, training_kind
 from ldmscale.provenance import provenance
 from ldmscale.storage import paths
@@ -28,6 +37,8 @@ from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import is_committed
 from ldmscale.storage.paths import EvalKey, RunKey
 
+_PER_JOB = re.compile(r"\$\{\s*((?:" + "|".join(map(re.escape, IDENTITY)) + r")\b[\w.]*)")
+"""An interpolation that reads a key the grid sets per job (`IDENTITY`)."""
 NO_SWEEP = "none"
 """The root config's sweep: the stage commands run without one; planning needs one."""
 
@@ -51,10 +62,13 @@ class Plan:
 
     sweep: str
     overrides: list[str]
-    """Base overrides of every job: sweep=<name> and the user's (never study=)."""
+    """Base overrides of every job: sweep=<name> and the user's (never study=), interpolations
+    pinned."""
     shards: int
     """Eval shards per sampling configuration."""
     jobs: list[PlannedJob]
+    pinned: dict[str, str] = field(default_factory=dict)
+    """A user override as given -> its pinned form, for each that held an interpolation."""
 
     def ids(self, kind: str | None = None) -> list[str]:
         """Job ids in plan order, of one kind or all."""
@@ -65,6 +79,7 @@ class Plan:
         record = {
             "sweep": self.sweep,
             "overrides": self.overrides,
+            "pinned": self.pinned,
             "shards": self.shards,
             "jobs": [
                 {
@@ -90,36 +105,47 @@ def check_identity(overrides: Sequence[str]) -> None:
             )
 
 
-def base_overrides(cfg: StudyConfig, user_overrides: Sequence[str]) -> list[str]:
+def base_overrides(
+    cfg: StudyConfig, user_overrides: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
     """What every job of the sweep runs with: the sweep's name and the user's overrides, without
-    the study URI (given to each job separately). ConfigError on a per-job key."""
+    the study URI (given to each job separately), interpolations pinned; and the pinned ones as
+    given -> pinned (module docstring). ConfigError on a per-job key, or an interpolation of
+    one."""
     user = [
         o for o, key in zip(user_overrides, keys(user_overrides), strict=True) if key != "study"
     ]
     check_identity(user)
+    for item in filter(interpolates, user):
+        read = _PER_JOB.search(item.split("=", 1)[1])
+        if read:
+            raise ConfigError(
+                f"{item}: reads {read[1]}, which each job sets from its id; a plan pins an "
+                "interpolation to one value for every job: give the value itself"
+            )
+    pinned = pin_interpolations(user)
     has_sweep = "sweep" in keys(user)
-    return [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *user]
+    base = [*([] if has_sweep else [f"sweep={cfg.sweep.name}"]), *pinned]
+    return base, {given: pin for given, pin in zip(user, pinned, strict=True) if given != pin}
 
 
 def eval_jobs(
     sweep: SweepConfig,
     run: RunKey,
     step: int,
-    full: bool = True,
-    grid: SweepConfig | StageGrid | None = None,
+    grid: list[tuple[str, int]],
+    guidance: list[float] | None = None,
 ) -> list[Job]:
-    """The eval shards of every sampling configuration of `grid` (the sweep's own, or a stage's)
-    on one checkpoint (`full`), or of its first sampler at its largest step count only (an
-    intermediate checkpoint: Fig. 3); shards and spacings are the sweep's."""
-    g = grid or sweep
-    configs = (
-        product(g.samplers, g.steps, g.guidance, sweep.spacings)
-        if full
-        else product(g.samplers[:1], [max(g.steps)], g.guidance, sweep.spacings[:1])
-    )
+    """The eval shards of every (sampler, steps) of `grid` at every guidance scale (the sweep's,
+    or a stage's `guidance`) and timestep spacing of one checkpoint of `run`
+    (`ldmscale.orchestrate.equal_cost`: the full grid of a final checkpoint, or the fixed
+    protocol of an intermediate one for Fig. 3)."""
+    n = sweep.shards
     return [
-        Job("eval", key=EvalKey(run, step, *config), shard=shard, shards=sweep.shards)
-        for config in configs
+        Job("eval", key=EvalKey(run, step, sampler, steps, scale, spacing), shard=shard, shards=n)
+        for sampler, steps in grid
+        for scale in guidance or sweep.guidance
+        for spacing in sweep.spacings
         for shard in range(sweep.shards)
     ]
 
@@ -131,8 +157,10 @@ def merge_job(shard: Job) -> Job:
 
 def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
-    sampling configuration of each model's final checkpoint (train.max_steps) and of the
-    intermediate ones `sweep.checkpoints` names, analyze."""
+    sampling configuration of each model's final checkpoint (train.max_steps; `sweep.steps`
+    and the equal-cost steps of `sweep.budgets`) and of the intermediate ones
+    `sweep.checkpoints` names, analyze. ConfigError when budgets need a shape the plan cannot
+    know (`ldmscale.models.shapes`)."""
     sweep = cfg.sweep
     if sweep.name == NO_SWEEP:
         raise ConfigError(
@@ -148,9 +176,9 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
             *(
                 job
                 for step in sorted(sweep.checkpoints)
-                for job in eval_jobs(sweep, run, step, False)
+                for job in eval_jobs(sweep, run, step, fixed_grid(cfg))
             ),
-            *eval_jobs(sweep, run, cfg.train.max_steps),
+            *eval_jobs(sweep, run, cfg.train.max_steps, sampling_grid(cfg, model)),
         ]
         _add_evals(jobs, merges, shards, train.id)
     for run in stage_runs(sweep):
@@ -158,10 +186,12 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
         jobs.append(stage)
         final = cfg.train_settings(run.stage).max_steps
         grid = getattr(sweep, run.stage)
-        _add_evals(jobs, merges, eval_jobs(sweep, run, final, grid=grid), stage.id)
+        configs = [(sampler, steps) for sampler in grid.samplers for steps in grid.steps]
+        _add_evals(jobs, merges, eval_jobs(sweep, run, final, configs, grid.guidance), stage.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
-    return Plan(sweep.name, base_overrides(cfg, user_overrides), sweep.shards, jobs)
+    base, pinned = base_overrides(cfg, user_overrides)
+    return Plan(sweep.name, base, sweep.shards, jobs, pinned)
 
 
 def stage_runs(sweep: SweepConfig) -> list[RunKey]:
@@ -189,9 +219,9 @@ def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
     committed metrics yet: what the evaluation service runs while training goes on."""
     pending: list[Job] = []
     for model in cfg.sweep.models:
-        run = RunKey(model)
+        run, grid = RunKey(model), sampling_grid(cfg, model)
         for step in committed_steps(storage, run):
-            for shard in eval_jobs(cfg.sweep, run, step):
+            for shard in eval_jobs(cfg.sweep, run, step, grid):
                 if is_committed(storage, shard.eval_key.dir):
                     continue
                 if not is_committed(storage, shard.eval_key.shard_dir(shard.shard, shard.shards)):
@@ -208,13 +238,17 @@ def write_plan(storage: Storage, plan: Plan) -> None:
     storage.write_text(paths.PLAN, plan.to_json())
 
 
-def load_plan_base(storage: Storage) -> tuple[list[str], int]:
-    """(base overrides, eval shards per configuration) recorded by `ldmscale plan`;
-    MissingInput when there is no plan."""
+def load_plan_record(storage: Storage) -> dict[str, Any]:
+    """plan.json as `Plan.to_json` wrote it; MissingInput when there is no plan."""
     if not storage.exists(paths.PLAN):
         raise MissingInput(
             f"{storage.url(paths.PLAN)} does not exist; run `ldmscale plan sweep=<name> "
             f"study={storage.uri}` first"
         )
-    record = json.loads(storage.read_text(paths.PLAN))
-    return list(record["overrides"]), int(record["shards"])
+    return dict(json.loads(storage.read_text(paths.PLAN)))
+
+
+def as_planned(record: dict[str, Any], overrides: Sequence[str]) -> list[str]:
+    """`overrides` (a job's own), each that the plan `record` pinned in its pinned form."""
+    pinned = record.get("pinned", {})
+    return [pinned.get(item, item) for item in overrides]

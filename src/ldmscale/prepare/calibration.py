@@ -189,16 +189,16 @@ class CalibrationRecord:
         )
 
     def lines(self) -> list[str]:
-        """The record as plain-text lines (what `ldmscale prepare` prints)."""
-        ratios = {
-            "reconstructions": self.reconstruction_ratio,
-            "their reconstructions": self.other_prompts_ratio,
-        }
-        out = [f"calibration (n={self.num_samples}, seed {self.seed}): FID / alignment"]
+        """The record as plain-text lines (what `ldmscale prepare` prints): every set's FID, in
+        floors and alignment; the one ratio the verdict checks is named as the check."""
+        out = [f"calibration (n={self.num_samples}, seed {self.seed}): FID / in floors / alignment"]
         for name, m in self.sets:
-            label = f"{name} ({ratios[name]:.2f}x)" if name in ratios else name
-            label = f"  {label}" if name == "their reconstructions" else label
-            out.append(f"  {label:<32} {m.fid:10.2f}  {m.alignment:.3f}")
+            label = f"    {name}" if name == "their reconstructions" else f"  {name}"
+            out.append(f"{label:<34} {m.fid:10.2f} {m.fid / self.real.fid:8.2f}  {m.alignment:.3f}")
+        out.append(
+            f"  check: their reconstructions read {self.other_prompts_ratio:.2f}x those renders' "
+            f"FID (at most {RECONSTRUCTION_BOUND:g}x)"
+        )
         for kind in self.kinds:
             points = "  ".join(f"{p.strength:g}: {p.fid:.2f}" for p in self.curve(kind))
             verdict = "grows" if self.monotone(kind) else "NOT MONOTONE"

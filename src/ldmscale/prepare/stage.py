@@ -101,8 +101,10 @@ def prepare_data(cfg: StudyConfig, storage: Storage) -> PreparedData:
 
 
 def check_inputs(cfg: StudyConfig) -> None:
-    """Refuse, before any work, a study without a URI or real-data settings (ConfigError)."""
-    from ldmscale.evaluate.prompts import missing_inputs
+    """Refuse, before any work, a study without a URI or real-data settings (ConfigError), or
+    whose data and weights fields name nothing that exists (MissingSource)."""
+    from ldmscale.evaluate.prompts import missing_inputs, used_inputs
+    from ldmscale.storage.sources import require_sources
 
     cfg.require_study()
     try:
@@ -113,6 +115,8 @@ def check_inputs(cfg: StudyConfig) -> None:
     missing = needs_reference(cfg) and missing_inputs(cfg.eval)
     if missing:
         raise ConfigError("the reference statistics need " + "; ".join(missing))
+    read = ["data.autoencoder", "data.text_encoder"] if cfg.data.name == "webdataset" else []
+    require_sources(cfg, read + (used_inputs(cfg.eval) if needs_reference(cfg) else []))
 
 
 def prepare(cfg: StudyConfig, storage: Storage | None = None) -> PreparedStudy:

@@ -10,18 +10,22 @@ call; guidance 1.0 runs the conditional pass only. A guidance-distilled U-Net (o
 as diffusers' LatentConsistencyModelPipeline embeds it: one conditional pass per evaluation.
 The building blocks are diffusers' (`scale_model_input`, `step`, `init_noise_sigma`,
 `randn_tensor`); a test checks that the images equal those of a StableDiffusionPipeline
-assembled from the same components.
+assembled from the same components. Latents and images holding NaN or infinity (a diverged
+model) raise NonFinite instead of being returned.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ldmscale.config.samplers import check_steps
+from ldmscale.errors import BadInput, require_finite
 from ldmscale.runtime import derive_seed
 from ldmscale.sample.registry import build_sampler, set_steps
 
@@ -69,8 +73,11 @@ class ImageGenerator:
         seed: int,
         timestep_spacing: str = "trailing",
     ) -> None:
-        if guidance < 1.0:
-            raise ValueError(f"sampler.guidance={guidance!r} must be >= 1.0")
+        if not (math.isfinite(guidance) and guidance >= 1.0):
+            raise BadInput(f"sampler.guidance={guidance!r} must be a finite number >= 1")
+        # Against the schedule the checkpoint was trained with, which may not be the config's.
+        timesteps = int(model.schedule["num_train_timesteps"])
+        check_steps(sampler, timestep_spacing, steps, timesteps, schedule=model.schedule)
         self.model = model
         self.sampler = sampler
         self.steps = int(steps)
@@ -150,10 +157,16 @@ class ImageGenerator:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
+        # Once per batch, not per step: NaN and infinity propagate to the end.
+        require_finite(latents, "the sampled latents")
         return latents
 
     @torch.no_grad()
     def __call__(self, captions: Sequence[str], indices: Sequence[int]) -> torch.Tensor:
-        """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions`."""
+        """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions`. NonFinite when the latents or
+        the decoded images hold NaN or infinity (checked before the clamp, which would hide an
+        infinity)."""
         latents = self.latents(captions, indices)
-        return self.model.decode(latents).float().clamp(-1.0, 1.0)
+        pixels = self.model.decode(latents).float()
+        require_finite(pixels, "the decoded images")
+        return pixels.clamp(-1.0, 1.0)

@@ -11,22 +11,14 @@ as the model was trained to expect (Lin et al., 2024, "Common Diffusion Noise Sc
 Sample Steps are Flawed", Table 2). `leading` is the SD v1.x convention (with `steps_offset=1`,
 as StableDiffusionPipeline enforces): at 1 step it evaluates t=1 only and returns the noise.
 `linspace` spreads the steps evenly over [0, T-1]. Every metrics record names the spacing.
+Step-count ceilings are the table's (`ldmscale.config.samplers.max_steps`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ldmscale.config.samplers import SAMPLERS, TIMESTEP_SPACINGS, SamplerSpec
-
-
-def get_spec(name: str) -> SamplerSpec:
-    """The registered sampler `name`; ValueError naming the registered ones otherwise."""
-    if name not in SAMPLERS:
-        raise ValueError(
-            f"sampler {name!r} is not registered; choose one of: {', '.join(SAMPLERS)}"
-        )
-    return SAMPLERS[name]
+from ldmscale.config.samplers import TIMESTEP_SPACINGS, get_spec, schedule_cap
 
 
 def spacing_options(spacing: str) -> dict[str, Any]:
@@ -49,9 +41,13 @@ def build_sampler(name: str, training_schedule: dict[str, Any], spacing: str = "
 
     spec = get_spec(name)
     cls = getattr(diffusers, spec.scheduler)
+    options = {**spacing_options(spacing), **spec.options}
+    if spec.schedule_limit:
+        timesteps = int(training_schedule["num_train_timesteps"])
+        options[spec.schedule_limit] = schedule_cap(spec, training_schedule, timesteps)
     # Overrides go in as keyword arguments: diffusers ignores config entries it recorded as
     # defaults (`_use_default_values`), so merging them into the dict would be lost.
-    return cls.from_config(dict(training_schedule), **{**spacing_options(spacing), **spec.options})
+    return cls.from_config(dict(training_schedule), **options)
 
 
 def set_steps(scheduler: Any, steps: int, device: Any = "cpu") -> Any:

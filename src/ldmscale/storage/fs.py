@@ -190,6 +190,18 @@ class Storage:
                 out[name[prefix:]] = int(info.get("size") or 0)
         return dict(sorted(out.items()))
 
+    def modified(self, rels: Sequence[str]) -> dict[str, float]:
+        """When each file of `rels` was last written, in unix seconds (fsspec's `modified`: one
+        request per file on object stores); a file that does not exist is left out."""
+        out = {}
+        for rel in rels:
+            try:
+                when = self._call("look up", rel, partial(self.fs.modified, self.path(rel)))
+            except FileNotFoundError:
+                continue
+            out[rel] = float(when.timestamp())
+        return out
+
     def read_many(self, rels: Sequence[str]) -> dict[str, bytes | Exception]:
         """Several whole objects in one batched call (`cat_ranges`: concurrent on object stores,
         each path read literally): relative path -> its bytes, or the exception reading it

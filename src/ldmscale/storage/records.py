@@ -50,6 +50,9 @@ class MetricsRecord:
     run: str = ""
     """The run sampled (`RunKey.path`: `<model>` or `<model>/<stage>[/<variant>]`); "" in
     records written before runs had stages (then the model's own training)."""
+    budgets: list[float] = dataclasses.field(default_factory=list)
+    """The sweep's sampling budgets this configuration was planned for (the equal-cost grid,
+    `ldmscale.sample.budgets`; `sampling_cost` is what it actually spends); empty off the grid."""
 
     def to_json(self) -> str:
         """The record as metrics.json text."""
@@ -59,9 +62,12 @@ class MetricsRecord:
     def from_json(cls, text: str) -> MetricsRecord:
         """Read metrics.json text; ValueError naming what is missing."""
         data = json.loads(text)
-        fields = dataclasses.fields(cls)
-        names = [f.name for f in fields]
-        required = [f.name for f in fields if f.default is dataclasses.MISSING]
+        names = [f.name for f in dataclasses.fields(cls)]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"metrics record lacks {', '.join(missing)}")

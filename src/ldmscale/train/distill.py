@@ -107,6 +107,7 @@ class ConsistencyDistillation:
 
     name = "consistency-distillation"
     checkpoint_kind = "distilled"
+    guidance_embedded = True
     forwards_per_sample = 6.0
     """Training FLOPs per sample in student forwards: forward and backward (3), the teacher's
     guided pair (2) and the target's forward (1), all of about the student's cost."""

@@ -38,6 +38,8 @@ class Objective(Protocol):
     forwards_per_sample: float
     """Training FLOPs per sample in forwards of the trained U-Net (3: forward and backward; more
     with a teacher): training compute = forwards x forward FLOPs x samples."""
+    guidance_embedded: bool
+    """Whether its U-Nets take the guidance scale as an input (one pass per sampling step)."""
 
     def settings(self) -> TrainConfig:
         """The optimisation settings of the run (batch, steps, learning rate, cadence, ...)."""
@@ -92,11 +94,17 @@ OBJECTIVES: dict[str, str] = {
 """Stage of a run (`RunKey.stage`) -> its objective class (`module:Class`, imported on demand)."""
 
 
+def objective_class(stage: str) -> Any:
+    """The objective class of runs of `stage` (its class attributes: `name`, `checkpoint_kind`,
+    `forwards_per_sample`, `guidance_embedded`); ValueError naming the known stages."""
+    if stage not in OBJECTIVES:
+        known = ", ".join(repr(s) for s in OBJECTIVES)
+        raise ValueError(f"no training objective for stage {stage!r}; known: {known}")
+    module, _, name = OBJECTIVES[stage].partition(":")
+    return getattr(import_module(module), name)
+
+
 def objective_for(cfg: StudyConfig, storage: Storage, run: RunKey) -> Objective:
     """The objective of `run`; ValueError naming the known stages for another."""
-    if run.stage not in OBJECTIVES:
-        known = ", ".join(repr(s) for s in OBJECTIVES)
-        raise ValueError(f"no training objective for stage {run.stage!r}; known: {known}")
-    module, _, name = OBJECTIVES[run.stage].partition(":")
-    objective: Objective = getattr(import_module(module), name)(cfg, storage, run)
+    objective: Objective = objective_class(run.stage)(cfg, storage, run)
     return objective

@@ -30,6 +30,7 @@ class TextToImage:
     checkpoint_kind = "base"
     forwards_per_sample = 3.0
     """Forward and backward, about three forwards."""
+    guidance_embedded = False
 
     def __init__(self, cfg: StudyConfig, storage: Storage, run: RunKey) -> None:
         self.cfg, self.storage, self.run = cfg, storage, run

@@ -36,6 +36,7 @@ from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage, open_study
 from ldmscale.storage.manifest import intact
 from ldmscale.storage.paths import RunKey
+from ldmscale.storage.sources import require_sources
 from ldmscale.train.checkpointer import Checkpointer, TrainState
 from ldmscale.train.engine import any_rank, world_size_from_env
 from ldmscale.train.objective import objective_for
@@ -80,7 +81,8 @@ class TrainResult:
 
 
 def check_config(cfg: StudyConfig, world_size: int) -> None:
-    """Everything that can be checked before any work; raises ConfigError (exit 2)."""
+    """Everything that can be checked before any work; raises ConfigError or MissingSource
+    (exit 2)."""
     try:
         cfg.require_study()
         cfg.train.accumulation(world_size)
@@ -92,6 +94,8 @@ def check_config(cfg: StudyConfig, world_size: int) -> None:
         raise ConfigError(
             "train.ema=true needs whole parameters on every rank; use train.zero_stage 0, 1 or 2"
         )
+    if not cfg.data.precomputed:  # precomputed latents need neither encoder
+        require_sources(cfg, ["data.autoencoder", "data.text_encoder"])
 
 
 def train(

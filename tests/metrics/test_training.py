@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ldmscale.analysis.training import diverged, divergence
+from ldmscale.metrics.training import diverged, divergence
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.paths import RunKey
