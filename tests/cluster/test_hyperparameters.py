@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from ldmscale.config import schema
+from ldmscale.orchestrate.jobs import KINDS
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "eval"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -33,9 +34,11 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_]", "", name).lower()
 
 
-HYPERPARAMETERS = {_normal(f.name) for config in CONFIGS for f in dataclasses.fields(config)} | {
-    "seed"
-}
+# A job kind (a key of `jobs:` in the values, a plan output) that shares a sweep field's name
+# (`distill`) names infrastructure, not the field.
+HYPERPARAMETERS = {_normal(f.name) for config in CONFIGS for f in dataclasses.fields(config)} - set(
+    KINDS
+) | {"seed"}
 
 
 def parameter_names(doc) -> list[str]:

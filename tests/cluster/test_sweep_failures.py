@@ -59,7 +59,7 @@ def _run(dag: dict, items: dict[str, list[str]]) -> tuple[dict[str, list[str]], 
 def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
     dag = _dag("sweep.yaml", "sweep")
     assert dag["failFast"] is False
-    assert set(dag["target"].split()) == {"train", "evaluate", "analyze"}
+    assert set(dag["target"].split()) == {"train", "distill", "evaluate", "analyze"}
     assert _dag("evaluation-service.yaml", "evaluate-pending")["failFast"] is False
 
 
@@ -78,6 +78,9 @@ def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
         ({"train": ["Failed", "Failed"]}, {"train"}, "Failed"),
         ({"prepare": ["Failed"]}, set(), "Failed"),
         ({"evaluate": ["Failed", "Failed"]}, {"train", "evaluate"}, "Failed"),
+        # A distillation failed: every configuration is still evaluated (the distilled one's
+        # fail at once, no checkpoint), analyze reports what was committed.
+        ({"distill": ["Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
     ],
 )
 def test_analyze_runs_on_what_was_committed_and_a_failure_fails_the_sweep(
@@ -85,4 +88,5 @@ def test_analyze_runs_on_what_was_committed_and_a_failure_fails_the_sweep(
 ) -> None:
     phases, outcome = _run(_dag("sweep.yaml", "sweep"), items)
     assert {t for t in ("train", "evaluate", "analyze") if phases[t]} == ran
+    assert bool(phases["distill"]) == ("Succeeded" in phases["train"])
     assert outcome == phase

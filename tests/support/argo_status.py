@@ -14,7 +14,13 @@ import json
 from typing import Any
 
 Obj = dict[str, Any]
-FANNED = {"prepare": "prepare", "train": "train", "evaluate": "configs", "analyze": "analyze"}
+FANNED = {
+    "prepare": "prepare",
+    "train": "train",
+    "distill": "distill",
+    "evaluate": "configs",
+    "analyze": "analyze",
+}
 """Task -> the plan output its withParam names (charts/eval/files/workflowtemplates/sweep.yaml)."""
 
 

@@ -22,6 +22,7 @@ NAMESPACE = "ml"
 PLAN = {
     "prepare": ["prepare"],
     "train": ["train/t16", "train/t32"],
+    "distill": [],
     "configs": ["t16/step-20/ddim-s4-g2", "t32/step-20/ddim-s4-g2"],
     "analyze": ["analyze"],
 }
