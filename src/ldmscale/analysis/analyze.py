@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ldmscale.analysis import figures
+from ldmscale.analysis import distill, figures
 from ldmscale.analysis.budget import (
     BUDGET_COLUMNS,
     Row,
@@ -28,6 +28,7 @@ from ldmscale.analysis.budget import (
     default_budgets,
     standings,
 )
+from ldmscale.analysis.distill import stage_of
 from ldmscale.analysis.records import load_records, to_csv
 from ldmscale.analysis.report import FIG9, TABLE1_COLUMNS, Report, render_html
 from ldmscale.analysis.samples import eval_key, load_reference, load_samples
@@ -62,11 +63,12 @@ class AnalysisResult:
 
 
 def final_rows(rows: list[Row]) -> list[Row]:
-    """The records of each model's newest evaluated checkpoint."""
+    """The records of each run's newest evaluated checkpoint."""
     newest: dict[str, int] = {}
     for row in rows:
-        newest[row["model"]] = max(newest.get(row["model"], 0), row["checkpoint_step"])
-    return [r for r in rows if r["checkpoint_step"] == newest[r["model"]]]
+        run = row.get("run") or row["model"]
+        newest[run] = max(newest.get(run, 0), row["checkpoint_step"])
+    return [r for r in rows if r["checkpoint_step"] == newest[r.get("run") or r["model"]]]
 
 
 def fixed_protocol(
@@ -196,9 +198,8 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
             "jobs first"
         )
     refuse_mixed(rows)
-    final = final_rows(rows)
-    models = sorted({r["model"] for r in final})
-    warnings = [f"{model}: {why}" for model, why in diverged(storage, models).items()]
+    runs = sorted({r.get("run") or r["model"] for r in final_rows(rows)})
+    warnings = [f"{run}: {why}" for run, why in diverged(storage, runs).items()]
     index = storage.url(paths.report_file("index.html"))
     done = load_manifest(storage, paths.REPORT) if intact(storage, paths.REPORT) else None
     if (
@@ -218,7 +219,10 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
 def _write(
     cfg: StudyConfig, storage: Storage, rows: list[Row], digest: str, diverged_sizes: list[str]
 ) -> AnalysisResult:
-    """Measure the evidence, commit the tables, then the report."""
+    """Measure the evidence, commit the tables, then the report. The sizes are compared on their
+    own training's records; each fine-tuning stage has a section of its own."""
+    every = rows
+    rows = [r for r in every if not stage_of(r)]
     final = final_rows(rows)
     measured = Measured(
         lambda row: load_samples(storage, row),
@@ -236,8 +240,11 @@ def _write(
     split = all(r.split for s in table_standings for r in s.readings.values())
     warnings = [*diverged_sizes, *interval_warnings(rows, split)]
     calibration, ruler = _ruler(cfg, storage, final, warnings)
+    stage = distill.section(final, final_rows(every), measured)
+    sections = [stage] if stage is not None else []
     csvs = {
-        "metrics.csv": to_csv(rows),
+        **{name: text for s in sections for name, text in s.tables.items()},
+        "metrics.csv": to_csv(every),
         "best_per_budget.csv": to_csv(table, BUDGET_COLUMNS),
         "table1.csv": to_csv(table1, TABLE1_COLUMNS),
     }
@@ -245,6 +252,8 @@ def _write(
         storage, paths.RESULTS, {k: v.encode() for k, v in csvs.items()}, meta={"inputs": digest}
     )
     files, captions = _figures(storage, rows, final, shown, protocol)
+    for s in sections:
+        files.update(s.files)
     page = Report(
         title=f"ldmscale study {cfg.sweep.name}: which model size is best at each sampling budget?",
         answer=answer,
@@ -260,6 +269,7 @@ def _write(
         ),
         ruler=ruler,
         calibration=calibration,
+        sections=sections,
     )
     files["index.html"] = render_html(page).encode()
     meta = {

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from ldmscale.analysis.budget import Row, Standing, pareto_frontier
+from ldmscale.analysis.selection import Reading
 
 COST_AXIS = "sampling cost (normalized cost x U-Net evaluations)"
 
@@ -62,7 +63,10 @@ def training_compute(rows: list[Row], score_name: str) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for model, group in _by_model(rows).items():
         group = sorted(group, key=lambda r: r["checkpoint_step"])
-        compute = [r["protocol"]["gflops_forward"] * r["checkpoint_step"] for r in group]
+        compute = [
+            r.get("training_compute") or r["protocol"]["gflops_forward"] * r["checkpoint_step"]
+            for r in group
+        ]
         for ax, key in zip(axes, ("fid", "prompt_score"), strict=True):
             ax.errorbar(compute, [r[key] for r in group], yerr=_errors(group, key), fmt="o-",
                         capsize=2, label=model)  # fmt: skip
@@ -125,6 +129,32 @@ def budget_frontiers(table: list[Standing], score_name: str) -> bytes:
         ax.set(xlabel="sampling budget (normalized cost x U-Net evaluations)", ylabel=label)
         ax.grid(alpha=0.3)
     axes[0].legend(title="model", fontsize=8)
+    return _png(fig)
+
+
+def distillation_frontiers(
+    base: dict[str, list[Reading]], distilled: dict[str, list[Reading]]
+) -> bytes:
+    """Fig. 13 right: FID against sampling cost per size, undistilled (solid) and distilled
+    (dashed, same colour), with the readings' intervals."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k, size in enumerate(sorted(base, key=lambda m: base[m][0].row["norm_cost"])):
+        colour = f"C{k}"
+        for readings, style, label in (
+            (base[size], "o-", size),
+            (distilled.get(size, []), "s--", f"{size} distilled"),
+        ):
+            if not readings:
+                continue
+            x = [r.row["sampling_cost"] for r in readings]
+            y = [r.fid for r in readings]
+            err = [[r.fid - r.fid_interval.low for r in readings],
+                   [r.fid_interval.high - r.fid for r in readings]]  # fmt: skip
+            ax.errorbar(x, y, yerr=err, fmt=style, color=colour, ms=4, capsize=2, label=label)
+    ax.set(xscale="log", xlabel="sampling cost (normalized cost x U-Net evaluations)",
+           ylabel="FID (report part)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _png(fig)
 
 

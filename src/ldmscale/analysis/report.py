@@ -58,6 +58,9 @@ class Report:
     """What makes results untrustworthy, in words."""
     budget_notes: list[str] = field(default_factory=list)
     """Budgets left out of the table, in words."""
+    sections: list[Any] = field(default_factory=list)
+    """Each fine-tuning stage's section (`ldmscale.analysis.distill.StageSection`): title, HTML,
+    figure captions."""
     ruler: list[Row] = field(default_factory=list)
     """Each size's distance from the ruler (`trust.ruler_distance`)."""
     calibration: Any = None
@@ -194,6 +197,10 @@ def _figures(figures: dict[str, str]) -> str:
     )
 
 
+def _section(stage: Any) -> str:
+    return f"<h2>{html.escape(stage.title)}</h2>{stage.html}{_figures(stage.captions)}"
+
+
 def render_html(report: Report) -> str:
     """The page."""
     rows = report.rows
@@ -224,6 +231,7 @@ tie when it holds 0.</p>
 {_calibration(report.calibration)}
 <h2>Table 1: quality per size ({html.escape(report.table1_protocol)})</h2>
 {_table(report.table1, TABLE1_COLUMNS)}
+{"".join(_section(s) for s in report.sections)}
 <h2>More figures</h2>{_figures(rest)}
 {_protocol(rows)}
 <h2>All configurations</h2><div class="wide all">{_table(rows, METRIC_COLUMNS)}</div>

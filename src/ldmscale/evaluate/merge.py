@@ -130,8 +130,21 @@ def _costs(
         "sampling_cost": cost.norm_cost * evaluations,
         "gflops_per_image": flops_per_image(cost.gflops, evaluations, passes),
         "gflops_forward": cost.gflops,
+        "training_compute": training_compute(storage, key.run, key.step),
         "budgets": budgets,
     }
+
+
+def training_compute(storage: Storage, run: paths.RunKey, step: int) -> float:
+    """GFLOPs per forward x optimizer steps, in forward-and-backward equivalents, of checkpoint
+    `step` of `run` and of the checkpoints it was fine-tuned from (`CheckpointMeta.train_flops`
+    counts every forward of a step: 3 for training, more with a teacher)."""
+    meta = read_meta(storage, run, step)
+    own = meta.train_flops * step / (3e9 * meta.samples_seen) if meta.samples_seen else 0.0
+    parent = meta.parent
+    if not parent:
+        return own
+    return own + training_compute(storage, paths.RunKey.parse(parent["run"]), int(parent["step"]))
 
 
 def _intervals(

@@ -50,6 +50,10 @@ class MetricsRecord:
     run: str = ""
     """The run sampled (`RunKey.path`: `<model>` or `<model>/<stage>[/<variant>]`); "" in
     records written before runs had stages (then the model's own training)."""
+    training_compute: float = 0.0
+    """GFLOPs per forward x optimizer steps in forward-and-backward equivalents (the paper's
+    Fig. 3 axis) of the checkpoint sampled, its parent run's included for a fine-tuning stage (a
+    distillation's teacher and target passes counted); 0 in records written before."""
     budgets: list[float] = dataclasses.field(default_factory=list)
     """The sweep's sampling budgets this configuration was planned for (the equal-cost grid,
     `ldmscale.sample.budgets`; `sampling_cost` is what it actually spends); empty off the grid."""
