@@ -336,3 +336,13 @@ def test_budgets_on_data_the_plan_cannot_measure_are_refused_before_anything_is_
         capsys.readouterr().err
     )
     assert not (tmp_path / "s").exists()
+
+
+def test_the_evaluation_service_finds_a_stage_run_s_checkpoints(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    cfg = compose(["sweep=debug", "sweep.distill.models=[debug]", f"study={tmp_path}"])
+    commit(storage, paths.checkpoint_dir(RunKey("debug", "distill"), 7), files={"x": b"1"})
+    pending = pending_jobs(cfg, storage)
+    keys = {job.eval_key for job in pending}
+    assert {k.run for k in keys} == {RunKey("debug", "distill")}
+    assert {(k.sampler, k.steps, k.step) for k in keys} == {("lcm", n, 7) for n in (1, 2, 4, 8)}
