@@ -94,3 +94,12 @@ def test_intervals_hold_the_true_parameters_at_their_level_over_seeds() -> None:
                 widths.append(row["high"] - row["low"])
     assert misses <= 15
     assert np.median(widths) < 0.5  # informative: alpha is 0.8
+
+
+def test_intervals_stay_within_each_parameters_bounds() -> None:
+    flat = fit_law(noisy(law({**TRUE, "B[ddim]": 0.0}), 0.5, seed=3))  # steps do not matter
+    rows = {r["parameter"]: r for r in flat.parameters()}
+    assert rows["B[ddim]"]["value"] < 0.5 and rows["B[ddim]"]["low"] >= 0.0
+    assert all(r["low"] >= 0.0 for name, r in rows.items() if name[0] in "EAB")
+    assert all(-4.0 <= r["low"] <= r["high"] <= 4.0 for name, r in rows.items() if name[0] in "abg")
+    assert flat.predict(1.0, "ddim", 8.0).interval.low >= 0.0

@@ -40,7 +40,7 @@ FIDs sit above the estimate, which moves the floor's draws, not their spread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -275,8 +275,9 @@ class Predicted:
 
     @property
     def interval(self) -> Interval:
-        """The 95% interval (module docstring)."""
-        return centred(self.value, self.draws)
+        """The 95% interval (module docstring), no lower than 0 (a FID is not negative)."""
+        interval = centred(self.value, self.draws)
+        return replace(interval, low=max(interval.low, 0.0))
 
 
 @dataclass(frozen=True)
@@ -309,13 +310,17 @@ class Law:
         return Predicted(fit.predict(cost, sampler, evaluations), draws)
 
     def parameters(self) -> list[dict[str, object]]:
-        """One row per parameter: name, value and its 95% interval."""
-        draws = [f.parameters for f in self.draws]
+        """One row per parameter: name, value and its 95% interval, within the parameter's
+        bounds (an interval placed around the estimate can reach past them where the draws
+        pile up at one)."""
+        fit, draws = self.fit, [f.parameters for f in self.draws]
+        low, high = fit.form.bounds(len(fit.data.samplers))
+        domain = [*zip(low, high, strict=True), *[(0.0, np.inf)] * len(fit.amplitudes)]
         rows = []
-        for name, value in self.fit.parameters.items():
+        for (name, value), (least, most) in zip(fit.parameters.items(), domain, strict=True):
             interval = centred(value, np.array([d[name] for d in draws]))
-            rows.append({"parameter": name, "value": value, "low": interval.low,
-                         "high": interval.high})  # fmt: skip
+            rows.append({"parameter": name, "value": value, "low": max(interval.low, least),
+                         "high": min(interval.high, most)})  # fmt: skip
         return rows
 
 
