@@ -321,7 +321,7 @@ def test_a_sweep_without_a_grid_is_refused(overrides: list[str], message: str) -
 
 
 def test_a_size_both_trained_and_predicted_is_refused() -> None:
-    with pytest.raises(ConfigError, match="sweep.predict has debug, which sweep.models trains"):
+    with pytest.raises(ConfigError, match=r"sweep\.predict has debug, which sweep\.models trains"):
         compose(["sweep=debug", "sweep.predict=[t64,debug]"])
     assert compose(["sweep=debug", "sweep.predict=[t64]"]).sweep.predict == ["t64"]
 
