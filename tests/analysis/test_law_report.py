@@ -75,6 +75,7 @@ def test_a_study_on_the_law_is_fitted_predicted_and_validated(tmp_path: Path) ->
     forms = {r["form"]: r for r in _csv(results / "law_forms.csv")}
     assert set(forms) == {"separable", "interacting", "power"}
     assert forms["interacting"]["chosen"] == "True"  # the law the study was made from
+    assert all(float(r["heldout_rms_miss"]) >= 0 for r in forms.values())
     page = (tmp_path / "report/index.html").read_text()
     assert "<h2>Scaling law</h2>" in page and "law_frontiers.png" in page
     assert (tmp_path / "report/law_frontiers.png").read_bytes()[:4] == b"\x89PNG"
@@ -92,3 +93,5 @@ def test_a_largest_size_off_the_law_is_measured_as_a_miss(tmp_path: Path) -> Non
     assert np.mean(misses) == pytest.approx(6.0, abs=1.5)  # the deviation put in
     assert sum(r["within"] == "True" for r in configurations) <= 1
     assert "mean miss +" in result.law[-1]
+    forms = _csv(tmp_path / "results/law_forms.csv")
+    assert min(float(r["heldout_rms_miss"]) for r in forms) > 3.0  # no form predicts the jump

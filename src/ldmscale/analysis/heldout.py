@@ -21,7 +21,16 @@ import numpy as np
 
 from ldmscale.analysis.budget import Row, Standing
 from ldmscale.analysis.frontiers import Size, Start, frontier, stacked, start
-from ldmscale.analysis.law import Law, Point, Predicted, fit_law
+from ldmscale.analysis.law import (
+    FORMS,
+    Data,
+    Law,
+    Point,
+    Predicted,
+    fit_form,
+    fit_law,
+    identifiable,
+)
 from ldmscale.metrics.intervals import centred
 
 MIN_SIZES = 3
@@ -62,6 +71,9 @@ class Validation:
     measured: Start | None
     """The budget from which `model` wins, measured (None: fewer than two budgets)."""
     predicted: Start | None
+    forms: dict[str, float]
+    """Form -> root mean square miss at `model`'s configurations of that form fitted on the
+    others (no resampling): beside the criterion that chose, not used to choose."""
 
     def rows(self) -> list[Row]:
         """Frontier rows, then configuration rows (results/law_heldout.csv)."""
@@ -163,4 +175,20 @@ def validate(
         theirs = np.stack([s[3][:k] for s in stacks])
         measured = start(budgets, np.stack([s[1][:k] for s in stacks]), theirs)
         predicted = start(budgets, np.stack([s[2][:k] for s in stacks]), theirs)
-    return Validation(held, law, configurations, rows, measured, predicted)
+    mine = [p for p in points if p.model == held]
+    forms = _forms(law.points, size, mine)
+    return Validation(held, law, configurations, rows, measured, predicted, forms)
+
+
+def _forms(fitted: list[Point], size: Size, held: list[Point]) -> dict[str, float]:
+    """Each form the `fitted` points identify, fitted on them: its root mean square miss at
+    the `held` points of `size` (`Validation.forms`)."""
+    data = Data.of(fitted)
+    out = {}
+    for form in FORMS:
+        if identifiable(form, fitted):
+            fit = fit_form(form, data)
+            misses = [p.fid - fit.predict(size.cost, p.sampler, p.evaluations)
+                      for p in held if p.sampler in data.samplers]  # fmt: skip
+            out[form.name] = float(np.sqrt(np.mean(np.square(misses))))
+    return out

@@ -39,7 +39,7 @@ from ldmscale.metrics.intervals import centred
 
 PARAMETER_COLUMNS = ["parameter", "value", "low", "high"]
 FORM_COLUMNS = ["form", "formula", "parameters", "chi2", "chi2_per_dof", "aicc", "delta_aicc",
-                "chosen"]  # fmt: skip
+                "chosen", "heldout_rms_miss"]  # fmt: skip
 RESIDUAL_COLUMNS = ["model", "sampler", "evaluations", "fid", "fid_low", "fid_high", "fitted",
                     "residual", "standardized"]  # fmt: skip
 PREDICTION_COLUMNS = ["budget", "model", "fid", "fid_low", "fid_high", "share", "runner_up",
@@ -106,12 +106,16 @@ def untrained_sizes(cfg: StudyConfig, final: list[Row]) -> tuple[list[Size], lis
     return sizes, []
 
 
-def _forms(law: Law) -> list[Row]:
+def _forms(law: Law, held: Validation | None = None) -> list[Row]:
+    """Every form compared: its fit, AICc and, with a held-out size, the root mean square miss
+    there of the form fitted without it (shown beside the criterion, not used to choose)."""
     best = min(f.aicc for f in law.compared)
+    misses = held.forms if held is not None else {}
     return [
         {"form": f.form.name, "formula": f.form.formula, "parameters": f.size, "chi2": f.chi2,
          "chi2_per_dof": f.chi2 / max(len(f.data.y) - f.size, 1), "aicc": f.aicc,
-         "delta_aicc": f.aicc - best, "chosen": f is law.fit}
+         "delta_aicc": f.aicc - best, "chosen": f is law.fit,
+         "heldout_rms_miss": misses.get(f.form.name)}
         for f in law.compared
     ]  # fmt: skip
 
@@ -192,7 +196,7 @@ def report(
     residuals = _residuals(law)
     tables = {
         "law_fit.csv": to_csv(law.parameters(), PARAMETER_COLUMNS),
-        "law_forms.csv": to_csv(_forms(law), FORM_COLUMNS),
+        "law_forms.csv": to_csv(_forms(law, held), FORM_COLUMNS),
         "law_residuals.csv": to_csv(residuals, RESIDUAL_COLUMNS),
         "law_predictions.csv": to_csv(predictions, PREDICTION_COLUMNS),
         "law_crossovers.csv": to_csv(crossings, CROSSOVER_COLUMNS),
@@ -253,7 +257,8 @@ def _fit_by_size(residuals: list[Row]) -> list[Row]:
 
 
 SHOWN = {
-    "forms": ["form", "formula", "parameters", "chi2_per_dof", "aicc", "delta_aicc", "chosen"],
+    "forms": ["form", "formula", "parameters", "chi2_per_dof", "aicc", "delta_aicc", "chosen",
+              "heldout_rms_miss"],
     "fit": ["model", "configurations", "rms_standardized", "largest_residual", "at"],
     "predictions": ["budget", "model", "fid", "fid_low", "fid_high", "share", "runner_up",
                     "measured_best"],
@@ -283,8 +288,9 @@ def _html(
         f"<p>{html.escape(_parameters(law))} (c: normalized cost, S: U-Net evaluations per "
         "image; 95% bootstrap intervals: the law refitted to each resample of the samples). "
         "The form has the smallest AICc among those the sizes identify (results/law_forms.csv)"
-        "; the held-out size below validates it and was not used to choose it.</p>",
-        _table(_forms(law), "forms"),
+        "; the held-out size below validates it and was not used to choose it (each form's "
+        "root mean square miss there, fitted without it, is shown beside).</p>",
+        _table(_forms(law, held), "forms"),
         "<p>Residuals per size, standardized by each configuration's bootstrap standard error "
         "(every configuration's in results/law_residuals.csv):</p>",
         _table(_fit_by_size(residuals), "fit"),
