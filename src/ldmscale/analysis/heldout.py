@@ -41,8 +41,8 @@ CONFIG_COLUMNS = [
     "predicted_low", "predicted_high", "miss", "miss_low", "miss_high", "within",
 ]  # fmt: skip
 FRONTIER_COLUMNS = ["budget", *CONFIG_COLUMNS, "others_best", "wins_measured", "wins_predicted"]
-"""Columns of results/law_heldout.csv (configurations have no budget, frontier rows no
-evaluations of their own)."""
+"""Columns of results/law_heldout.csv: a row per budget of the frontier (the held-out size's
+chosen configuration there), then a row per configuration (no budget)."""
 
 
 def _compare(measured: float, measured_draws: np.ndarray, predicted: Predicted) -> Row:

@@ -35,6 +35,7 @@ from ldmscale.analysis.records import to_csv
 from ldmscale.analysis.report import html_table
 from ldmscale.analysis.selection import Measured
 from ldmscale.config.schema import StudyConfig
+from ldmscale.errors import ConfigError
 from ldmscale.metrics.intervals import centred
 
 PARAMETER_COLUMNS = ["parameter", "value", "low", "high"]
@@ -78,7 +79,8 @@ def untrained_sizes(cfg: StudyConfig, final: list[Row]) -> tuple[list[Size], lis
     differs from its records' (the study's shapes are not the config's)."""
     if not cfg.sweep.predict:
         return [], []
-    from ldmscale.errors import ConfigError
+    # Imported here: counting a preset's FLOPs builds its U-Net (diffusers), which a study
+    # that predicts no untrained size never needs.
     from ldmscale.models.cost import model_cost
     from ldmscale.models.shapes import planned_shapes
 
