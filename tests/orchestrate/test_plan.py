@@ -320,6 +320,12 @@ def test_a_sweep_without_a_grid_is_refused(overrides: list[str], message: str) -
         compose(["sweep=debug", *overrides])
 
 
+def test_a_size_both_trained_and_predicted_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"sweep\.predict has debug, which sweep\.models trains"):
+        compose(["sweep=debug", "sweep.predict=[t64,debug]"])
+    assert compose(["sweep=debug", "sweep.predict=[t64]"]).sweep.predict == ["t64"]
+
+
 def test_budgets_on_data_the_plan_cannot_measure_are_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
