@@ -106,18 +106,20 @@ def timed_runs(args: argparse.Namespace, study: str) -> tuple[object, list, list
     for result in results:
         job = parse_job_id(result.job_id)
         if job.kind == "train":
-            laps = tuple(train_laps(storage, job.model))
+            run_key = job.run_key
+            laps = tuple(train_laps(storage, run_key))
             saves = checkpoint_saves(t.max_steps, t.checkpoint_every)
-            gflops = work.model(job.model).gflops
-            run = TrainRun(job.model, gflops, result.seconds, laps, t.checkpoint_every, saves)
+            gflops = work.model(run_key.model).gflops
+            run = TrainRun(run_key.model, gflops, result.seconds, laps, t.checkpoint_every, saves)
             trains.append(run)
         elif job.kind == "eval":
-            record, model = result.record, work.model(job.model)
-            passes = 2 if job.guidance != 1.0 else 1
-            evaluations = work.evaluations(job.sampler, job.steps)
+            key = job.eval_key
+            record, model = result.record, work.model(key.model)
+            passes = 2 if key.guidance != 1.0 else 1
+            evaluations = work.evaluations(key.sampler, key.steps)
             images, generation = record.num_images, record.generation_seconds
             run = EvalRun(
-                job.model, model.gflops, evaluations, passes, images, generation, result.seconds
+                key.model, model.gflops, evaluations, passes, images, generation, result.seconds
             )
             evals.append(run)
         else:

@@ -1,7 +1,8 @@
 """`ldmscale status` on a paper-sized study against checking each job's output on its own.
 
 Builds a local study with the plan of `--sweep` (paper: 11 sizes x 3 samplers x 6 step counts x
-8 guidance scales x 8 shards = 12,672 eval shards, 14,269 jobs), commits stand-in outputs
+8 guidance scales x 8 shards = 12,672 eval shards, and 5 distilled sizes' 320; 14,634 jobs),
+commits stand-in outputs
 (a small state file + manifest, the real layout) for `--fraction` of the jobs, one corrupt, and
 train logs. Then times, in this process:
 

@@ -77,8 +77,8 @@ def test_the_spacing_names_the_configuration() -> None:
 @pytest.mark.slow
 def test_eval_and_merge_never_hand_back_another_configuration(eval_study) -> None:  # type: ignore[no-untyped-def]
     study, overrides = eval_study
-    base = [f"study={study}", *overrides, "model=debug", "sampler=ddim", "sampler.steps=3"]
-    base += ["sampler.guidance=2", "eval.batch_size=2", "device=cpu", "eval.intervals=20"]
+    base = [f"study={study}", *overrides, "model=debug", "sampler=ddpm", "sampler.steps=3"]
+    base += ["sampler.guidance=2.5", "eval.batch_size=2", "device=cpu", "eval.intervals=20"]
     trailing = evaluate(compose([*base, "eval.num_samples=4"]))
     leading = evaluate(compose([*base, "eval.num_samples=4", "sampler.timestep_spacing=leading"]))
     assert not leading.skipped and leading.rel_dir != trailing.rel_dir

@@ -11,9 +11,10 @@ import pytest
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
+from ldmscale.evaluate.identity import EvalInputError
 from ldmscale.evaluate.merge import merge
 from ldmscale.evaluate.shard import SAMPLES as SAMPLES_FILE
-from ldmscale.evaluate.shard import EvalInputError, evaluate
+from ldmscale.evaluate.shard import evaluate
 from ldmscale.metrics.fid import FID, FID_STATE, load_state
 from ldmscale.sample.generate import ImageGenerator
 from ldmscale.storage.fs import Storage

@@ -96,7 +96,8 @@ def test_user_overrides_reach_every_job_kind(sweep: str, tmp_path: Path) -> None
     user = [f"sweep={sweep}", "train.max_steps=1000", "eval.num_samples=50", "seed=7"]
     cfg = compose(user)
     plan = build_plan(cfg, user)
-    assert {p.job.kind for p in plan.jobs} == {"prepare", "train", "eval", "merge", "analyze"}
+    kinds = {"prepare", "train", "eval", "merge", "analyze"}
+    assert {p.job.kind for p in plan.jobs} == kinds | ({"distill"} if sweep == "paper" else set())
     # The first and last job of each kind (the paper plan has 12k: composing all takes minutes).
     sample = {}
     for planned in plan.jobs:
@@ -106,7 +107,10 @@ def test_user_overrides_reach_every_job_kind(sweep: str, tmp_path: Path) -> None
         job_cfg = job_config(planned.job, str(tmp_path), plan.overrides, plan.shards)
         assert (job_cfg.train.max_steps, job_cfg.eval.num_samples, job_cfg.seed) == (1000, 50, 7)
         if planned.job.kind in ("eval", "merge"):
-            assert planned.job.step == 1000 and job_cfg.eval.checkpoint == "step-1000"
+            run = planned.job.eval_key.run
+            final = job_cfg.train_settings(run.stage).max_steps
+            assert planned.job.eval_key.step == final
+            assert job_cfg.eval.checkpoint == f"step-{final}"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +163,9 @@ def test_paper_plan_lists_stay_far_under_argo_output_limit(
     for path in ids_dir.iterdir():
         assert path.stat().st_size < 128 * 1024, path.name
     configs = json.loads((ids_dir / "configs.json").read_text())
-    assert len(configs) == 11 * 3 * 6 * 8
+    # every size's grid, and the distilled sizes' (5 sizes x 4 LCM step counts x 2 scales)
+    assert len(configs) == 11 * 3 * 6 * 8 + 5 * 4 * 2
+    assert len(json.loads((ids_dir / "distill.json").read_text())) == 5
     assert json.loads((ids_dir / "shards.json").read_text()) == 8
     plan = json.loads((tmp_path / "s" / "plan.json").read_text())
     assert len([j for j in plan["jobs"] if j["kind"] == "eval"]) == len(configs) * 8
@@ -256,7 +262,7 @@ def test_a_planned_interpolation_is_pinned_for_every_job_whatever_its_environmen
     assert record["overrides"][1:] == ["eval.num_samples=8", "train=domain", "eval.grid_size=200"]
     assert record["pinned"] == dict(zip(given, record["overrides"][1:], strict=True))
     seen = []
-    monkeypatch.setattr(runner, "_stage", lambda kind: seen.append)
+    monkeypatch.setattr(runner, "execute", lambda job, cfg, storage: seen.append(cfg))
     monkeypatch.setenv("NS", "12")  # another machine: another environment, or none
     monkeypatch.delenv("T")
     for extra in ([], given):  # a pod is given the sweep's overrides again

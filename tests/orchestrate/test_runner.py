@@ -16,6 +16,7 @@ from ldmscale.config import compose
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import EXIT_NON_FINITE, EXIT_RETRY, NonFinite, Retryable
 from ldmscale.orchestrate import runner
+from ldmscale.orchestrate.jobs import Job
 from ldmscale.orchestrate.plan import build_plan
 
 pytestmark = pytest.mark.slow  # composes every job's config: seconds
@@ -26,14 +27,11 @@ def _stand_ins(monkeypatch: pytest.MonkeyPatch, fails: Callable[[str, StudyConfi
     """Replace every stage by one that records (kind, model) and calls `fails` first."""
     ran: list[tuple[str, str]] = []
 
-    def stage(kind: str) -> Callable[[StudyConfig], Any]:
-        def run(cfg: StudyConfig) -> None:
-            fails(kind, cfg)
-            ran.append((kind, cfg.model.preset))
+    def execute(job: Job, cfg: StudyConfig, storage: Any) -> None:
+        fails(job.kind, cfg)
+        ran.append((job.kind, cfg.model.preset))
 
-        return run
-
-    monkeypatch.setattr(runner, "_stage", stage)
+    monkeypatch.setattr(runner, "execute", execute)
     return ran
 
 

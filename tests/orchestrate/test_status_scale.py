@@ -1,4 +1,4 @@
-"""`ldmscale status` on the paper plan (14,269 jobs today, half committed) answers in under 5 s on a
+"""`ldmscale status` on the paper plan (14,634 jobs today, half committed) answers in under 5 s on a
 local study: benchmarks/bench_status.py builds the study, checks that status and one check per
 job agree on the missing jobs, and times the command in a fresh process."""
 

@@ -14,6 +14,11 @@ from typing import Any
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import BadInput
 
+
+class EvalInputError(BadInput):
+    """A request that cannot be served as asked (nothing was written)."""
+
+
 IN_IDENTITY = {
     "model.preset": "the run, first part of the folder",
     "model.stage": "the run",
@@ -84,7 +89,7 @@ def refuse_reuse(where: str, committed: dict[str, Any], asked: dict[str, Any]) -
     """BadInput when the protocol committed at `where` does not match what is asked."""
     differ = mismatches(committed, asked)
     if differ:
-        raise BadInput(
+        raise EvalInputError(
             f"{where} is already committed under a different protocol ({', '.join(differ)}); "
             "remove it to evaluate again, or ask for what it holds"
         )

@@ -21,8 +21,8 @@ import numpy as np
 
 from ldmscale.config.schema import StudyConfig
 from ldmscale.errors import NonFinite
-from ldmscale.evaluate.identity import merge_request, refuse_reuse
-from ldmscale.evaluate.shard import SAMPLES, EvalInputError, requested_key
+from ldmscale.evaluate.identity import EvalInputError, merge_request, refuse_reuse
+from ldmscale.evaluate.shard import SAMPLES, committed, requested_key
 from ldmscale.metrics.fid import FID, FID_STATE, load_state
 from ldmscale.metrics.intervals import Interval, fid_interval, mean_interval
 from ldmscale.metrics.scores import SCORE_STATE, MeanScore
@@ -173,7 +173,7 @@ def merge(
     `cfg` asks for when not given; `storage`: the study, opened from `cfg` when not given). A
     committed record made under another protocol is refused (BadInput), not handed back."""
     storage = storage or open_study(cfg)
-    key = key or requested_key(cfg, storage)
+    key = committed(storage, key) if key else requested_key(cfg, storage)
     done = load_metrics(storage, key)
     if done is not None:
         refuse_reuse(storage.url(key.dir), done.protocol, merge_request(cfg))

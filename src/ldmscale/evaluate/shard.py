@@ -31,9 +31,9 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.errors import BadInput, NonFinite
+from ldmscale.errors import NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
-from ldmscale.evaluate.identity import refuse_reuse, request
+from ldmscale.evaluate.identity import EvalInputError, refuse_reuse, request
 from ldmscale.evaluate.prompts import (
     caption_set,
     is_domain,
@@ -53,10 +53,6 @@ from ldmscale.storage.sources import require_sources
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
-
-
-class EvalInputError(BadInput):
-    """A request that cannot be served as asked (nothing was written)."""
 
 
 @dataclass
@@ -84,6 +80,12 @@ class ShardRecord:
     def num_images(self) -> int:
         """Images the shard generated."""
         return self.stop - self.start
+
+
+def committed(storage: Storage, key: paths.EvalKey) -> paths.EvalKey:
+    """`key`, its checkpoint committed (MissingInput naming the committed ones otherwise)."""
+    resolve_step(storage, key.run, paths.checkpoint_name(key.step))
+    return key
 
 
 def requested_key(cfg: StudyConfig, storage: Storage) -> paths.EvalKey:
@@ -236,7 +238,7 @@ def evaluate(
     when not given; `storage`: the study, opened from `cfg` when not given)."""
     storage = storage or open_study(cfg)
     _check_inputs(cfg)
-    key = key or requested_key(cfg, storage)
+    key = committed(storage, key) if key else requested_key(cfg, storage)
     rel = key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count)
     done = _check_committed(cfg, storage, rel)
     if done is not None:
