@@ -53,7 +53,7 @@ def diverged_study(eval_study, checkpoint_writer) -> tuple[str, list[str]]:
                       diverged=True)  # fmt: skip
     losses = [1.0, 0.4, 0.3, math.nan]
     log = [json.dumps({"step": i + 1, "train/loss": loss}) for i, loss in enumerate(losses)]
-    storage.write_text(paths.train_log(model), "\n".join(log) + "\n")
+    storage.write_text(paths.train_log(RunKey(model)), "\n".join(log) + "\n")
     return study, overrides
 
 
