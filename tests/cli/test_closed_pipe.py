@@ -4,6 +4,7 @@ quietly with 1, no traceback; a BrokenPipeError that is not stdout's is still re
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import subprocess
 import sys
@@ -77,15 +78,20 @@ def test_head_1_of_a_long_output(command: list[str], tmp_path: Path) -> None:
     assert planned.returncode == 0, planned.stderr
     # Thousands of job ids: far more than a pipe holds, so the writer meets the closed pipe.
     args = [*command, f"study={study}", *(["sweep=paper"] if command == ["plan"] else [])]
+    # The pipe holds one page, far less than the output, so the writer blocks until the reader
+    # leaves and then meets the closed pipe, however the two processes are scheduled.
+    read, write = os.pipe()
+    fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 4096)
     with subprocess.Popen(
         [sys.executable, "-m", "ldmscale", *args],
         env=child_env(),
-        stdout=subprocess.PIPE,
+        stdout=write,
         stderr=subprocess.PIPE,
     ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        first = proc.stdout.read(10)
-        proc.stdout.close()
+        os.close(write)
+        assert proc.stderr is not None
+        with open(read, "rb") as reader:
+            first = reader.read(10)
         err = proc.stderr.read()
         assert proc.wait(timeout=120) == EXIT_FAILED, err
     assert first and err == b""
