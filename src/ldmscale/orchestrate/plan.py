@@ -159,8 +159,9 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
     sampling configuration of each model's final checkpoint (train.max_steps; `sweep.steps`
     and the equal-cost steps of `sweep.budgets`) and of the intermediate ones
-    `sweep.checkpoints` names, analyze. ConfigError when budgets need a shape the plan cannot
-    know (`ldmscale.models.shapes`)."""
+    `sweep.checkpoints` names, each fine-tuning stage's runs with their grids (and their own
+    intermediate checkpoints, `sweep.<stage>.checkpoints`), analyze. ConfigError when budgets
+    need a shape the plan cannot know (`ldmscale.models.shapes`)."""
     sweep = cfg.sweep
     if sweep.name == NO_SWEEP:
         raise ConfigError(
@@ -187,7 +188,17 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
         final = cfg.train_settings(run.stage).max_steps
         grid = getattr(sweep, run.stage)
         configs = [(sampler, steps) for sampler in grid.samplers for steps in grid.steps]
-        _add_evals(jobs, merges, eval_jobs(sweep, run, final, configs, grid.guidance), stage.id)
+        # Intermediate checkpoints at one protocol: quality against fine-tuning compute.
+        fixed = [(grid.samplers[0], grid.checkpoint_steps())]
+        shards = [
+            *(
+                job
+                for step in grid.checkpoints
+                for job in eval_jobs(sweep, run, step, fixed, grid.guidance)
+            ),
+            *eval_jobs(sweep, run, final, configs, grid.guidance),
+        ]
+        _add_evals(jobs, merges, shards, stage.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
     base, pinned = base_overrides(cfg, user_overrides)
