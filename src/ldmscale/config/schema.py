@@ -325,6 +325,13 @@ class EvalConfig(speed.SamplingSpeedOptions):
     """Real data: folder path / URI / hub id of the CLIP model for CLIP score (and `clip` FID)."""
     grid_size: int = 16
     """Images in each shard's sample grid PNG."""
+    sr_images: str = ""
+    """Super-resolution on real data: folder path / URI of the high-resolution images (e.g.
+    DIV2K's validation set), of which `num_samples` seeded random crops are restored
+    (`ldmscale.evaluate.sr_images`); empty: the embedded domain's eval renders."""
+    lpips_weights: str = ""
+    """Super-resolution on real data: path / URI of the LPIPS AlexNet backbone's weights
+    (torchvision's alexnet-owt-7be5be79.pth; the LPIPS layers ship with torchmetrics)."""
     intervals: int = 200
     """Bootstrap resamples behind each FID and prompt-score interval (merge). Each costs one FID
     computation: seconds for Inception's 2048 features at 30k samples, nothing for the domain's."""
@@ -341,6 +348,8 @@ class EvalConfig(speed.SamplingSpeedOptions):
         "inception_weights": Location(),
         "clip_model": Location(),
         "grid_size": at_least(0, "0: no grid"),
+        "sr_images": Location(),
+        "lpips_weights": Location(),
         "intervals": at_least(1),
     }
 

@@ -273,7 +273,7 @@ def _noise(image: torch.Tensor, p: PassDraws, rng: np.random.Generator) -> torch
         source = image.mean(dim=1, keepdim=True) if p.gray else image
         source = (source.clamp(0, 1) * 255).round() / 255
         levels = 2 ** math.ceil(math.log2(max(len(torch.unique(source)), 1)))
-        counts = rng.poisson(source.double().cpu().numpy() * levels) / levels
+        counts = rng.poisson(source.double().cpu().numpy() * levels) / levels  # on the CPU
         noise = (torch.from_numpy(counts).to(image) - source) * p.noise_level
     return image + noise.expand_as(image)
 
@@ -282,7 +282,8 @@ def _jpeg(image: torch.Tensor, quality: float) -> torch.Tensor:
     from kornia.enhance import jpeg_codec_differentiable
 
     image = image.clamp(0, 1)
-    return jpeg_codec_differentiable(image, torch.tensor([quality], dtype=image.dtype))
+    quality_ = torch.tensor([quality], dtype=image.dtype, device=image.device)
+    return jpeg_codec_differentiable(image, quality_)
 
 
 def _at_least_one(size: tuple[int, int]) -> tuple[int, int]:
@@ -323,13 +324,14 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 @torch.no_grad()
 def degrade(hr: torch.Tensor, seed: int, indices: list[int], scale: int = SCALE) -> torch.Tensor:
     """Low-resolution inputs [B, 3, H / scale, W / scale] in [-1, 1] of high-resolution images
-    `hr` [B, 3, H, W] in [-1, 1], sample `b` degraded with the draws of (seed, indices[b]).
-    ValueError when a side is not a multiple of `scale`."""
+    `hr` [B, 3, H, W] in [-1, 1], sample `b` degraded with the draws of (seed, indices[b]), on
+    the images' device (the Poisson noise is drawn on the CPU). ValueError when a side is not
+    a multiple of `scale`."""
     height, width = hr.shape[-2:]
     if height % scale or width % scale:
         raise ValueError(f"image of {height}x{width} is not a multiple of the scale {scale}")
     out = []
-    for image, index in zip(hr.float().cpu(), indices, strict=True):
+    for image, index in zip(hr.float(), indices, strict=True):
         rng = sample_rng(seed, index)
         out.append(apply((image[None] + 1) / 2, draw(rng), rng, scale))
-    return (torch.cat(out) * 2 - 1).to(hr.device)
+    return torch.cat(out) * 2 - 1
