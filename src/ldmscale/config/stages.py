@@ -146,11 +146,22 @@ class SRConfig(StageConfig):
     caption_dropout: float = 0.0
     """SR is sampled without guidance (§3.2: "no guidance"): captions are kept (the empty
     caption where the data has none)."""
+    keep_every: int = 5000
+    """The SR run's retention (for it, in place of `train.keep_every`): besides the newest
+    `train.keep_last`, every checkpoint whose step is a multiple of it is kept, so that the
+    intermediate checkpoints Fig. 4 evaluates (`sweep.sr.checkpoints`) exist (0: none)."""
 
-    RULES: ClassVar[dict[str, Rule]] = {**StageConfig.RULES}
+    RULES: ClassVar[dict[str, Rule]] = {
+        **StageConfig.RULES,
+        "keep_every": at_least(0, "0: none"),
+    }
 
     def __post_init__(self) -> None:
         check_fields(self, "sr")
+
+    def training(self) -> dict[str, Any]:
+        """The `train` fields this stage sets: `TRAINING` and its retention."""
+        return {**super().training(), "keep_every": self.keep_every}
 
 
 STAGE_GROUPS: dict[str, type[StageConfig]] = {"distill": DistillConfig, "sr": SRConfig}

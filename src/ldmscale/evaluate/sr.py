@@ -52,6 +52,7 @@ from ldmscale.sample.super_resolution import TASK, condition_latents, low_resolu
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit
+from ldmscale.storage.sources import require_sources
 
 LPIPS_STATE = "lpips.npz"
 EXTRA_SCORES = ("lpips",)
@@ -169,6 +170,7 @@ def evaluate_sr(cfg: StudyConfig, storage: Storage, key: paths.EvalKey) -> Shard
     from ldmscale.sample.load import load_sampling_model
     from ldmscale.sample.speed import fast_sampling_model
 
+    require_sources(cfg, ["eval.sr_images", "eval.lpips_weights", "eval.inception_weights"])
     rel = key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count)
     done = _check_committed(cfg, storage, rel, sr=True)
     if done is not None:

@@ -126,6 +126,7 @@ RULES: dict[str, Rule] = {
     "sr.warmup_steps": Rule(CHANGE, "applied from the next step, at the schedule's position"),
     "sr.checkpoint_every": Rule(CHANGE, "checkpoint cadence"),
     "sr.caption_dropout": Rule(KEEP, "the captions the SR model learns to follow"),
+    "sr.keep_every": Rule(CHANGE, "checkpoint retention"),
 }
 """Every setting training reads -> what a resume may do with it."""
 
