@@ -131,7 +131,7 @@ def test_earlier_checkpoints_draw_the_training_compute_figure(tmp_path: Path) ->
 def test_corrupt_samples_are_uncommitted_and_the_analysis_retried(tmp_path: Path) -> None:
     storage = Storage(str(tmp_path))
     rows = _commit_study(storage, guidance=(2.0,))
-    key = paths.EvalKey("small", 100, "ddim", 10, 2.0)
+    key = paths.EvalKey(RunKey("small"), 100, "ddim", 10, 2.0)
     storage.write_bytes(f"{key.shard_dir(0, 1)}/samples.npz", b"not the committed bytes")
     with pytest.raises(Retryable):
         analyze(compose([f"study={tmp_path}", "sweep.budgets=[1.0,20.0]"]))

@@ -320,6 +320,12 @@ def test_a_sweep_without_a_grid_is_refused(overrides: list[str], message: str) -
         compose(["sweep=debug", *overrides])
 
 
+def test_a_size_both_trained_and_predicted_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"sweep\.predict has debug, which sweep\.models trains"):
+        compose(["sweep=debug", "sweep.predict=[t64,debug]"])
+    assert compose(["sweep=debug", "sweep.predict=[t64]"]).sweep.predict == ["t64"]
+
+
 def test_budgets_on_data_the_plan_cannot_measure_are_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -336,3 +342,13 @@ def test_budgets_on_data_the_plan_cannot_measure_are_refused_before_anything_is_
         capsys.readouterr().err
     )
     assert not (tmp_path / "s").exists()
+
+
+def test_the_evaluation_service_finds_a_stage_run_s_checkpoints(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    cfg = compose(["sweep=debug", "sweep.distill.models=[debug]", f"study={tmp_path}"])
+    commit(storage, paths.checkpoint_dir(RunKey("debug", "distill"), 7), files={"x": b"1"})
+    pending = pending_jobs(cfg, storage)
+    keys = {job.eval_key for job in pending}
+    assert {k.run for k in keys} == {RunKey("debug", "distill")}
+    assert {(k.sampler, k.steps, k.step) for k in keys} == {("lcm", n, 7) for n in (1, 2, 4, 8)}

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 from ldmscale.metrics.fid import FID, FID_STATE, fid_of, save_state
-from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import commit
+from ldmscale.storage.records import eval_key_of
 
 FEATURES = 8
 REFERENCE = "prepare/reference-synthetic"
@@ -109,9 +109,7 @@ def commit_config(
         "fid": fid_of(reference, torch.from_numpy(feats)),
         "prompt_score": float(scores.mean()),
     }
-    key = paths.EvalKey(
-        row["model"], row["checkpoint_step"], row["sampler"], row["steps"], row["guidance"]
-    )
+    key = eval_key_of(row)
     shards = int(row["protocol"]["shards"])
     for index, part in enumerate(np.array_split(np.arange(n), shards)):
         files = {"samples.npz": samples_npz(feats[part], scores[part], part.astype(np.int64))}

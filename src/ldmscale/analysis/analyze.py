@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ldmscale.analysis import distill, figures, sr
+from ldmscale.analysis import distill, figures, law_report, sr
 from ldmscale.analysis.budget import (
     BUDGET_COLUMNS,
     Row,
@@ -56,10 +56,13 @@ class AnalysisResult:
     """`budget.crossover`: whether smaller sizes win small budgets and larger large, in words."""
     warnings: list[str] = field(default_factory=list)
     """What makes results untrustworthy (`training.diverged`, `trust`), in words."""
+    law: list[str] = field(default_factory=list)
+    """The fitted scaling law, its predictions and validation, in words (`law_report`)."""
 
     def summary(self) -> list[str]:
-        """The warnings, then the answer: what `analyze` and `sweep` print."""
-        return [*(f"WARNING: {w}" for w in self.warnings), *([self.answer] if self.answer else [])]
+        """The warnings, the answer, then the law: what `analyze` and `sweep` print."""
+        answer = [self.answer] if self.answer else []
+        return [*(f"WARNING: {w}" for w in self.warnings), *answer, *self.law]
 
 
 def final_rows(rows: list[Row]) -> list[Row]:
@@ -183,7 +186,12 @@ def _ruler(
 
 def _settings(cfg: StudyConfig) -> dict[str, Any]:
     """What, besides the records, the analysis depends on."""
-    return {"budgets": list(cfg.sweep.budgets), "seed": cfg.seed, "resamples": cfg.eval.intervals}
+    return {
+        "budgets": list(cfg.sweep.budgets),
+        "seed": cfg.seed,
+        "resamples": cfg.eval.intervals,
+        "predict": list(cfg.sweep.predict),
+    }
 
 
 def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
@@ -211,7 +219,13 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     ):
         meta = done.meta
         return AnalysisResult(
-            len(rows), meta["best_per_budget"], index, True, meta["answer"], meta["warnings"]
+            len(rows),
+            meta["best_per_budget"],
+            index,
+            True,
+            meta["answer"],
+            meta["warnings"],
+            meta.get("law", []),
         )
     return _write(cfg, storage, rows, digest, warnings)
 
@@ -248,6 +262,22 @@ def _commit_tables(
     )
 
 
+def _measured(cfg: StudyConfig, storage: Storage) -> Measured:
+    """Selection and report parts of the study's configurations, read from `storage`."""
+    return Measured(
+        lambda row: load_samples(storage, row),
+        lambda rel: load_reference(storage, rel),
+        cfg.seed,
+        cfg.eval.intervals,
+    )
+
+
+def _protocol_words(protocol: tuple[str, int | None]) -> str:
+    """Table 1's protocol in words."""
+    steps = protocol[1] or "each size at its largest number of"
+    return f"{protocol[0]}, {steps} steps, guidance chosen on the selection part"
+
+
 def _write(
     cfg: StudyConfig, storage: Storage, rows: list[Row], digest: str, diverged_sizes: list[str]
 ) -> AnalysisResult:
@@ -256,15 +286,9 @@ def _write(
     every = rows
     rows = [r for r in every if not stage_of(r)]
     final = final_rows(rows)
-    measured = Measured(
-        lambda row: load_samples(storage, row),
-        lambda rel: load_reference(storage, rel),
-        cfg.seed,
-        cfg.eval.intervals,
-    )
+    measured = _measured(cfg, storage)
     table_standings = standings(final, list(cfg.sweep.budgets) or default_budgets(final), measured)
-    params = {r["model"]: int(r["params"]) for r in final}
-    answer = crossover(table_standings, params)
+    answer = crossover(table_standings, {r["model"]: int(r["params"]) for r in final})
     table, notes = best_per_budget(table_standings)
     shown = [s for s in table_standings if len(s.readings) >= 2]
     protocol = fixed_protocol(final, list(cfg.sweep.samplers), list(cfg.sweep.steps))
@@ -272,7 +296,8 @@ def _write(
     split = all(r.split for s in table_standings for r in s.readings.values())
     warnings = [*diverged_sizes, *interval_warnings(rows, split)]
     calibration, ruler = _ruler(cfg, storage, final, warnings)
-    sections = _sections(cfg, storage, final, every, measured)
+    law = law_report.report(cfg, final, measured, table_standings, table)
+    sections = [law.section, *_sections(cfg, storage, final, every, measured)]
     _commit_tables(storage, digest, sections, every, table, table1)
     files, captions = _figures(storage, rows, final, shown, protocol)
     for s in sections:
@@ -286,10 +311,7 @@ def _write(
         budget_notes=notes,
         figures=captions,
         table1=table1,
-        table1_protocol=(
-            f"{protocol[0]}, {protocol[1] or 'each size at its largest number of'} steps, "
-            "guidance chosen on the selection part"
-        ),
+        table1_protocol=_protocol_words(protocol),
         ruler=ruler,
         calibration=calibration,
         sections=sections,
@@ -302,8 +324,8 @@ def _write(
         "warnings": warnings,
         "answer": answer,
         "best_per_budget": table,
+        "law": law.summary,
     }
     commit(storage, paths.REPORT, files=files, meta=meta)
-    return AnalysisResult(
-        len(rows), table, storage.url(paths.report_file("index.html")), False, answer, warnings
-    )
+    url = storage.url(paths.report_file("index.html"))
+    return AnalysisResult(len(rows), table, url, False, answer, warnings, law.summary)

@@ -8,13 +8,16 @@ prompt score is drawn with its 95% interval (error bars).
   at least two sizes fit (chosen without flattery, `ldmscale.analysis.selection`), where the
   crossover of sizes shows;
 - Fig. 10 (`equal_cost_grids`): sample grids of every size at one sampling budget;
-- Fig. 11 (`sampler_frontiers`): the FID frontier of each sampler over every size.
+- Fig. 11 (`sampler_frontiers`): the FID frontier of each sampler over every size;
+- beyond the paper (`law_frontiers`): the fitted scaling law's predicted frontiers beside the
+  measured ones, and every configuration's measured FID against the law's.
 """
 
 from __future__ import annotations
 
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -193,4 +196,57 @@ def equal_cost_grids(chosen: list[Row], grids: list[bytes], cost: float) -> byte
         )
         ax.axis("off")
     fig.suptitle(f"every size at sampling budget {cost:.3g}", fontsize=10)
+    return _png(fig)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A predicted frontier: FID with its interval at each budget."""
+
+    model: str
+    kind: str
+    """"fitted", "untrained" or "held out" (the law fitted without the size)."""
+    budgets: list[float]
+    fid: list[float]
+    low: list[float]
+    high: list[float]
+
+
+LINES = {"fitted": "-", "untrained": "--", "held out": ":"}
+
+
+def law_frontiers(curves: list[Curve], table: list[Standing], residuals: list[Row]) -> bytes:
+    """Left: predicted frontiers (`curves`, bands for their intervals) and each size's measured
+    best FID at every budget of `table` (points with intervals), a colour per size; right:
+    every configuration's measured FID (with its interval) against the law's fitted value."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    models = list(dict.fromkeys(c.model for c in curves))  # the curves' order: by size
+    colour = {m: f"C{k}" for k, m in enumerate(models)}
+    for c in curves:
+        label = c.model if c.kind == "fitted" else f"{c.model} ({c.kind})"
+        left.plot(c.budgets, c.fid, LINES[c.kind], color=colour[c.model], label=label)
+        left.fill_between(c.budgets, c.low, c.high, color=colour[c.model], alpha=0.12)
+    for model in models:
+        points = [(s.budget, s.readings[model]) for s in table if model in s.readings]
+        if points:
+            value = [r.fid for _, r in points]
+            err = [[r.fid - r.fid_interval.low for _, r in points],
+                   [r.fid_interval.high - r.fid for _, r in points]]  # fmt: skip
+            left.errorbar([b for b, _ in points], value, yerr=err, fmt="o", ms=4, capsize=2,
+                          color=colour[model])  # fmt: skip
+    left.set(xscale="log", xlabel="sampling budget (normalized cost x U-Net evaluations)",
+             ylabel="FID (report part)")  # fmt: skip
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    for model in models:
+        mine = [r for r in residuals if r["model"] == model]
+        if mine:
+            right.errorbar([r["fitted"] for r in mine], [r["fid"] for r in mine],
+                           yerr=_errors(mine, "fid"), fmt="o", ms=3, capsize=2,
+                           color=colour[model], label=model)  # fmt: skip
+    ends = [min(r["fitted"] for r in residuals), max(r["fitted"] for r in residuals)]
+    right.plot(ends, ends, "k-", lw=0.8)
+    right.set(xlabel="FID fitted by the law", ylabel="FID measured (report part)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
     return _png(fig)

@@ -77,7 +77,7 @@ def _fmt(value: Any, column: str = "") -> str:
     return "" if value is None else str(value)
 
 
-def _table(rows: list[Row], columns: list[str]) -> str:
+def html_table(rows: list[Row], columns: list[str]) -> str:
     """An HTML table; a column with `<column>_low` / `_high` columns shows them as one
     `value [low, high]` cell (the CSV keeps them apart)."""
     bounds = {f"{c}_{end}" for c in columns for end in ("low", "high")}
@@ -173,9 +173,8 @@ def _calibration(record: Any) -> str:
         "reads reconstructions near it, and higher at every degradation step. This study's "
         f"calibration {record.verdict}."
     )
-    return (
-        f"<h2>Calibration of the ruler</h2><p>{html.escape(text)}</p>{_table(rows, list(rows[0]))}"
-    )
+    table = html_table(rows, list(rows[0]))
+    return f"<h2>Calibration of the ruler</h2><p>{html.escape(text)}</p>{table}"
 
 
 def _ruler(rows: list[Row]) -> str:
@@ -185,7 +184,7 @@ def _ruler(rows: list[Row]) -> str:
         "<h2>How far the models are from the ruler</h2><p>Each size's best FID over all its "
         "samples, in floors (the real-vs-real FID), and against the reconstructions' FID (the "
         "best any LDM on this autoencoder reads) and decoded random latents' (a ceiling).</p>"
-        + _table(rows, RULER_COLUMNS)
+        + html_table(rows, RULER_COLUMNS)
     )
 
 
@@ -230,10 +229,10 @@ tie when it holds 0.</p>
 {_ruler(report.ruler)}
 {_calibration(report.calibration)}
 <h2>Table 1: quality per size ({html.escape(report.table1_protocol)})</h2>
-{_table(report.table1, TABLE1_COLUMNS)}
+{html_table(report.table1, TABLE1_COLUMNS)}
 {"".join(_section(s) for s in report.sections)}
 <h2>More figures</h2>{_figures(rest)}
 {_protocol(rows)}
-<h2>All configurations</h2><div class="wide all">{_table(rows, METRIC_COLUMNS)}</div>
+<h2>All configurations</h2><div class="wide all">{html_table(rows, METRIC_COLUMNS)}</div>
 </body></html>
 """

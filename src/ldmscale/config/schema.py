@@ -429,6 +429,9 @@ class SweepConfig:
     sampler's largest step count and every guidance scale): the points of the quality against
     training compute figure (Fig. 3). Each must be a multiple of train.checkpoint_every that the
     retention keeps (a multiple of train.keep_every, or among the newest train.keep_last)."""
+    predict: list[str] = field(default_factory=list)
+    """Presets not trained whose frontiers the analysis predicts from the fitted scaling law
+    (`ldmscale.analysis.law`), at their normalized cost for the study's shapes."""
 
     RULES: ClassVar[dict[str, Rule]] = {
         "name": Free("the sweep file's name, set by the file itself"),
@@ -442,6 +445,7 @@ class SweepConfig:
         "distill": Free("a stage's grid, checked by StageGrid.check"),
         "sr": Free("a stage's grid, checked by StageGrid.check"),
         "checkpoints": at_least(1),
+        "predict": OneOf(tuple(PRESETS)),
     }
 
     def __post_init__(self) -> None:
@@ -458,6 +462,12 @@ class SweepConfig:
             )
         for stage in STAGE_GROUPS:
             getattr(self, stage).check(f"sweep.{stage}", self.models)
+        trained = [m for m in self.predict if m in self.models]
+        if trained:
+            raise ValueError(
+                f"sweep.predict has {', '.join(trained)}, which sweep.models trains: predict "
+                "sizes the sweep does not train"
+            )
 
 
 @dataclass

@@ -179,7 +179,7 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
                 for step in sorted(sweep.checkpoints)
                 for job in eval_jobs(sweep, run, step, fixed_grid(cfg))
             ),
-            *eval_jobs(sweep, run, cfg.train.max_steps, sampling_grid(cfg, model)),
+            *run_eval_jobs(cfg, run, cfg.train.max_steps),
         ]
         _add_evals(jobs, merges, shards, train.id)
     for run in stage_runs(sweep):
@@ -187,7 +187,6 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
         jobs.append(stage)
         final = cfg.train_settings(run.stage).max_steps
         grid = getattr(sweep, run.stage)
-        configs = [(sampler, steps) for sampler in grid.samplers for steps in grid.steps]
         # Intermediate checkpoints at one protocol: quality against fine-tuning compute.
         fixed = [(grid.samplers[0], grid.checkpoint_steps())]
         shards = [
@@ -196,13 +195,23 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
                 for step in grid.checkpoints
                 for job in eval_jobs(sweep, run, step, fixed, grid.guidance)
             ),
-            *eval_jobs(sweep, run, final, configs, grid.guidance),
+            *run_eval_jobs(cfg, run, final),
         ]
         _add_evals(jobs, merges, shards, stage.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
     base, pinned = base_overrides(cfg, user_overrides)
     return Plan(sweep.name, base, sweep.shards, jobs, pinned)
+
+
+def run_eval_jobs(cfg: StudyConfig, run: RunKey, step: int) -> list[Job]:
+    """The eval shards of checkpoint `step` of `run` on its sampling grid: a size's own (the
+    sweep's steps and equal-cost steps), or its stage's (`sweep.<stage>`)."""
+    if not run.stage:
+        return eval_jobs(cfg.sweep, run, step, sampling_grid(cfg, run.model))
+    grid = getattr(cfg.sweep, run.stage)
+    configs = [(sampler, steps) for sampler in grid.samplers for steps in grid.steps]
+    return eval_jobs(cfg.sweep, run, step, configs, grid.guidance)
 
 
 def stage_runs(sweep: SweepConfig) -> list[RunKey]:
@@ -226,13 +235,14 @@ def _add_evals(
 
 
 def pending_jobs(cfg: StudyConfig, storage: Storage) -> list[Job]:
-    """Eval and merge jobs for every committed checkpoint of the sweep's models that has no
-    committed metrics yet: what the evaluation service runs while training goes on."""
+    """Eval and merge jobs for every committed checkpoint of the sweep's runs (its sizes' and
+    their fine-tuning stages') that has no committed metrics yet: what the evaluation service
+    runs while training goes on."""
     pending: list[Job] = []
-    for model in cfg.sweep.models:
-        run, grid = RunKey(model), sampling_grid(cfg, model)
+    runs = [RunKey(model) for model in cfg.sweep.models] + stage_runs(cfg.sweep)
+    for run in runs:
         for step in committed_steps(storage, run):
-            for shard in eval_jobs(cfg.sweep, run, step, grid):
+            for shard in run_eval_jobs(cfg, run, step):
                 if is_committed(storage, shard.eval_key.dir):
                     continue
                 if not is_committed(storage, shard.eval_key.shard_dir(shard.shard, shard.shards)):
