@@ -7,7 +7,7 @@ settings (seconds on a CPU). Tests that train, sample or evaluate reuse it:
     cfg = compose([f"study={study}", *overrides])
 
 The tiny real-format artifacts (`coco_data`, `tiny_clip`, `tiny_autoencoder`,
-`inception_weights`) come from tests/support/real_artifacts.py.
+`inception_weights`, `lpips_weights`) come from tests/support/real_artifacts.py.
 
 `overrides` holds the fast prepare settings and a session-local cache folder, never `study=`, so
 a test may point the same settings at a copy of the study.
@@ -19,6 +19,7 @@ import pytest
 from real_artifacts import (  # noqa: F401  (session fixtures for every folder)
     coco_data,
     inception_weights,
+    lpips_weights,
     tiny_autoencoder,
     tiny_clip,
 )

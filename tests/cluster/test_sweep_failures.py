@@ -59,7 +59,7 @@ def _run(dag: dict, items: dict[str, list[str]]) -> tuple[dict[str, list[str]], 
 def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
     dag = _dag("sweep.yaml", "sweep")
     assert dag["failFast"] is False
-    assert set(dag["target"].split()) == {"train", "distill", "evaluate", "analyze"}
+    assert set(dag["target"].split()) == {"train", "distill", "sr", "evaluate", "analyze"}
     assert _dag("evaluation-service.yaml", "evaluate-pending")["failFast"] is False
 
 
@@ -81,6 +81,7 @@ def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
         # A distillation failed: every configuration is still evaluated (the distilled one's
         # fail at once, no checkpoint), analyze reports what was committed.
         ({"distill": ["Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
+        ({"sr": ["Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
     ],
 )
 def test_analyze_runs_on_what_was_committed_and_a_failure_fails_the_sweep(
@@ -89,4 +90,5 @@ def test_analyze_runs_on_what_was_committed_and_a_failure_fails_the_sweep(
     phases, outcome = _run(_dag("sweep.yaml", "sweep"), items)
     assert {t for t in ("train", "evaluate", "analyze") if phases[t]} == ran
     assert bool(phases["distill"]) == ("Succeeded" in phases["train"])
+    assert bool(phases["sr"]) == ("Succeeded" in phases["train"])
     assert outcome == phase

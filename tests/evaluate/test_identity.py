@@ -16,6 +16,7 @@ from ldmscale.errors import BadInput, exit_code
 from ldmscale.evaluate.identity import (
     COMPARED,
     COMPARED_BY_MERGE,
+    COMPARED_FOR_SR,
     IN_IDENTITY,
     NO_EFFECT,
     merge_request,
@@ -28,7 +29,7 @@ from ldmscale.evaluate.shard import evaluate
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.paths import EvalKey, RunKey
 
-TABLES = (IN_IDENTITY, COMPARED, COMPARED_BY_MERGE, NO_EFFECT)
+TABLES = (IN_IDENTITY, COMPARED, COMPARED_FOR_SR, COMPARED_BY_MERGE, NO_EFFECT)
 
 
 def test_every_setting_of_an_evaluation_is_classified_once() -> None:
@@ -54,6 +55,10 @@ def test_a_protocol_that_differs_in_a_compared_entry_is_refused_naming_it() -> N
         refuse_reuse("evals/x", committed, merge_request(cfg))
     assert exit_code(info.value) == 2
     refuse_reuse("evals/x", {**committed, "num_samples": 8}, merge_request(cfg))  # the same: fine
+    # A super-resolution evaluation compares its own inputs too.
+    asked = merge_request(compose(["eval.num_samples=8", "eval.sr_images=/hr"]), sr=True)
+    with pytest.raises(BadInput, match="sr_images: '' != '/hr'"):
+        refuse_reuse("evals/x", {**request(cfg, sr=True), "resamples": 200}, asked)
     with pytest.raises(BadInput, match="resamples: 200 != 40"):
         refuse_reuse("evals/x", {**committed, "num_samples": 8}, merge_request(compose(
             ["eval.num_samples=8", "eval.intervals=40"])))  # fmt: skip

@@ -11,6 +11,7 @@ from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 from ldmscale.cli.main import main
+from ldmscale.orchestrate.jobs import KINDS
 from ldmscale.orchestrate.launch import distributed, exit_code, parse_launch
 
 
@@ -88,7 +89,10 @@ def test_bad_launcher_options_are_named(argv: list[str], message: str) -> None:
     [
         (["--nproc-per-node", "0", "train/debug"], "--nproc-per-node=0"),
         (["--nproc-per-node", "x", "train/debug"], "--nproc-per-node=x"),
-        (["--nproc-per-node", "2", "analyze"], "only train, distill jobs"),
+        (
+            ["--nproc-per-node", "2", "analyze"],
+            f"only {', '.join(k for k, kind in KINDS.items() if kind.distributed)} jobs",
+        ),
         (["--nnodes", "2", "--node-rank", "5", "train/debug"], "--node-rank=5"),
     ],
 )

@@ -30,6 +30,8 @@ READERS = {
     "eval.reference_images": ["eval", *REAL_EVAL],
     "eval.clip_model": ["eval", *REAL_EVAL],
     "eval.inception_weights": ["eval", "eval.feature_extractor=inception"],
+    "eval.sr_images": ["eval"],
+    "eval.lpips_weights": ["eval"],
 }
 
 

@@ -18,6 +18,7 @@ FANNED = {
     "prepare": "prepare",
     "train": "train",
     "distill": "distill",
+    "sr": "sr",
     "evaluate": "configs",
     "analyze": "analyze",
 }

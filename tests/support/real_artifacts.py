@@ -155,6 +155,23 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init torchvision AlexNet state_dict saved as a .pth file, LPIPS's backbone
+    (skips, with the reason, where torchvision cannot be imported)."""
+    from ldmscale.metrics.perceptual import lpips_unavailable
+
+    reason = lpips_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    from torchvision.models import alexnet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("lpips") / "alexnet-random.pth"
+    torch.save(alexnet(weights=None).state_dict(), path)
+    return path
+
+
 def upload(local: Path, uri: str) -> str:
     """Copy the folder `local` to the storage URI `uri`; returns `uri`."""
     from ldmscale.storage.fs import Storage

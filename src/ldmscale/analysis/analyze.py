@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ldmscale.analysis import distill, figures, law_report
+from ldmscale.analysis import distill, figures, law_report, sr
 from ldmscale.analysis.budget import (
     BUDGET_COLUMNS,
     Row,
@@ -230,6 +230,38 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     return _write(cfg, storage, rows, digest, warnings)
 
 
+def _sections(
+    cfg: StudyConfig, storage: Storage, final: list[Row], every: list[Row], measured: Measured
+) -> list[Any]:
+    """The fine-tuning stages' sections of the report (each None when the study ran none)."""
+    sr_protocol = (cfg.sweep.sr.samplers[0], cfg.sweep.sr.checkpoint_steps())
+    found = [
+        distill.section(final, final_rows(every), measured),
+        sr.section(every, storage, sr_protocol, cfg.seed, cfg.eval.intervals),
+    ]
+    return [s for s in found if s is not None]
+
+
+def _commit_tables(
+    storage: Storage,
+    digest: str,
+    sections: list[Any],
+    every: list[Row],
+    table: list[Row],
+    table1: list[Row],
+) -> None:
+    """Commit results/: every record, the best-per-budget table, Table 1, the sections'."""
+    csvs = {
+        **{name: text for s in sections for name, text in s.tables.items()},
+        "metrics.csv": to_csv(every),
+        "best_per_budget.csv": to_csv(table, BUDGET_COLUMNS),
+        "table1.csv": to_csv(table1, TABLE1_COLUMNS),
+    }
+    commit(
+        storage, paths.RESULTS, {k: v.encode() for k, v in csvs.items()}, meta={"inputs": digest}
+    )
+
+
 def _measured(cfg: StudyConfig, storage: Storage) -> Measured:
     """Selection and report parts of the study's configurations, read from `storage`."""
     return Measured(
@@ -265,17 +297,8 @@ def _write(
     warnings = [*diverged_sizes, *interval_warnings(rows, split)]
     calibration, ruler = _ruler(cfg, storage, final, warnings)
     law = law_report.report(cfg, final, measured, table_standings, table)
-    stage = distill.section(final, final_rows(every), measured)
-    sections = [law.section, *([stage] if stage is not None else [])]
-    csvs = {
-        **{name: text for s in sections for name, text in s.tables.items()},
-        "metrics.csv": to_csv(every),
-        "best_per_budget.csv": to_csv(table, BUDGET_COLUMNS),
-        "table1.csv": to_csv(table1, TABLE1_COLUMNS),
-    }
-    commit(
-        storage, paths.RESULTS, {k: v.encode() for k, v in csvs.items()}, meta={"inputs": digest}
-    )
+    sections = [law.section, *_sections(cfg, storage, final, every, measured)]
+    _commit_tables(storage, digest, sections, every, table, table1)
     files, captions = _figures(storage, rows, final, shown, protocol)
     for s in sections:
         files.update(s.files)

@@ -35,7 +35,7 @@ from ldmscale.config.samplers import (
     TIMESTEP_SPACINGS,
     check_steps,
 )
-from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, StageGrid
+from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, SRConfig, StageGrid
 from ldmscale.errors import ConfigError
 
 STAGES: tuple[str, ...] = tuple(STAGE_GROUPS)
@@ -325,6 +325,13 @@ class EvalConfig(speed.SamplingSpeedOptions):
     """Real data: folder path / URI / hub id of the CLIP model for CLIP score (and `clip` FID)."""
     grid_size: int = 16
     """Images in each shard's sample grid PNG."""
+    sr_images: str = ""
+    """Super-resolution on real data: folder path / URI of the high-resolution images (e.g.
+    DIV2K's validation set), of which `num_samples` seeded random crops are restored
+    (`ldmscale.evaluate.sr_images`); empty: the embedded domain's eval renders."""
+    lpips_weights: str = ""
+    """Super-resolution on real data: path / URI of the LPIPS AlexNet backbone's weights
+    (torchvision's alexnet-owt-7be5be79.pth; the LPIPS layers ship with torchmetrics)."""
     intervals: int = 200
     """Bootstrap resamples behind each FID and prompt-score interval (merge). Each costs one FID
     computation: seconds for Inception's 2048 features at 30k samples, nothing for the domain's."""
@@ -341,6 +348,8 @@ class EvalConfig(speed.SamplingSpeedOptions):
         "inception_weights": Location(),
         "clip_model": Location(),
         "grid_size": at_least(0, "0: no grid"),
+        "sr_images": Location(),
+        "lpips_weights": Location(),
         "intervals": at_least(1),
     }
 
@@ -408,6 +417,13 @@ class SweepConfig:
     best-size table has a row per budget. Empty: no such steps, rows derived from the costs."""
     distill: StageGrid = field(default_factory=StageGrid)
     """Sizes to distil (`distill` group) and the sampling grid of the distilled models."""
+    sr: StageGrid = field(
+        default_factory=lambda: StageGrid(
+            samplers=["ddim"], steps=[4, 10, 20, 50, 100, 250], guidance=[1.0]
+        )
+    )
+    """Sizes fine-tuned for 4x super-resolution (`sr` group) and the sampling grid of the SR
+    models: DDIM at 4 to 250 steps, no guidance (Mei et al., 2024, §3.2, Fig. 12)."""
     checkpoints: list[int] = field(default_factory=list)
     """Training steps, besides train.max_steps, whose checkpoints are evaluated too (at the first
     sampler's largest step count and every guidance scale): the points of the quality against
@@ -427,6 +443,7 @@ class SweepConfig:
         "budgets": positive(),
         "spacings": OneOf(TIMESTEP_SPACINGS),
         "distill": Free("a stage's grid, checked by StageGrid.check"),
+        "sr": Free("a stage's grid, checked by StageGrid.check"),
         "checkpoints": at_least(1),
         "predict": OneOf(tuple(PRESETS)),
     }
@@ -500,6 +517,7 @@ class StudyConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    sr: SRConfig = field(default_factory=SRConfig)
 
     RULES: ClassVar[dict[str, Rule]] = {
         "study": Free("a URI, checked by the storage that opens it (ldmscale.storage.fs)"),
@@ -533,19 +551,29 @@ class StudyConfig:
                         check_steps(name, spacing, steps, timesteps, f"sweep.{stage}.steps")
 
     def _check_checkpoints(self) -> None:
-        t = self.train
+        """Every intermediate checkpoint a sweep evaluates is made and kept: the size's own
+        (`sweep.checkpoints`) and each stage's (`sweep.<stage>.checkpoints`)."""
+        self._check_kept(self.train, self.sweep.checkpoints, "sweep.checkpoints", "train")
+        for stage in STAGE_GROUPS:
+            listed = getattr(self.sweep, stage).checkpoints
+            group = getattr(self, stage)
+            settings = replace(self.train, **group.training())
+            self._check_kept(settings, listed, f"sweep.{stage}.checkpoints", stage)
+
+    @staticmethod
+    def _check_kept(t: TrainConfig, steps: list[int], where: str, group: str) -> None:
         newest = {t.max_steps - k * t.checkpoint_every for k in range(t.keep_last)}
-        for step in self.sweep.checkpoints:
+        for step in steps:
             if not 0 < step < t.max_steps or step % t.checkpoint_every:
                 raise ValueError(
-                    f"sweep.checkpoints has {step}: each must be a multiple of "
-                    f"train.checkpoint_every={t.checkpoint_every} below train.max_steps="
+                    f"{where} has {step}: each must be a multiple of "
+                    f"{group}.checkpoint_every={t.checkpoint_every} below {group}.max_steps="
                     f"{t.max_steps}"
                 )
             kept = (t.keep_every > 0 and step % t.keep_every == 0) or step in newest
             if not kept:
                 raise ValueError(
-                    f"sweep.checkpoints has {step}, which the retention removes: make it a "
+                    f"{where} has {step}, which the retention removes: make it a "
                     f"multiple of train.keep_every={t.keep_every} (or raise train.keep_last="
                     f"{t.keep_last})"
                 )

@@ -125,7 +125,46 @@ class DistillConfig(StageConfig):
             raise ValueError(f"distill.w_max={self.w_max!r} is below distill.w_min={self.w_min!r}")
 
 
-STAGE_GROUPS: dict[str, type[StageConfig]] = {"distill": DistillConfig}
+@dataclass
+class SRConfig(StageConfig):
+    """The `sr` group: 4x super-resolution fine-tuning of a size (Mei et al., 2024, §3.2): the
+    size's U-Net with its input convolution widened to take the low-resolution image's latent
+    (`ldmscale.train.sr`). The paper does not give its fine-tuning recipe; the optimisation
+    defaults are those of diffusers' InstructPix2Pix example (examples/instruct_pix2pix, its
+    README's command), the model that widens `conv_in` the same way."""
+
+    max_steps: int = 15000
+    """The example's --max_train_steps."""
+    global_batch: int = 16
+    """The example's --train_batch_size 4 x --gradient_accumulation_steps 4."""
+    micro_batch: int = 4
+    lr: float = 5e-5
+    """The example's --learning_rate."""
+    warmup_steps: int = 0
+    """The example's --lr_warmup_steps (its default, 0 with the constant schedule)."""
+    checkpoint_every: int = 5000
+    caption_dropout: float = 0.0
+    """SR is sampled without guidance (§3.2: "no guidance"): captions are kept (the empty
+    caption where the data has none)."""
+    keep_every: int = 5000
+    """The SR run's retention (for it, in place of `train.keep_every`): besides the newest
+    `train.keep_last`, every checkpoint whose step is a multiple of it is kept, so that the
+    intermediate checkpoints Fig. 4 evaluates (`sweep.sr.checkpoints`) exist (0: none)."""
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        **StageConfig.RULES,
+        "keep_every": at_least(0, "0: none"),
+    }
+
+    def __post_init__(self) -> None:
+        check_fields(self, "sr")
+
+    def training(self) -> dict[str, Any]:
+        """The `train` fields this stage sets: `TRAINING` and its retention."""
+        return {**super().training(), "keep_every": self.keep_every}
+
+
+STAGE_GROUPS: dict[str, type[StageConfig]] = {"distill": DistillConfig, "sr": SRConfig}
 """Stage name -> the dataclass of its config group (the group has the stage's name)."""
 
 
@@ -141,6 +180,11 @@ class StageGrid:
     samplers: list[str] = field(default_factory=lambda: ["lcm"])
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     guidance: list[float] = field(default_factory=lambda: [1.0])
+    checkpoints: list[int] = field(default_factory=list)
+    """Steps of the stage's own training, besides its last, whose checkpoints are evaluated too
+    (at the first sampler and the step count of `steps` nearest 50, the paper's 50-step DDIM):
+    quality against fine-tuning compute (Fig. 4). Each a multiple of the stage's
+    `checkpoint_every` that the retention (`train.keep_last`, `train.keep_every`) keeps."""
 
     RULES: ClassVar[dict[str, Rule]] = {
         "models": Free("sizes, each checked against sweep.models by `check`"),
@@ -148,7 +192,13 @@ class StageGrid:
         "samplers": OneOf(tuple(SAMPLERS)),
         "steps": at_least(1),
         "guidance": at_least(1, "classifier-free guidance of scale 1 is the conditional pass"),
+        "checkpoints": at_least(1),
     }
+
+    def checkpoint_steps(self) -> int:
+        """The step count intermediate checkpoints are evaluated at: that of `steps` nearest 50
+        (the smaller of two as near)."""
+        return min(self.steps, key=lambda steps: (abs(steps - 50), steps))
 
     def check(self, group: str, models: list[str]) -> None:
         """ValueError naming `group.<field>` for a bad value; `models`: the sweep's sizes."""

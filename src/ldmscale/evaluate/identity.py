@@ -44,6 +44,10 @@ COMPARED = {
 }
 """Setting -> its protocol entry, compared by eval, merge and analysis."""
 
+COMPARED_FOR_SR = {"eval.sr_images": "sr_images", "eval.lpips_weights": "lpips_weights"}
+"""Settings only a super-resolution evaluation reads -> its protocol entry, compared by eval and
+merge of super-resolution configurations (`ldmscale.evaluate.sr`)."""
+
 COMPARED_BY_MERGE = {"eval.intervals": "resamples"}
 """Settings that change only the merged record (the intervals' bootstrap), compared by merge."""
 
@@ -64,15 +68,17 @@ def _value(cfg: StudyConfig, setting: str) -> Any:
     return value
 
 
-def request(cfg: StudyConfig) -> dict[str, Any]:
-    """The protocol entries `cfg` asks for that a committed shard must match."""
-    return {entry: _value(cfg, setting) for setting, entry in COMPARED.items()}
+def request(cfg: StudyConfig, sr: bool = False) -> dict[str, Any]:
+    """The protocol entries `cfg` asks for that a committed shard must match (with those of a
+    super-resolution evaluation when `sr`)."""
+    compared = {**COMPARED, **(COMPARED_FOR_SR if sr else {})}
+    return {entry: _value(cfg, setting) for setting, entry in compared.items()}
 
 
-def merge_request(cfg: StudyConfig) -> dict[str, Any]:
+def merge_request(cfg: StudyConfig, sr: bool = False) -> dict[str, Any]:
     """The protocol entries `cfg` asks for that a committed metrics record must match."""
     merged = {entry: _value(cfg, s) for s, entry in COMPARED_BY_MERGE.items()}
-    return {**request(cfg), **merged}
+    return {**request(cfg, sr), **merged}
 
 
 def mismatches(committed: dict[str, Any], asked: dict[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ from ldmscale.errors import NonFinite
 from ldmscale.evaluate.identity import EvalInputError, merge_request, refuse_reuse
 from ldmscale.evaluate.shard import SAMPLES, committed, requested_key
 from ldmscale.metrics.fid import FID, FID_STATE, load_state
+from ldmscale.metrics.inception_score import SPLITS, inception_score, inception_score_interval
 from ldmscale.metrics.intervals import Interval, fid_interval, mean_interval
 from ldmscale.metrics.scores import SCORE_STATE, MeanScore
 from ldmscale.models.cost import flops_per_image, model_cost
@@ -72,26 +73,33 @@ def _shard_metas(storage: Storage, key: paths.EvalKey, count: int) -> list[dict[
 
 def _merged(
     storage: Storage, key: paths.EvalKey, count: int, protocol: dict[str, Any]
-) -> tuple[FID, MeanScore, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(FID with every shard, prompt score with every shard, reference state, per-sample data)."""
+) -> tuple[FID, dict[str, MeanScore], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(FID with every shard, the per-image scores with every shard by name: the prompt score
+    under `prompt_score`, then the task's `extra_scores`; the reference state, per-sample data:
+    features, scores, each extra score, and the Inception Score's logits where the protocol
+    has one)."""
     reference = load_state(read_file(storage, protocol["reference"], FID_STATE))
     fid = FID(int(protocol["feature_dim"]))
     fid.merge(reference)
     floor = 0.0 if protocol["prompt_score"] == "clip_score" else None
-    score = MeanScore(protocol["prompt_score"], floor)
-    parts: dict[str, list[np.ndarray]] = {"features": [], "scores": []}
+    extra = list(protocol.get("extra_scores", []))
+    scores = {"prompt_score": MeanScore(protocol["prompt_score"], floor)}
+    scores.update({name: MeanScore(name) for name in extra})
+    states = {"prompt_score": SCORE_STATE, **{name: f"{name}.npz" for name in extra}}
+    names = ["features", "scores", *extra, *(["logits"] if "is_splits" in protocol else [])]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for index in range(count):
         rel = key.shard_dir(index, count)
         try:
-            states = [
-                load_state(read_file(storage, rel, name)) for name in (FID_STATE, SCORE_STATE)
-            ]
+            fid_state = load_state(read_file(storage, rel, FID_STATE))
+            loaded = {k: load_state(read_file(storage, rel, f)) for k, f in states.items()}
             per_sample = read_file(storage, rel, SAMPLES)
         except CorruptArtifact as err:
             raise recompute(storage, rel, err) from err
         try:
-            fid.merge(states[0])
-            score.merge(states[1])
+            fid.merge(fid_state)
+            for name, state in loaded.items():
+                scores[name].merge(state)
         except NonFinite as err:
             raise NonFinite(
                 f"{storage.url(rel)} cannot be merged: {err} (an eval shard no longer commits "
@@ -101,7 +109,27 @@ def _merged(
             for name in parts:
                 parts[name].append(arrays[name])
     samples = {name: np.concatenate(values) for name, values in parts.items()}
-    return fid, score, reference, samples
+    return fid, scores, reference, samples
+
+
+def _task_metrics(
+    cfg: StudyConfig, key: paths.EvalKey, scores: dict[str, MeanScore], samples: dict
+) -> dict[str, Any]:
+    """The record's task fields: LPIPS and the Inception Score, each with its interval, where
+    the shards measured them (super-resolution), their values from every merged image."""
+    resamples, seed = cfg.eval.intervals, derive_seed(cfg.seed, "bootstrap", key.path)
+    found: dict[str, Any] = {}
+    if "lpips" in scores:
+        ci = mean_interval(samples["lpips"], resamples, seed)
+        found.update(lpips=scores["lpips"].compute(), lpips_low=ci.low, lpips_high=ci.high)
+    if "logits" in samples:
+        ci = inception_score_interval(samples["logits"], SPLITS, resamples, seed)
+        found.update(
+            inception_score=inception_score(samples["logits"], SPLITS, seed),
+            inception_score_low=ci.low,
+            inception_score_high=ci.high,
+        )
+    return found
 
 
 def _costs(
@@ -176,12 +204,14 @@ def merge(
     key = committed(storage, key) if key else requested_key(cfg, storage)
     done = load_metrics(storage, key)
     if done is not None:
-        refuse_reuse(storage.url(key.dir), done.protocol, merge_request(cfg))
+        sr = done.protocol.get("task") == "super-resolution"
+        refuse_reuse(storage.url(key.dir), done.protocol, merge_request(cfg, sr))
         return done
     count = cfg.eval.shard_count
     metas = _shard_metas(storage, key, count)
     protocol = metas[0]["protocol"]
-    fid, score, reference, samples = _merged(storage, key, count, protocol)
+    fid, scores, reference, samples = _merged(storage, key, count, protocol)
+    score = scores["prompt_score"]
     n = fid.count(real=False)
     if n != protocol["num_samples"]:
         raise EvalInputError(
@@ -216,6 +246,8 @@ def merge(
             "gflops_forward": costs.pop("gflops_forward"),
         },
         provenance=provenance(cfg),
+        task=protocol.get("task", "text-to-image"),
+        **_task_metrics(cfg, key, scores, samples),
         **costs,
     )
     meta = {"fid": record.fid, "shards": count, "num_samples": n}

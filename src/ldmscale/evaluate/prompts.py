@@ -166,6 +166,8 @@ def used_inputs(e: EvalConfig) -> list[str]:
         used.append("eval.inception_weights")
     if real or e.feature_extractor == "clip":
         used.append("eval.clip_model")
+    # Read by super-resolution evaluations only, which leave them empty otherwise.
+    used += [f"eval.{name}" for name in ("sr_images", "lpips_weights") if getattr(e, name)]
     return used
 
 

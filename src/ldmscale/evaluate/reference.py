@@ -172,14 +172,18 @@ def reference_stats(
     device: torch.device,
     batch_size: int,
     settings: StorageConfig | None = None,
+    images: Iterator[torch.Tensor] | None = None,
 ) -> tuple[str, dict[str, np.ndarray]]:
     """(study-relative dir, FID real half-state) of the reference set; computed and committed
-    when absent (real images read with the storage `settings`)."""
+    when absent (real images read with the storage `settings`; `images`: the batches of a set
+    that is not a prompt set's, such as super-resolution's crops, which `identity` names)."""
     rel = reference_dir(identity)
     if intact(storage, rel):
         return rel, load_state(read_file(storage, rel, FID_STATE))
     count, resolution = int(identity["num_samples"]), int(identity["resolution"])
-    if is_domain(identity["prompt_set"]):
+    if images is not None:
+        batches = images
+    elif is_domain(identity["prompt_set"]):
         batches = _domain_batches(int(identity["seed"]), count, resolution, batch_size)
     else:
         batches = _image_batches(

@@ -24,6 +24,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
-from ldmscale.errors import NonFinite
+from ldmscale.errors import BadInput, MissingInput, NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
 from ldmscale.evaluate.identity import EvalInputError, refuse_reuse, request
 from ldmscale.evaluate.prompts import (
@@ -53,6 +54,18 @@ from ldmscale.storage.sources import require_sources
 
 SAMPLES = "samples.npz"
 GRID = "grid.png"
+TASKS = {"super-resolution": "ldmscale.evaluate.sr:evaluate_sr"}
+"""The task a checkpoint's objective records (`meta.objective["task"]`) -> the shard function
+(`module:function`, called as `function(cfg, storage, key)`) of a task that is not
+text-to-image; a checkpoint without a task is a text-to-image one, evaluated here."""
+
+
+def task_of(storage: Storage, key: paths.EvalKey) -> str:
+    """The task of the checkpoint `key` samples, from its manifest alone."""
+    from ldmscale.sample.load import checkpoint_info
+
+    objective = checkpoint_info(storage, key.run, key.step).meta.objective
+    return str(objective.get("task", "text-to-image"))
 
 
 @dataclass
@@ -139,14 +152,16 @@ def grid_png(images: list[torch.Tensor]) -> bytes:
     return buffer.getvalue()
 
 
-def _check_committed(cfg: StudyConfig, storage: Storage, rel: str) -> dict[str, Any] | None:
+def _check_committed(
+    cfg: StudyConfig, storage: Storage, rel: str, sr: bool = False
+) -> dict[str, Any] | None:
     """The committed shard's meta, or None; BadInput when it was made under another protocol
-    (`ldmscale.evaluate.identity`)."""
+    (`ldmscale.evaluate.identity`; `sr`: a super-resolution shard's)."""
     if not intact(storage, rel):
         return None
     manifest = load_manifest(storage, rel)
     assert manifest is not None  # intact: committed
-    refuse_reuse(storage.url(rel), manifest.meta["protocol"], request(cfg))
+    refuse_reuse(storage.url(rel), manifest.meta["protocol"], request(cfg, sr))
     return manifest.meta
 
 
@@ -237,8 +252,20 @@ def evaluate(
     """Evaluate shard `eval.shard` of the sampling configuration `key` (the one `cfg` asks for
     when not given; `storage`: the study, opened from `cfg` when not given)."""
     storage = storage or open_study(cfg)
+    if key is None:
+        try:
+            key = requested_key(cfg, storage)
+        except MissingInput:
+            _check_inputs(cfg)  # a request that cannot be served is named first
+            raise
+    else:
+        key = committed(storage, key)
+    task = task_of(storage, key)
+    if task in TASKS:
+        function = TASKS[task].partition(":")
+        evaluate_task = getattr(import_module(function[0]), function[2])
+        return evaluate_task(cfg, storage, key)
     _check_inputs(cfg)
-    key = committed(storage, key) if key else requested_key(cfg, storage)
     rel = key.shard_dir(cfg.eval.shard_index, cfg.eval.shard_count)
     done = _check_committed(cfg, storage, rel)
     if done is not None:

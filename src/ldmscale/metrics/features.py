@@ -72,11 +72,11 @@ def inception_unavailable() -> str | None:
     return None
 
 
-def load_inception(
+def inception_weights_file(
     weights: str, options: dict[str, Any] | None = None, cache: str = ""
-) -> InceptionFeatures:
-    """torchmetrics' FID Inception with the weights at `weights` (path or URI, read with the
-    storage `options`); needs the torch-fidelity package (with torchvision)."""
+) -> str:
+    """The local path of the FID Inception weights at `weights` (path or URI, read with the
+    storage `options`), once torch-fidelity (with torchvision) is known to import."""
     import os
 
     from ldmscale.storage.cache import fetch_pretrained
@@ -95,7 +95,15 @@ def load_inception(
             f"eval.feature_extractor=inception: {reason}; install torch-fidelity and a torchvision "
             "built for this torch (pip install 'ldmscale[inception]')"
         )
-    return InceptionFeatures(local)
+    return local
+
+
+def load_inception(
+    weights: str, options: dict[str, Any] | None = None, cache: str = ""
+) -> InceptionFeatures:
+    """torchmetrics' FID Inception with the weights at `weights` (path or URI, read with the
+    storage `options`); needs the torch-fidelity package (with torchvision)."""
+    return InceptionFeatures(inception_weights_file(weights, options, cache))
 
 
 def build_extractor(

@@ -106,6 +106,16 @@ class DomainEvaluator(nn.Module):
         ReLU that feeds the heads."""
         return self.embed(self.pool(self.conv(self._prepare(pixels))))
 
+    def stages(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """The activations [B, width, h, w] at the end of each convolution stage (before its
+        pooling), for pixels [B, 3, H, W] in [-1, 1]: what a perceptual distance compares."""
+        out, x = [], self._prepare(pixels)
+        for layer in self.conv:
+            if isinstance(layer, nn.MaxPool2d):
+                out.append(x)
+            x = layer(x)
+        return out
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """The FID feature extractor: same as `features`."""
         return self.features(pixels)

@@ -9,7 +9,8 @@ the kind's:
 
     study   prepare, analyze
     run     train/<model>, or <stage>/<model>[/<variant>] for a fine-tuning stage of the model
-            (distill/<model>: its consistency distillation)
+            (distill/<model>: its consistency distillation; sr/<model>: its 4x
+            super-resolution fine-tuning)
     config  merge/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]
     shard   eval/<run>/step-<N>/<config>/shard-<i>-of-<n>
 
@@ -188,6 +189,8 @@ KINDS: dict[str, JobKind] = {
                 trains="", distributed=True, fan_out="train"),
         JobKind("distill", "run", "ldmscale.train.trainer:train", _trained, _training,
                 trains="distill", distributed=True, fan_out="distill"),
+        JobKind("sr", "run", "ldmscale.train.trainer:train", _trained, _training,
+                trains="sr", distributed=True, fan_out="sr"),
         JobKind("eval", "shard", "ldmscale.evaluate.shard:evaluate",
                 lambda job, study: (job.eval_key.shard_dir(job.shard, job.shards),)),
         JobKind("merge", "config", "ldmscale.evaluate.merge:merge",

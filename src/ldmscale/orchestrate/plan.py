@@ -159,8 +159,9 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
     sampling configuration of each model's final checkpoint (train.max_steps; `sweep.steps`
     and the equal-cost steps of `sweep.budgets`) and of the intermediate ones
-    `sweep.checkpoints` names, analyze. ConfigError when budgets need a shape the plan cannot
-    know (`ldmscale.models.shapes`)."""
+    `sweep.checkpoints` names, each fine-tuning stage's runs with their grids (and their own
+    intermediate checkpoints, `sweep.<stage>.checkpoints`), analyze. ConfigError when budgets
+    need a shape the plan cannot know (`ldmscale.models.shapes`)."""
     sweep = cfg.sweep
     if sweep.name == NO_SWEEP:
         raise ConfigError(
@@ -185,7 +186,18 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
         stage = PlannedJob(Job(training_kind(run.stage), run=run), deps=[f"train/{run.model}"])
         jobs.append(stage)
         final = cfg.train_settings(run.stage).max_steps
-        _add_evals(jobs, merges, run_eval_jobs(cfg, run, final), stage.id)
+        grid = getattr(sweep, run.stage)
+        # Intermediate checkpoints at one protocol: quality against fine-tuning compute.
+        fixed = [(grid.samplers[0], grid.checkpoint_steps())]
+        shards = [
+            *(
+                job
+                for step in grid.checkpoints
+                for job in eval_jobs(sweep, run, step, fixed, grid.guidance)
+            ),
+            *run_eval_jobs(cfg, run, final),
+        ]
+        _add_evals(jobs, merges, shards, stage.id)
     jobs.extend(merges.values())
     jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
     base, pinned = base_overrides(cfg, user_overrides)

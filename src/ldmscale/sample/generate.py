@@ -47,6 +47,9 @@ class SamplingModel:
     """Scaled latents -> pixels [B, 3, H, W] in [-1, 1]."""
     latent_shape: tuple[int, int, int]
     """(channels, height, width) of one latent."""
+    encode_images: Callable[[torch.Tensor], torch.Tensor] | None = None
+    """Pixels [B, 3, H, W] in [-1, 1] -> scaled latents (the autoencoder's encoder): what
+    conditions an image-conditioned U-Net (`ldmscale.sample.super_resolution`)."""
 
     @property
     def device(self) -> torch.device:
@@ -127,8 +130,16 @@ class ImageGenerator:
         return torch.cat([uncond, cond])
 
     @torch.no_grad()
-    def latents(self, captions: Sequence[str], indices: Sequence[int]) -> torch.Tensor:
-        """Final latents [B, C, h, w] for `captions`, prompt `indices` giving the seeds."""
+    def latents(
+        self,
+        captions: Sequence[str],
+        indices: Sequence[int],
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final latents [B, C, h, w] for `captions`, prompt `indices` giving the seeds. A
+        `condition` [B, C', h, w] (an image-conditioned U-Net's extra input, e.g. a
+        super-resolution model's low-resolution latent) is concatenated to the scaled model
+        input at every evaluation, as diffusers' InstructPix2Pix pipeline does."""
         from diffusers.utils.torch_utils import randn_tensor
 
         if len(captions) != len(indices):
@@ -146,10 +157,15 @@ class ImageGenerator:
             step_kwargs["generator"] = generators
         self.evaluations = 0
         extra = self._timestep_cond(len(captions))
+        if condition is not None:
+            condition = condition.to(device, dtype)
+            condition = torch.cat([condition] * 2) if self.use_guidance else condition
         for t in timesteps:
             self.evaluations += 1
             model_input = torch.cat([latents] * 2) if self.use_guidance else latents
             model_input = scheduler.scale_model_input(model_input, t)
+            if condition is not None:
+                model_input = torch.cat([model_input, condition], dim=1)
             noise = self.model.unet(
                 model_input, t, encoder_hidden_states=context, return_dict=False, **extra
             )[0]
@@ -162,11 +178,16 @@ class ImageGenerator:
         return latents
 
     @torch.no_grad()
-    def __call__(self, captions: Sequence[str], indices: Sequence[int]) -> torch.Tensor:
-        """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions`. NonFinite when the latents or
-        the decoded images hold NaN or infinity (checked before the clamp, which would hide an
-        infinity)."""
-        latents = self.latents(captions, indices)
+    def __call__(
+        self,
+        captions: Sequence[str],
+        indices: Sequence[int],
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions` (and `condition`, as
+        `latents` takes it). NonFinite when the latents or the decoded images hold NaN or
+        infinity (checked before the clamp, which would hide an infinity)."""
+        latents = self.latents(captions, indices, condition)
         pixels = self.model.decode(latents).float()
         require_finite(pixels, "the decoded images")
         return pixels.clamp(-1.0, 1.0)

@@ -116,5 +116,6 @@ def load_sampling_model(
         encode=text.encode,
         decode=autoencoder.decode,
         latent_shape=meta.latent_shape,
+        encode_images=autoencoder.encode,
     )
     return sampling, info

@@ -54,6 +54,18 @@ class MetricsRecord:
     """GFLOPs per forward x optimizer steps in forward-and-backward equivalents (the paper's
     Fig. 3 axis) of the checkpoint sampled, its parent run's included for a fine-tuning stage (a
     distillation's teacher and target passes counted); 0 in records written before."""
+    task: str = "text-to-image"
+    """What the checkpoint does (`text-to-image`, `super-resolution`: its objective's task)."""
+    lpips: float | None = None
+    """Super-resolution: mean perceptual distance to the HR targets (LPIPS; the domain
+    evaluator's stand-in on the embedded domain), with its interval's bounds."""
+    lpips_low: float | None = None
+    lpips_high: float | None = None
+    inception_score: float | None = None
+    """Super-resolution: the Inception Score of the restored images (the domain evaluator's
+    joint attribute classes on the embedded domain), with its interval's bounds."""
+    inception_score_low: float | None = None
+    inception_score_high: float | None = None
     budgets: list[float] = dataclasses.field(default_factory=list)
     """The sweep's sampling budgets this configuration was planned for (the equal-cost grid,
     `ldmscale.sample.budgets`; `sampling_cost` is what it actually spends); empty off the grid."""

@@ -49,10 +49,8 @@ from ldmscale.data.pool import DomainPool
 from ldmscale.train.diffusion import SampleDraws, sample_draws
 
 if TYPE_CHECKING:
-    from ldmscale.storage.fs import Storage
-
-if TYPE_CHECKING:
     from ldmscale.data.prepared import LatentSet
+    from ldmscale.storage.fs import Storage
 
 
 def micro_indices(
@@ -126,6 +124,10 @@ class DomainBatches(_EncodedBatches):
             self._captions.update(zip(missing, encoded, strict=True))
         return torch.stack([self._captions[c] for c in captions])
 
+    def pixels(self, indices: list[int]) -> torch.Tensor:
+        """[B, 3, H, W] in [-1, 1]: the images of the global sample `indices`."""
+        return _renders(self.seed, indices, self.resolution).to(self.device)
+
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
         """The batch of the global sample `indices`."""
@@ -152,6 +154,13 @@ class DomainBatches(_EncodedBatches):
             timesteps=draws.timesteps.to(self.device),
             indices=list(indices),
         )
+
+
+def _renders(seed: int, items: list[int], resolution: int) -> torch.Tensor:
+    from ldmscale.data.pixels import from_uint8
+    from ldmscale.data.shapes import render
+
+    return torch.stack([from_uint8(render(seed, i, resolution=resolution).image) for i in items])
 
 
 _ENCODE_CHUNK = 256
@@ -196,14 +205,16 @@ class PoolBatches:
         """Tokens per caption embedding."""
         return int(self.table.shape[1])
 
+    def pixels(self, indices: list[int]) -> torch.Tensor:
+        """[B, 3, H, W] in [-1, 1]: the renders whose latents the pool items hold."""
+        items = self.pool.items(indices).tolist()
+        return _renders(self.cfg.seed, items, self.cfg.data.resolution).to(self.device)
+
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
         """The batch of global sample indices `indices` (pool items `i mod N`)."""
         items = self.pool.items(indices)
-        t = self.cfg.train
-        draws = sample_draws(
-            self.cfg.seed, indices, self.latent_shape, t.num_train_timesteps, t.caption_dropout
-        )
+        draws = _draws(self.cfg, indices, self.latent_shape)
         rows = torch.where(
             draws.drop_caption, torch.full_like(items, self.empty_row), self.caption_rows[items]
         )
@@ -242,13 +253,8 @@ class Batches(Protocol):
 
 
 def _draws(cfg: StudyConfig, indices: list[int], latent_shape: tuple[int, int, int]) -> SampleDraws:
-    return sample_draws(
-        cfg.seed,
-        indices,
-        latent_shape,
-        cfg.train.num_train_timesteps,
-        cfg.train.caption_dropout,
-    )
+    t = cfg.train
+    return sample_draws(cfg.seed, indices, latent_shape, t.num_train_timesteps, t.caption_dropout)
 
 
 def _contexts(
@@ -290,6 +296,13 @@ class ImageTextBatches(_EncodedBatches):
         if self._empty is None:
             self._empty = self.text_encoder.encode([""])[0].to(self.device)
         return self._empty
+
+    def pixels(self, indices: list[int]) -> torch.Tensor:
+        """[B, 3, H, W] in [-1, 1]: the images of the global sample `indices`."""
+        from ldmscale.data.webdataset import decode_pixels
+
+        samples = [self.samples[i] for i in indices]
+        return decode_pixels(samples, self.cfg.data.resolution, self.pool).to(self.device)
 
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:

@@ -73,13 +73,39 @@ def diffusion_loss(
     noise: torch.Tensor,
     timesteps: torch.Tensor,
     dtype: torch.dtype,
+    condition: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error of the U-Net's prediction (epsilon or v, as the schedule says) on
-    `latents` noised to `timesteps`; the forward runs in `dtype`, the loss in float32."""
+    `latents` noised to `timesteps`; the forward runs in `dtype`, the loss in float32. A
+    `condition` [B, C', H, W] is concatenated to the noisy latents along the channels (a U-Net
+    with a widened input: super-resolution's low-resolution latent)."""
     noisy = scheduler.add_noise(latents, noise, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents, noise, timesteps)
     else:
         target = noise
+    if condition is not None:
+        noisy = torch.cat([noisy, condition.to(noisy)], dim=1)
     prediction = unet(noisy.to(dtype), timesteps, context.to(dtype)).sample
     return F.mse_loss(prediction.float(), target.float())
+
+
+SCHEDULE_FIELDS = (
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "prediction_type",
+)
+"""The `train` fields that define the noise schedule a U-Net learnt."""
+
+
+def schedule_changes(train: TrainConfig, saved: dict[str, Any]) -> list[str]:
+    """`train.<field>: parent <saved>, now <asked>` for each schedule field in which `train`
+    differs from a checkpoint's saved schedule config (a fine-tuning stage must keep its
+    parent's schedule)."""
+    return [
+        f"train.{name}: parent {saved.get(name)!r}, now {getattr(train, name)!r}"
+        for name in SCHEDULE_FIELDS
+        if saved.get(name) != getattr(train, name)
+    ]

@@ -39,6 +39,7 @@ from ldmscale.storage.checkpoints import resolve_parent
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.paths import RunKey
 from ldmscale.train.data import Batch, Batches, batch_source
+from ldmscale.train.diffusion import schedule_changes
 
 TARGET = "target_unet"
 """Folder of the target network in a distillation checkpoint."""
@@ -156,19 +157,7 @@ class ConsistencyDistillation:
         return data
 
     def _check_schedule(self, saved: dict[str, Any]) -> None:
-        t = self.cfg.train
-        asked = {
-            "num_train_timesteps": t.num_train_timesteps,
-            "beta_start": t.beta_start,
-            "beta_end": t.beta_end,
-            "beta_schedule": t.beta_schedule,
-            "prediction_type": t.prediction_type,
-        }
-        differ = [
-            f"train.{k}: parent {saved.get(k)!r}, now {v!r}"
-            for k, v in asked.items()
-            if saved.get(k) != v
-        ]
+        differ = schedule_changes(self.cfg.train, saved)
         if differ:
             raise ConfigError(
                 "distillation must use the noise schedule its teacher learnt; " + "; ".join(differ)

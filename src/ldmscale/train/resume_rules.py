@@ -118,6 +118,15 @@ RULES: dict[str, Rule] = {
     "distill.ema_decay": Rule(KEEP, "the horizon the saved target network was averaged over"),
     "distill.time_cond_proj_dim": Rule(KEEP, "the student's architecture"),
     "distill.timestep_scaling": Rule(KEEP, "the boundary conditions the student learns"),
+    "sr.parent": Rule(KEEP, "the text-to-image checkpoint the SR model was widened from"),
+    "sr.max_steps": Rule(CHANGE, "where training stops (not below the checkpoint's step)"),
+    "sr.global_batch": Rule(KEEP, "samples per step: the data position and the optimizer"),
+    "sr.micro_batch": Rule(CHANGE, "the same samples per step, split otherwise"),
+    "sr.lr": Rule(CHANGE, "applied from the next step, at the schedule's position"),
+    "sr.warmup_steps": Rule(CHANGE, "applied from the next step, at the schedule's position"),
+    "sr.checkpoint_every": Rule(CHANGE, "checkpoint cadence"),
+    "sr.caption_dropout": Rule(KEEP, "the captions the SR model learns to follow"),
+    "sr.keep_every": Rule(CHANGE, "checkpoint retention"),
 }
 """Every setting training reads -> what a resume may do with it."""
 
