@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ldmscale.config import speed_options as speed
+from ldmscale.config.interpolation import InterpolateConfig, InterpolationGrid
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.rules import (
     Free,
@@ -35,7 +36,7 @@ from ldmscale.config.samplers import (
     TIMESTEP_SPACINGS,
     check_steps,
 )
-from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, StageGrid
+from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, DreamBoothConfig, StageGrid
 from ldmscale.errors import ConfigError
 
 STAGES: tuple[str, ...] = tuple(STAGE_GROUPS)
@@ -408,6 +409,14 @@ class SweepConfig:
     best-size table has a row per budget. Empty: no such steps, rows derived from the costs."""
     distill: StageGrid = field(default_factory=StageGrid)
     """Sizes to distil (`distill` group) and the sampling grid of the distilled models."""
+    dreambooth: StageGrid = field(
+        default_factory=lambda: StageGrid(samplers=["ddim"], steps=[50], guidance=[7.5])
+    )
+    """Sizes to fine-tune with DreamBooth (`dreambooth` group), the subjects (`variants`) each
+    learns, and the sampling grid of their subject evaluation (the paper's 50-step DDIM at
+    guidance 7.5)."""
+    interpolate: InterpolationGrid = field(default_factory=InterpolationGrid)
+    """Sizes and prompt pairs of the prompt interpolation (`interpolate` group)."""
     checkpoints: list[int] = field(default_factory=list)
     """Training steps, besides train.max_steps, whose checkpoints are evaluated too (at the first
     sampler's largest step count and every guidance scale): the points of the quality against
@@ -424,6 +433,8 @@ class SweepConfig:
         "budgets": positive(),
         "spacings": OneOf(TIMESTEP_SPACINGS),
         "distill": Free("a stage's grid, checked by StageGrid.check"),
+        "dreambooth": Free("a stage's grid, checked by StageGrid.check"),
+        "interpolate": Free("checked by InterpolationGrid.check"),
         "checkpoints": at_least(1),
     }
 
@@ -441,6 +452,7 @@ class SweepConfig:
             )
         for stage in STAGE_GROUPS:
             getattr(self, stage).check(f"sweep.{stage}", self.models)
+        self.interpolate.check(self.models)
 
 
 @dataclass
@@ -469,7 +481,17 @@ class StorageConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda")
-GROUPS = ("model", "data", "train", "sampler", "eval", "sweep", "storage", *STAGE_GROUPS)
+GROUPS = (
+    "model",
+    "data",
+    "train",
+    "sampler",
+    "eval",
+    "sweep",
+    "storage",
+    *STAGE_GROUPS,
+    "interpolate",
+)
 
 
 @dataclass
@@ -490,6 +512,8 @@ class StudyConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    dreambooth: DreamBoothConfig = field(default_factory=DreamBoothConfig)
+    interpolate: InterpolateConfig = field(default_factory=InterpolateConfig)
 
     RULES: ClassVar[dict[str, Rule]] = {
         "study": Free("a URI, checked by the storage that opens it (ldmscale.storage.fs)"),
@@ -501,6 +525,7 @@ class StudyConfig:
     def __post_init__(self) -> None:
         check_fields(self, "")
         self._check_steps()
+        self._check_variants()
         self._check_checkpoints()
         if self.sweep.shards > self.eval.num_samples:
             raise ValueError(
@@ -521,6 +546,22 @@ class StudyConfig:
                 for name in grid.samplers:
                     for steps in grid.steps:
                         check_steps(name, spacing, steps, timesteps, f"sweep.{stage}.steps")
+
+    def _check_variants(self) -> None:
+        """Each stage's variants (the run's, the sweep's) are ones its group knows, and the
+        sweep's prompt pairs are the `interpolate` group's."""
+        for stage in STAGE_GROUPS:
+            group, grid = getattr(self, stage), getattr(self.sweep, stage)
+            if self.model.stage == stage:
+                group.check_variants([self.model.variant], "model.variant")
+            if grid.models:
+                group.check_variants(grid.variants or [""], f"sweep.{stage}.variants")
+        for pair in self.sweep.interpolate.pairs:
+            if pair not in self.interpolate.pairs:
+                raise ValueError(
+                    f"sweep.interpolate.pairs has {pair!r}, which is not in interpolate.pairs "
+                    f"({', '.join(self.interpolate.pairs) or 'none'})"
+                )
 
     def _check_checkpoints(self) -> None:
         t = self.train
