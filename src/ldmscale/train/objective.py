@@ -90,6 +90,7 @@ class Objective(Protocol):
 OBJECTIVES: dict[str, str] = {
     "": "ldmscale.train.text_to_image:TextToImage",
     "distill": "ldmscale.train.distill:ConsistencyDistillation",
+    "dreambooth": "ldmscale.train.dreambooth:DreamBooth",
 }
 """Stage of a run (`RunKey.stage`) -> its objective class (`module:Class`, imported on demand)."""
 
