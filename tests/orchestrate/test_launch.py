@@ -88,7 +88,7 @@ def test_bad_launcher_options_are_named(argv: list[str], message: str) -> None:
     [
         (["--nproc-per-node", "0", "train/debug"], "--nproc-per-node=0"),
         (["--nproc-per-node", "x", "train/debug"], "--nproc-per-node=x"),
-        (["--nproc-per-node", "2", "analyze"], "only train, distill jobs"),
+        (["--nproc-per-node", "2", "analyze"], "only train, distill, dreambooth jobs"),
         (["--nnodes", "2", "--node-rank", "5", "train/debug"], "--node-rank=5"),
     ],
 )
