@@ -1,7 +1,8 @@
 """`analyze(cfg)`: read every committed metrics record of the study, and the per-sample data of
 its final checkpoints' configurations, and write `results/metrics.csv`,
 `results/best_per_budget.csv`, `results/table1.csv` and `report/index.html` with the paper's
-figures (`ldmscale.analysis.figures`).
+figures (`ldmscale.analysis.figures`), and a section (with its CSV) per downstream study the
+study ran: distillation, DreamBooth (subject evaluations), prompt interpolation.
 
 Sizes are compared at their final checkpoint (each model's newest evaluated step), at the
 sweep's budgets (`sweep.budgets`, else budgets spread over the measured costs): the best
@@ -14,10 +15,11 @@ the same settings does nothing.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ldmscale.analysis import distill, figures
+from ldmscale.analysis import distill, dreambooth, figures, interpolation
 from ldmscale.analysis.budget import (
     BUDGET_COLUMNS,
     Row,
@@ -28,7 +30,7 @@ from ldmscale.analysis.budget import (
     default_budgets,
     standings,
 )
-from ldmscale.analysis.distill import stage_of
+from ldmscale.analysis.distill import StageSection, stage_of
 from ldmscale.analysis.records import load_records, to_csv
 from ldmscale.analysis.report import FIG9, TABLE1_COLUMNS, Report, render_html
 from ldmscale.analysis.samples import eval_key, load_reference, load_samples
@@ -40,7 +42,8 @@ from ldmscale.evaluate.identity import refuse_mixed
 from ldmscale.metrics.training import diverged
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
-from ldmscale.storage.manifest import commit, intact, load_manifest, read_file
+from ldmscale.storage.manifest import MANIFEST, commit, intact, load_manifest, read_file
+from ldmscale.storage.records import committed_under
 
 
 @dataclass
@@ -181,6 +184,29 @@ def _ruler(
     return calibration, ruler
 
 
+def _sections(
+    cfg: StudyConfig, storage: Storage, final: list[Row], every: list[Row], measured: Measured
+) -> list[StageSection]:
+    """Each downstream study's part of the report, when the study ran it: distillation,
+    DreamBooth, prompt interpolation."""
+    found = [
+        distill.section(final, every, measured),
+        dreambooth.section(storage, cfg.seed, cfg.eval.intervals),
+        interpolation.section(storage, cfg.seed, cfg.eval.intervals),
+    ]
+    return [s for s in found if s is not None]
+
+
+def downstream_digest(storage: Storage, digest: str) -> str:
+    """`digest` (of the metrics records) extended by the manifests of the subject evaluations
+    and interpolations, so that a new one of those runs the analysis again."""
+    combined = hashlib.sha256(digest.encode())
+    for top in (paths.SUBJECTS, paths.INTERPOLATIONS):
+        for rel in committed_under(storage, top):
+            combined.update(rel.encode() + storage.read_bytes(f"{rel}/{MANIFEST}"))
+    return combined.hexdigest()
+
+
 def _settings(cfg: StudyConfig) -> dict[str, Any]:
     """What, besides the records, the analysis depends on."""
     return {"budgets": list(cfg.sweep.budgets), "seed": cfg.seed, "resamples": cfg.eval.intervals}
@@ -192,6 +218,7 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     has no metrics yet."""
     storage = storage or open_study(cfg)
     rows, digest = load_records(storage)
+    digest = downstream_digest(storage, digest)
     if not rows:
         raise MissingInput(
             f"no committed metrics under {storage.url(paths.evals_dir())}; run the eval and merge "
@@ -216,6 +243,23 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     return _write(cfg, storage, rows, digest, warnings)
 
 
+def _measured(cfg: StudyConfig, storage: Storage) -> Measured:
+    """Selection and readings of the study's configurations, from its committed samples."""
+    return Measured(
+        lambda row: load_samples(storage, row),
+        lambda rel: load_reference(storage, rel),
+        cfg.seed,
+        cfg.eval.intervals,
+    )
+
+
+def _table1_protocol(protocol: tuple[str, int | None]) -> str:
+    return (
+        f"{protocol[0]}, {protocol[1] or 'each size at its largest number of'} steps, "
+        "guidance chosen on the selection part"
+    )
+
+
 def _write(
     cfg: StudyConfig, storage: Storage, rows: list[Row], digest: str, diverged_sizes: list[str]
 ) -> AnalysisResult:
@@ -224,12 +268,7 @@ def _write(
     every = rows
     rows = [r for r in every if not stage_of(r)]
     final = final_rows(rows)
-    measured = Measured(
-        lambda row: load_samples(storage, row),
-        lambda rel: load_reference(storage, rel),
-        cfg.seed,
-        cfg.eval.intervals,
-    )
+    measured = _measured(cfg, storage)
     table_standings = standings(final, list(cfg.sweep.budgets) or default_budgets(final), measured)
     params = {r["model"]: int(r["params"]) for r in final}
     answer = crossover(table_standings, params)
@@ -240,8 +279,7 @@ def _write(
     split = all(r.split for s in table_standings for r in s.readings.values())
     warnings = [*diverged_sizes, *interval_warnings(rows, split)]
     calibration, ruler = _ruler(cfg, storage, final, warnings)
-    stage = distill.section(final, final_rows(every), measured)
-    sections = [stage] if stage is not None else []
+    sections = _sections(cfg, storage, final, final_rows(every), measured)
     csvs = {
         **{name: text for s in sections for name, text in s.tables.items()},
         "metrics.csv": to_csv(every),
@@ -252,8 +290,7 @@ def _write(
         storage, paths.RESULTS, {k: v.encode() for k, v in csvs.items()}, meta={"inputs": digest}
     )
     files, captions = _figures(storage, rows, final, shown, protocol)
-    for s in sections:
-        files.update(s.files)
+    files.update({name: data for s in sections for name, data in s.files.items()})
     page = Report(
         title=f"ldmscale study {cfg.sweep.name}: which model size is best at each sampling budget?",
         answer=answer,
@@ -263,10 +300,7 @@ def _write(
         budget_notes=notes,
         figures=captions,
         table1=table1,
-        table1_protocol=(
-            f"{protocol[0]}, {protocol[1] or 'each size at its largest number of'} steps, "
-            "guidance chosen on the selection part"
-        ),
+        table1_protocol=_table1_protocol(protocol),
         ruler=ruler,
         calibration=calibration,
         sections=sections,

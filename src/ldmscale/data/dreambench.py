@@ -98,6 +98,15 @@ def subject_prompts(subject: Subject, colour: str = "") -> list[SubjectPrompt]:
     return found + [SubjectPrompt(f"a {adjective} {name}", PROPERTY) for adjective in PROPERTIES]
 
 
+def prompts_for(name: str, subject: Subject) -> list[SubjectPrompt]:
+    """The evaluation prompts of the subject called `name` (an embedded subject's own colour
+    is left out of its property changes)."""
+    from ldmscale.data.subjects import embedded
+
+    colour = embedded(name).colour if subject.images == "embedded" else ""
+    return subject_prompts(subject, colour)
+
+
 def _where(position: str) -> str:
     return "in the center" if position == "center" else f"at the {position}"
 

@@ -31,7 +31,7 @@ import torch
 
 from ldmscale.config.schema import StudyConfig
 from ldmscale.config.stages import Subject
-from ldmscale.data.dreambench import SubjectPrompt, subject_prompts
+from ldmscale.data.dreambench import SubjectPrompt, prompts_for
 from ldmscale.data.pixels import from_uint8, grid_png, to_hwc_uint8
 from ldmscale.errors import BadInput
 from ldmscale.evaluate.identity import refuse_reuse
@@ -68,16 +68,9 @@ def _subject(cfg: StudyConfig, name: str) -> Subject:
     return cfg.dreambooth.subjects[name]
 
 
-def _colour(name: str, subject: Subject) -> str:
-    """An embedded subject's own colour ("" for a real one)."""
-    from ldmscale.data.subjects import embedded
-
-    return embedded(name).colour if subject.images == "embedded" else ""
-
-
 def request(cfg: StudyConfig, name: str, subject: Subject) -> dict[str, Any]:
     """What a committed evaluation of `subject` must have been made with to be reused."""
-    prompts = [p.text for p in subject_prompts(subject, _colour(name, subject))]
+    prompts = [p.text for p in prompts_for(name, subject)]
     real = subject.images != "embedded"
     return {
         "seed": cfg.seed,
@@ -202,7 +195,7 @@ def evaluate_subject(
     generate = ImageGenerator(model, key.sampler, key.steps, key.guidance, cfg.seed, key.spacing)
     resolution = int(info.meta.resolution)
     measures, real = _measures(cfg, storage, subject, settings, resolution)
-    prompts = subject_prompts(settings, _colour(subject, settings))
+    prompts = prompts_for(subject, settings)
     per = cfg.dreambooth.images_per_prompt
     shown = [prompts[j // per] for j in range(len(prompts) * per)]
     scores, grid = _generate(cfg, generate, measures, shown, per)
@@ -225,6 +218,7 @@ def evaluate_subject(
         **_identity(subject, key),
         "num_images": len(shown),
         "measures": measures.kinds,
+        "measure_order": list(measures.kinds),
         "means": _summary(scores, cfg.eval.intervals, seed),
         "ceiling": _summary(ceiling, cfg.eval.intervals, seed),
         "ceiling_is": ceiling_is,
