@@ -23,6 +23,10 @@ PLAN = {
     "prepare": ["prepare"],
     "train": ["train/t16", "train/t32"],
     "distill": [],
+    "prior": [],
+    "dreambooth": [],
+    "subject": [],
+    "interpolate": [],
     "configs": ["t16/step-20/ddim-s4-g2", "t16/step-20/ddim-s8-g2", "t32/step-20/ddim-s4-g2"],
     "analyze": ["analyze"],
 }
@@ -37,9 +41,10 @@ def test_stages_follow_the_installed_dag_in_order(sweep_spec: dict) -> None:
     entry = next(t for t in sweep_spec["templates"] if t["name"] == sweep_spec["entrypoint"])
     tasks = [t["name"] for t in entry["dag"]["tasks"]]
     assert [s.name for s in progress.stages] == tasks == [
-        "plan", "prepare", "train", "distill", "evaluate", "analyze"]  # fmt: skip
+        "plan", "prepare", "train", "distill", "prior", "dreambooth", "evaluate", "subject",
+        "interpolate", "analyze"]  # fmt: skip
     assert progress.phase == "Running" and not progress.finished
-    assert [s.total for s in progress.stages] == [1, None, None, None, None, None]  # no plan
+    assert [s.total for s in progress.stages] == [1] + [None] * 9  # no plan yet
 
 
 def test_items_are_counted_once_per_phase_and_totals_come_from_the_plan(sweep_spec: dict) -> None:
@@ -54,7 +59,7 @@ def test_items_are_counted_once_per_phase_and_totals_come_from_the_plan(sweep_sp
     by_name = {s.name: s for s in progress.stages}
     for task, phases in items.items():
         assert by_name[task].phases == Counter(phases), task
-    assert [s.total for s in progress.stages] == [1, 1, 2, 0, 3, 1]
+    assert [s.total for s in progress.stages] == [1, 1, 2, 0, 0, 0, 3, 0, 0, 1]
     assert by_name["train"].done == 2 and by_name["train"].failed == 1
     assert by_name["evaluate"].done == 1
     assert by_name["analyze"].phases == Counter()

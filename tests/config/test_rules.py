@@ -67,9 +67,15 @@ def test_every_field_of_an_owned_dataclass_has_a_rule(cls: type) -> None:
     [
         ("dreambooth.subjects.ring.token=two words", "dreambooth.subjects.ring.token='two words'"),
         ("dreambooth.subjects.ring.class_noun=Dog", "dreambooth.subjects.ring.class_noun='Dog'"),
-        ("+dreambooth.subjects={Dog:{class_noun:dog}}", "dreambooth.subjects.Dog: a subject's name"),
+        (
+            "+dreambooth.subjects={Dog:{class_noun:dog}}",
+            "dreambooth.subjects.Dog: a subject's name",
+        ),
         ("interpolate.pairs.circle-square.first=''", "interpolate.pairs.circle-square.first=''"),
-        ("interpolate.alphas=[1.0,0.6,0.8,0.0]", "interpolate.alphas=[1.0, 0.6, 0.8, 0.0] must fall"),
+        (
+            "interpolate.alphas=[1.0,0.6,0.8,0.0]",
+            "interpolate.alphas=[1.0, 0.6, 0.8, 0.0] must fall",
+        ),
         ("sweep.interpolate.models=[t48]", "sweep.interpolate.models has 't48'"),
         ("sweep.interpolate.pairs=[nope]", "sweep.interpolate.pairs has 'nope'"),
         ("sweep.dreambooth.models=[debug]", "sweep.dreambooth.variants='' is not a subject"),

@@ -18,6 +18,10 @@ FANNED = {
     "prepare": "prepare",
     "train": "train",
     "distill": "distill",
+    "prior": "prior",
+    "dreambooth": "dreambooth",
+    "subject": "subject",
+    "interpolate": "interpolate",
     "evaluate": "configs",
     "analyze": "analyze",
 }

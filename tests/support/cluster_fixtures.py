@@ -23,6 +23,10 @@ PLAN = {
     "prepare": ["prepare"],
     "train": ["train/t16", "train/t32"],
     "distill": [],
+    "prior": [],
+    "dreambooth": [],
+    "subject": [],
+    "interpolate": [],
     "configs": ["t16/step-20/ddim-s4-g2", "t32/step-20/ddim-s4-g2"],
     "analyze": ["analyze"],
 }
