@@ -118,12 +118,16 @@ def _verdict(interval: Interval) -> str:
 def comparisons(evaluations: list[Evaluation], paired: Paired) -> list[dict[str, Any]]:
     """One row per DreamBooth evaluation and measure: against the base model on the same
     prompts and noise (`COLUMNS`)."""
-    base = {(e.record["subject"], e.record["model"], e.config): e for e in evaluations}
+    base = {
+        (e.record["subject"], e.record["model"], e.config): e
+        for e in evaluations
+        if not e.fine_tuned
+    }
     rows = []
     for tuned in (e for e in evaluations if e.fine_tuned):
         r = tuned.record
         floor = base.get((r["subject"], r["model"], tuned.config))
-        if floor is None or floor.fine_tuned:
+        if floor is None:
             continue
         for measure in _subject_measures(r) + _prompt_measures(r):
             kind = r["measures"][measure]
