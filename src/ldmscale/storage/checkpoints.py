@@ -99,7 +99,11 @@ class CheckpointMeta:
     def from_dict(cls, meta: dict[str, Any]) -> CheckpointMeta:
         """Read a manifest's meta; CorruptArtifact when a field is missing."""
         fields = dataclasses.fields(cls)
-        required = [f.name for f in fields if f.default_factory is dataclasses.MISSING]
+        required = [
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         missing = [name for name in required if name not in meta]
         if missing:
             raise CorruptArtifact(f"checkpoint meta lacks {', '.join(missing)}")
