@@ -218,7 +218,7 @@ def section(storage: Storage, seed: int, resamples: int) -> StageSection | None:
 
 def _grids(storage: Storage, evaluations: list[Evaluation]) -> bytes:
     """Each subject's first configuration: base and DreamBooth grids per size, side by side."""
-    first = {}
+    first: dict[str, tuple[str, int, float, str]] = {}
     for e in evaluations:
         first.setdefault(e.record["subject"], e.config)
     chosen = [e for e in evaluations if first[e.record["subject"]] == e.config]

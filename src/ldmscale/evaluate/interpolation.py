@@ -231,7 +231,7 @@ def interpolate(cfg: StudyConfig, storage: Storage, run: RunKey, pair: str) -> I
     return InterpolationResult(rel, record)
 
 
-def _npz(**arrays: np.ndarray) -> bytes:
+def _npz(**arrays: Any) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()

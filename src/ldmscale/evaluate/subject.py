@@ -241,7 +241,7 @@ def _files(
 ) -> dict[str, bytes]:
     """The committed files (module docstring)."""
     count = record["num_images"]
-    arrays = {
+    arrays: dict[str, Any] = {
         "sample": np.arange(count, dtype=np.int64),
         "prompt": np.arange(count, dtype=np.int64) // per,
         **scores,
