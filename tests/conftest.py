@@ -6,7 +6,7 @@ settings (seconds on a CPU). Tests that train, sample or evaluate reuse it:
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
 
-The tiny real-format artifacts (`coco_data`, `tiny_clip`, `tiny_autoencoder`,
+The tiny real-format artifacts (`coco_data`, `tiny_clip`, `tiny_dino`, `tiny_autoencoder`,
 `inception_weights`, `lpips_weights`) come from tests/support/real_artifacts.py.
 
 `overrides` holds the fast prepare settings and a session-local cache folder, never `study=`, so
@@ -22,6 +22,7 @@ from real_artifacts import (  # noqa: F401  (session fixtures for every folder)
     lpips_weights,
     tiny_autoencoder,
     tiny_clip,
+    tiny_dino,
 )
 
 FAST_PREPARE = ["data=shapes_fast"]

@@ -34,6 +34,12 @@ def _sample(name: str) -> Job:
         return Job(name, run=RunKey("t16", kind.trains or ""))
     if kind.form == "config":  # a merge's id does not carry the shard count
         return Job(name, key=KEY)
+    if kind.form == "item":
+        return Job(name, run=RunKey("t16"), item="teddy_bear")
+    if kind.form == "subject":
+        return Job(
+            name, key=EvalKey(RunKey("t16", "dreambooth", "dog"), 40, "ddim", 50, 7.5), item="dog"
+        )
     return Job(name, key=KEY, shard=1, shards=3)
 
 

@@ -24,6 +24,10 @@ PLAN = {
     "train": ["train/t16", "train/t32"],
     "distill": [],
     "sr": [],
+    "prior": [],
+    "dreambooth": [],
+    "subject": [],
+    "interpolate": [],
     "configs": ["t16/step-20/ddim-s4-g2", "t16/step-20/ddim-s8-g2", "t32/step-20/ddim-s4-g2"],
     "analyze": ["analyze"],
 }
@@ -38,9 +42,10 @@ def test_stages_follow_the_installed_dag_in_order(sweep_spec: dict) -> None:
     entry = next(t for t in sweep_spec["templates"] if t["name"] == sweep_spec["entrypoint"])
     tasks = [t["name"] for t in entry["dag"]["tasks"]]
     assert [s.name for s in progress.stages] == tasks == [
-        "plan", "prepare", "train", "distill", "sr", "evaluate", "analyze"]  # fmt: skip
+        "plan", "prepare", "train", "distill", "sr", "prior", "dreambooth", "evaluate",
+        "subject", "interpolate", "analyze"]  # fmt: skip
     assert progress.phase == "Running" and not progress.finished
-    assert [s.total for s in progress.stages] == [1, None, None, None, None, None, None]  # no plan
+    assert [s.total for s in progress.stages] == [1] + [None] * 10  # no plan yet
 
 
 def test_items_are_counted_once_per_phase_and_totals_come_from_the_plan(sweep_spec: dict) -> None:
@@ -55,7 +60,7 @@ def test_items_are_counted_once_per_phase_and_totals_come_from_the_plan(sweep_sp
     by_name = {s.name: s for s in progress.stages}
     for task, phases in items.items():
         assert by_name[task].phases == Counter(phases), task
-    assert [s.total for s in progress.stages] == [1, 1, 2, 0, 0, 3, 1]
+    assert [s.total for s in progress.stages] == [1, 1, 2, 0, 0, 0, 0, 3, 0, 0, 1]
     assert by_name["train"].done == 2 and by_name["train"].failed == 1
     assert by_name["evaluate"].done == 1
     assert by_name["analyze"].phases == Counter()

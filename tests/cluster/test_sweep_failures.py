@@ -59,7 +59,8 @@ def _run(dag: dict, items: dict[str, list[str]]) -> tuple[dict[str, list[str]], 
 def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
     dag = _dag("sweep.yaml", "sweep")
     assert dag["failFast"] is False
-    assert set(dag["target"].split()) == {"train", "distill", "sr", "evaluate", "analyze"}
+    fan_outs = {"train", "distill", "sr", "prior", "dreambooth", "evaluate", "subject", "interpolate"}
+    assert set(dag["target"].split()) == {*fan_outs, "analyze"}
     assert _dag("evaluation-service.yaml", "evaluate-pending")["failFast"] is False
 
 
@@ -82,6 +83,15 @@ def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
         # fail at once, no checkpoint), analyze reports what was committed.
         ({"distill": ["Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
         ({"sr": ["Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
+        # Class images failed: DreamBooth runs (and fail at once, no class images), every
+        # subject is still evaluated on the base models, analyze reports what was committed.
+        (
+            {"prior": ["Failed"], "dreambooth": ["Failed"]},
+            {"train", "evaluate", "analyze"},
+            "Failed",
+        ),
+        ({"subject": ["Succeeded", "Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
+        ({"interpolate": ["Failed"]}, {"train", "evaluate", "analyze"}, "Failed"),
     ],
 )
 def test_analyze_runs_on_what_was_committed_and_a_failure_fails_the_sweep(
@@ -89,6 +99,6 @@ def test_analyze_runs_on_what_was_committed_and_a_failure_fails_the_sweep(
 ) -> None:
     phases, outcome = _run(_dag("sweep.yaml", "sweep"), items)
     assert {t for t in ("train", "evaluate", "analyze") if phases[t]} == ran
-    assert bool(phases["distill"]) == ("Succeeded" in phases["train"])
-    assert bool(phases["sr"]) == ("Succeeded" in phases["train"])
+    for stage in ("distill", "sr", "prior", "dreambooth", "subject", "interpolate"):
+        assert bool(phases[stage]) == ("Succeeded" in phases["train"]), stage
     assert outcome == phase

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ldmscale.cli.main import main
-from ldmscale.config import ConfigError, compose, schema, stages
+from ldmscale.config import ConfigError, compose, interpolation, schema, stages
 from ldmscale.config.rules import OneOf, Range, Rule, check_fields
 from ldmscale.config.stages import STAGE_GROUPS
 
@@ -29,6 +29,7 @@ GROUPS: dict[str, type] = {
     "storage": schema.StorageConfig,
     "": schema.StudyConfig,
     **STAGE_GROUPS,
+    "interpolate": interpolation.InterpolateConfig,
 }
 
 
@@ -41,13 +42,52 @@ def _fields(cls: type) -> list[tuple[str, Any]]:
 def test_the_groups_are_every_dataclass_of_the_schema() -> None:
     declared = {
         value
-        for module in (schema, stages)
+        for module in (schema, stages, interpolation)
         for value in vars(module).values()
         if isinstance(value, type) and is_dataclass(value) and value.__module__ == module.__name__
     }
-    # A stage's grid is a sweep field, checked by the sweep (`test_a_stage_grid_is_checked...`);
-    # StageConfig is the base of every stage's group.
-    assert declared == {*GROUPS.values(), stages.StageGrid, stages.StageConfig}
+    # A stage's grid and the interpolation grid are sweep fields, checked by the sweep
+    # (`test_a_stage_grid_is_checked...`); a subject and a prompt pair are items of their
+    # group's dictionary, checked by it (`test_a_subject_and_a_pair_...`); StageConfig is the
+    # base of every stage's group.
+    owned = {stages.Subject, interpolation.PromptPair, interpolation.InterpolationGrid}
+    assert declared == {*GROUPS.values(), stages.StageGrid, stages.StageConfig, *owned}
+
+
+@pytest.mark.parametrize(
+    "cls", [stages.Subject, interpolation.PromptPair, interpolation.InterpolationGrid]
+)
+def test_every_field_of_an_owned_dataclass_has_a_rule(cls: type) -> None:
+    names = {name for name, kind in _fields(cls) if kind is not bool}
+    assert names == set(cls.RULES)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("dreambooth.subjects.ring.token=two words", "dreambooth.subjects.ring.token='two words'"),
+        ("dreambooth.subjects.ring.class_noun=Dog", "dreambooth.subjects.ring.class_noun='Dog'"),
+        (
+            "+dreambooth.subjects={Dog:{class_noun:dog}}",
+            "dreambooth.subjects.Dog: a subject's name",
+        ),
+        ("interpolate.pairs.circle-square.first=''", "interpolate.pairs.circle-square.first=''"),
+        (
+            "interpolate.alphas=[1.0,0.6,0.8,0.0]",
+            "interpolate.alphas=[1.0, 0.6, 0.8, 0.0] must fall",
+        ),
+        ("sweep.interpolate.models=[t48]", "sweep.interpolate.models has 't48'"),
+        ("sweep.interpolate.pairs=[nope]", "sweep.interpolate.pairs has 'nope'"),
+        ("sweep.dreambooth.models=[debug]", "sweep.dreambooth.variants='' is not a subject"),
+        ("sweep.dreambooth.variants=[dog]", "sweep.dreambooth.variants='dog' is not a subject"),
+    ],
+)
+def test_a_subject_and_a_pair_are_checked_by_their_group_naming_the_field(
+    override: str, named: str
+) -> None:
+    extra = ["sweep.dreambooth.models=[debug]"] if "variants=[" in override else []
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        compose(["sweep=debug", override, *extra])
 
 
 def test_a_stage_grid_is_checked_by_its_sweep_naming_the_field() -> None:

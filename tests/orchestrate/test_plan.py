@@ -32,6 +32,10 @@ from ldmscale.storage.paths import EvalKey, RunKey
         Job("eval", key=EvalKey(RunKey("866m"), 500000, "dpmpp_2m", 20, 7.5), shard=3, shards=8),
         Job("merge", key=EvalKey(RunKey("debug"), 20, "euler_a", 4, 1.0, "leading")),
         Job("analyze"),
+        Job("dreambooth", run=RunKey("t16", "dreambooth", "dog")),
+        Job("prior", run=RunKey("t16"), item="teddy_bear"),
+        Job("interpolate", run=RunKey("2b"), item="computer-phone"),
+        Job("subject", key=EvalKey(RunKey("t16"), 20, "ddim", 50, 7.5), item="dog"),
     ],
 )
 def test_job_ids_round_trip(job: Job) -> None:
@@ -48,6 +52,9 @@ def test_job_ids_round_trip(job: Job) -> None:
         "merge/x/step-y/ddim-s4-g2",
         "merge/x/step-1/ddim-s4-g2-sideways",
         "merge/x/checkpoints/step-1/ddim-s4-g2",
+        "prior/t16",
+        "prior/t16/Teddy Bear",
+        "subject/dog/t16/step-1",
         "nope",
     ],
 )
@@ -70,6 +77,31 @@ def test_debug_plan_orders_and_links_jobs() -> None:
     merge = next(p for p in plan.jobs if p.job.kind == "merge")
     assert merge.deps == plan.ids("eval")
     assert plan.overrides[-1] == "sweep=debug" or "sweep=debug" in plan.overrides
+
+
+def test_dreambooth_and_interpolation_follow_what_they_need() -> None:
+    grid = [
+        "sweep=debug",
+        "sweep.dreambooth.models=[debug]",
+        "sweep.dreambooth.variants=[ring]",
+        "sweep.interpolate.models=[debug]",
+        "sweep.interpolate.pairs=[circle-square]",
+    ]
+    plan = build_plan(compose(grid))
+    deps = {p.id: p.deps for p in plan.jobs}
+    assert deps["prior/debug/circle"] == ["train/debug"]
+    assert deps["dreambooth/debug/ring"] == ["train/debug", "prior/debug/circle"]
+    tuned = "subject/ring/debug/dreambooth/ring/step-800/ddim-s50-g7.5"
+    floor = "subject/ring/debug/step-20/ddim-s50-g7.5"
+    assert plan.ids("subject") == [tuned, floor]
+    assert (deps[tuned], deps[floor]) == (["dreambooth/debug/ring"], ["train/debug"])
+    assert deps["interpolate/debug/circle-square"] == ["train/debug"]
+    assert {tuned, floor, "interpolate/debug/circle-square"} <= set(deps["analyze"])
+    assert plan.ids()[-1] == "analyze"
+    # Without prior preservation no class images are made, and DreamBooth waits for none.
+    plan = build_plan(compose([*grid, "dreambooth.prior_preservation=false"]))
+    assert plan.ids("prior") == []
+    assert next(p.deps for p in plan.jobs if p.job.kind == "dreambooth") == ["train/debug"]
 
 
 def test_job_overrides_compose_into_the_job(tmp_path: Path) -> None:
@@ -97,7 +129,8 @@ def test_user_overrides_reach_every_job_kind(sweep: str, tmp_path: Path) -> None
     cfg = compose(user)
     plan = build_plan(cfg, user)
     kinds = {"prepare", "train", "eval", "merge", "analyze"}
-    assert {p.job.kind for p in plan.jobs} == kinds | ({"distill"} if sweep == "paper" else set())
+    downstream = {"distill", "sr", "prior", "dreambooth", "subject", "interpolate"} if sweep == "paper" else set()
+    assert {p.job.kind for p in plan.jobs} == kinds | downstream
     # The first and last job of each kind (the paper plan has 12k: composing all takes minutes).
     sample = {}
     for planned in plan.jobs:

@@ -60,3 +60,16 @@ def test_guidance_batches_both_passes_in_one_call(guidance, batch_factor, tiny_m
     assert seen == [len(CAPTIONS) * batch_factor] * 3
     assert generate.evaluations == 3
     assert generate.passes_per_evaluation == batch_factor
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_a_context_given_directly_is_the_captions_own_bitwise(guidance: float, tiny_model) -> None:
+    generate = ImageGenerator(tiny_model, "ddim", 3, guidance=guidance, seed=2)
+    from_captions = generate(CAPTIONS, INDICES)
+    context = generate.encode(CAPTIONS)
+    assert torch.equal(generate.images_for(context, INDICES), from_captions)
+    # An interpolated context is sampled with the same noise: at alpha = 1 it is the first.
+    other = generate.encode(CAPTIONS[::-1])
+    assert torch.equal(generate.images_for(1.0 * context + 0.0 * other, INDICES), from_captions)
+    with pytest.raises(ValueError, match="2 text contexts but 3 prompt indices"):
+        generate.latents_for(context[:2], INDICES)

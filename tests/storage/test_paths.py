@@ -50,3 +50,23 @@ def test_checkpoint_names_round_trip() -> None:
     assert paths.parse_checkpoint_name(paths.checkpoint_name(42)) == 42
     assert paths.parse_checkpoint_name("step-x") is None
     assert paths.parse_checkpoint_name("latest") is None
+
+
+def test_downstream_artifacts_have_a_folder_each() -> None:
+    from ldmscale.storage.paths import (
+        EvalKey,
+        RunKey,
+        interpolation_dir,
+        item_name,
+        item_text,
+        prior_dir,
+        subject_dir,
+    )
+
+    assert prior_dir("t16", "teddy bear") == "priors/t16/teddy_bear"
+    assert item_text(item_name("teddy bear")) == "teddy bear"
+    key = EvalKey(RunKey("t16", "dreambooth", "dog"), 800, "ddim", 50, 7.5)
+    assert subject_dir("dog", key) == "subjects/dog/t16/dreambooth/dog/step-800/ddim-s50-g7.5"
+    assert interpolation_dir("2b", 500000, "computer-phone") == (
+        "interpolations/2b/step-500000/computer-phone"
+    )

@@ -19,6 +19,10 @@ FANNED = {
     "train": "train",
     "distill": "distill",
     "sr": "sr",
+    "prior": "prior",
+    "dreambooth": "dreambooth",
+    "subject": "subject",
+    "interpolate": "interpolate",
     "evaluate": "configs",
     "analyze": "analyze",
 }

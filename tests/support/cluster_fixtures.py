@@ -24,6 +24,10 @@ PLAN = {
     "train": ["train/t16", "train/t32"],
     "distill": [],
     "sr": [],
+    "prior": [],
+    "dreambooth": [],
+    "subject": [],
+    "interpolate": [],
     "configs": ["t16/step-20/ddim-s4-g2", "t32/step-20/ddim-s4-g2"],
     "analyze": ["analyze"],
 }

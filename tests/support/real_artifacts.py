@@ -1,6 +1,7 @@
 """Tiny real-format artifacts (random weights, saved as the real loaders expect them) for the
-real-data paths: COCO-style captions and images, a CLIP model (also the U-Net's text encoder), an
-AutoencoderKL and FID Inception weights. Session fixtures, imported by tests/conftest.py."""
+real-data paths: COCO-style captions and images, a CLIP model (also the U-Net's text encoder), a
+DINO ViT, an AutoencoderKL and FID Inception weights. Session fixtures, imported by
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -106,6 +107,27 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
     ).save_pretrained(folder)
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_dino(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random ViTModel (DINO ViT-S/16's architecture at 32 px, 8 px patches) and its image
+    processor, saved with save_pretrained: usable as dreambooth.dino_model."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    folder = tmp_path_factory.mktemp("dino")
+    torch.manual_seed(0)
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+    )
+    ViTModel(config, add_pooling_layer=False).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
 
 

@@ -24,6 +24,8 @@ URIS = [
     "eval.reference_images=s3://bucket/coco2014/val2014",
     "eval.inception_weights=s3://bucket/weights/weights-inception-2015-12-05-6726825d.pth",
     "eval.clip_model=s3://bucket/weights/clip-vit-large-patch14",
+    "dreambooth.subjects.dog.images=s3://bucket/dreambench/dog",
+    "dreambooth.dino_model=s3://bucket/weights/dino-vits16",
 ]
 
 

@@ -81,8 +81,9 @@ def _set(config: dict[str, Any], key: str, value: Any) -> None:
 @pytest.mark.parametrize("key", sorted(RULES))
 def test_each_rule_refuses_or_allows_a_changed_value_as_its_kind_says(key: str) -> None:
     group = key.partition(".")[0]
-    # A stage's group is read by that stage's runs only.
-    cfg = _config(**({"model.stage": group} if group in STAGE_GROUPS else {}))
+    # A stage's group is read by that stage's runs only (a DreamBooth run's, of a subject).
+    run = {"model.stage": group, **({"model.variant": "ring"} if group == "dreambooth" else {})}
+    cfg = _config(**(run if group in STAGE_GROUPS else {}))
     state, meta = _state(cfg)
     resolved = resolved_settings(cfg, 1, CPU, torch.float32)
     assert changed_settings(state, meta, cfg, resolved) == []

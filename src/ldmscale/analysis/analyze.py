@@ -1,7 +1,8 @@
 """`analyze(cfg)`: read every committed metrics record of the study, and the per-sample data of
 its final checkpoints' configurations, and write `results/metrics.csv`,
 `results/best_per_budget.csv`, `results/table1.csv` and `report/index.html` with the paper's
-figures (`ldmscale.analysis.figures`).
+figures (`ldmscale.analysis.figures`), and a section (with its CSV) per downstream study the
+study ran: distillation, DreamBooth (subject evaluations), prompt interpolation.
 
 Sizes are compared at their final checkpoint (each model's newest evaluated step), at the
 sweep's budgets (`sweep.budgets`, else budgets spread over the measured costs): the best
@@ -14,10 +15,11 @@ the same settings does nothing.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ldmscale.analysis import distill, figures, law_report, sr
+from ldmscale.analysis import distill, dreambooth, figures, interpolation, law_report, sr
 from ldmscale.analysis.budget import (
     BUDGET_COLUMNS,
     Row,
@@ -28,7 +30,7 @@ from ldmscale.analysis.budget import (
     default_budgets,
     standings,
 )
-from ldmscale.analysis.distill import stage_of
+from ldmscale.analysis.distill import StageSection, stage_of
 from ldmscale.analysis.records import load_records, to_csv
 from ldmscale.analysis.report import FIG9, TABLE1_COLUMNS, Report, render_html
 from ldmscale.analysis.samples import eval_key, load_reference, load_samples
@@ -40,7 +42,8 @@ from ldmscale.evaluate.identity import refuse_mixed
 from ldmscale.metrics.training import diverged
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage, open_study
-from ldmscale.storage.manifest import commit, intact, load_manifest, read_file
+from ldmscale.storage.manifest import MANIFEST, commit, intact, load_manifest, read_file
+from ldmscale.storage.records import committed_under
 
 
 @dataclass
@@ -184,6 +187,16 @@ def _ruler(
     return calibration, ruler
 
 
+def downstream_digest(storage: Storage, digest: str) -> str:
+    """`digest` (of the metrics records) extended by the manifests of the subject evaluations
+    and interpolations, so that a new one of those runs the analysis again."""
+    combined = hashlib.sha256(digest.encode())
+    for top in (paths.SUBJECTS, paths.INTERPOLATIONS):
+        for rel in committed_under(storage, top):
+            combined.update(rel.encode() + storage.read_bytes(f"{rel}/{MANIFEST}"))
+    return combined.hexdigest()
+
+
 def _settings(cfg: StudyConfig) -> dict[str, Any]:
     """What, besides the records, the analysis depends on."""
     return {
@@ -200,6 +213,7 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
     has no metrics yet."""
     storage = storage or open_study(cfg)
     rows, digest = load_records(storage)
+    digest = downstream_digest(storage, digest)
     if not rows:
         raise MissingInput(
             f"no committed metrics under {storage.url(paths.evals_dir())}; run the eval and merge "
@@ -232,12 +246,16 @@ def analyze(cfg: StudyConfig, storage: Storage | None = None) -> AnalysisResult:
 
 def _sections(
     cfg: StudyConfig, storage: Storage, final: list[Row], every: list[Row], measured: Measured
-) -> list[Any]:
-    """The fine-tuning stages' sections of the report (each None when the study ran none)."""
+) -> list[StageSection]:
+    """Each downstream study's part of the report, when the study ran it: distillation,
+    super-resolution, DreamBooth, prompt interpolation (`every`: all records, intermediate
+    checkpoints included)."""
     sr_protocol = (cfg.sweep.sr.samplers[0], cfg.sweep.sr.checkpoint_steps())
     found = [
         distill.section(final, final_rows(every), measured),
         sr.section(every, storage, sr_protocol, cfg.seed, cfg.eval.intervals),
+        dreambooth.section(storage, cfg.seed, cfg.eval.intervals),
+        interpolation.section(storage, cfg.seed, cfg.eval.intervals),
     ]
     return [s for s in found if s is not None]
 
@@ -300,8 +318,7 @@ def _write(
     sections = [law.section, *_sections(cfg, storage, final, every, measured)]
     _commit_tables(storage, digest, sections, every, table, table1)
     files, captions = _figures(storage, rows, final, shown, protocol)
-    for s in sections:
-        files.update(s.files)
+    files.update({name: data for s in sections for name, data in s.files.items()})
     page = Report(
         title=f"ldmscale study {cfg.sweep.name}: which model size is best at each sampling budget?",
         answer=answer,

@@ -11,6 +11,8 @@ prompt score is drawn with its 95% interval (error bars).
 - Fig. 11 (`sampler_frontiers`): the FID frontier of each sampler over every size;
 - beyond the paper (`law_frontiers`): the fitted scaling law's predicted frontiers beside the
   measured ones, and every configuration's measured FID against the law's.
+- DreamBooth (Fig. 6) and prompt interpolation (Appendix E) with numbers (`fidelity_by_size`,
+  `smoothness_by_size`), and their sample grids side by side (`side_by_side`).
 """
 
 from __future__ import annotations
@@ -249,4 +251,68 @@ def law_frontiers(curves: list[Curve], table: list[Standing], residuals: list[Ro
     right.set(xlabel="FID fitted by the law", ylabel="FID measured (report part)")
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
+def fidelity_by_size(rows: list[Row]) -> bytes:
+    """DreamBooth with numbers: each measure (a column of panels) of the DreamBooth models
+    (solid), their base models (dashed) and the real images (dotted), against parameters (top
+    row) and sampling cost (bottom row), a colour per subject and sampling configuration, with
+    95% intervals (`ldmscale.analysis.dreambooth.COLUMNS` rows)."""
+    measures = list(dict.fromkeys(r["measure"] for r in rows))
+    fig, axes = plt.subplots(2, len(measures), figsize=(4.6 * len(measures), 7.2), squeeze=False)
+    series: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for row in rows:
+        key = (row["subject"], row["sampler"], row["steps"], row["guidance"], row["measure"])
+        series[key].append(row)
+    colours = {key[:4]: f"C{k}" for k, key in enumerate(dict.fromkeys(k[:4] for k in series))}
+    for key, group in series.items():
+        group = sorted(group, key=lambda r: r["params"])
+        label = f"{key[0]} ({key[1]} {key[2]} steps, g {key[3]:g})"
+        for row_axes, axis in zip(axes, ("params", "sampling_cost"), strict=True):
+            ax = row_axes[measures.index(key[4])]
+            x = [r[axis] for r in group]
+            for name, style in (("dreambooth", "o-"), ("base", "s--")):
+                ax.errorbar(x, [r[name] for r in group], yerr=_errors(group, name), fmt=style,
+                            color=colours[key[:4]], ms=4, capsize=2,
+                            label=label if name == "dreambooth" else None)  # fmt: skip
+            if group[0].get("ceiling") is not None:
+                ax.axhline(group[0]["ceiling"], color=colours[key[:4]], ls=":", lw=1)
+    for column, measure in enumerate(measures):
+        kind = next(r["kind"] for r in rows if r["measure"] == measure)
+        axes[0][column].set(xscale="log", xlabel="parameters", ylabel=f"{measure} ({kind})")
+        axes[1][column].set(xscale="log", xlabel=COST_AXIS, ylabel=f"{measure} ({kind})")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def smoothness_by_size(rows: list[Row]) -> bytes:
+    """Prompt interpolation with numbers: each measure (a panel) against parameters, a line per
+    prompt pair, with 95% intervals (`ldmscale.analysis.interpolation.COLUMNS` rows)."""
+    measures = ["largest_step_share", "step_distance", "first_recognised", "second_recognised"]
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.8), squeeze=False)
+    for pair in sorted({r["pair"] for r in rows}):
+        group = sorted((r for r in rows if r["pair"] == pair), key=lambda r: r["params"])
+        for ax, measure in zip(axes[0], measures, strict=True):
+            ax.errorbar([r["params"] for r in group], [r[measure] for r in group],
+                        yerr=_errors(group, measure), fmt="o-", ms=4, capsize=2,
+                        label=pair)  # fmt: skip
+    for ax, measure in zip(axes[0], measures, strict=True):
+        ax.set(xscale="log", xlabel="parameters", ylabel=measure)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(title="pair", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def side_by_side(grids: list[bytes], titles: list[str], title: str) -> bytes:
+    """PNG images (sample grids) side by side, each titled."""
+    from PIL import Image
+
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.8), squeeze=False)
+    for ax, grid, name in zip(axes[0], grids, titles, strict=True):
+        ax.imshow(Image.open(io.BytesIO(grid)))
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
     return _png(fig)

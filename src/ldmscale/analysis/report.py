@@ -59,8 +59,8 @@ class Report:
     budget_notes: list[str] = field(default_factory=list)
     """Budgets left out of the table, in words."""
     sections: list[Any] = field(default_factory=list)
-    """Each fine-tuning stage's section (`ldmscale.analysis.distill.StageSection`): title, HTML,
-    figure captions."""
+    """Each downstream study's section (distillation, DreamBooth, prompt interpolation:
+    `ldmscale.analysis.distill.StageSection`): title, HTML, figure captions."""
     ruler: list[Row] = field(default_factory=list)
     """Each size's distance from the ruler (`trust.ruler_distance`)."""
     calibration: Any = None

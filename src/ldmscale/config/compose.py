@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ldmscale.config import schema
+from ldmscale.config.interpolation import InterpolateConfig
 from ldmscale.config.overrides import interpolates, override
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.samplers import SAMPLERS
@@ -61,6 +62,7 @@ def _register() -> None:
         ("sweep", schema.SweepConfig),
         ("storage", schema.StorageConfig),
         *STAGE_GROUPS.items(),
+        ("interpolate", InterpolateConfig),
     ):
         store.store(group=group, name=f"{group}_schema", node=node)
     for name in PRESETS:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ldmscale.config import speed_options as speed
+from ldmscale.config.interpolation import InterpolateConfig, InterpolationGrid
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.rules import (
     Free,
@@ -35,7 +36,13 @@ from ldmscale.config.samplers import (
     TIMESTEP_SPACINGS,
     check_steps,
 )
-from ldmscale.config.stages import STAGE_GROUPS, DistillConfig, SRConfig, StageGrid
+from ldmscale.config.stages import (
+    STAGE_GROUPS,
+    DistillConfig,
+    DreamBoothConfig,
+    SRConfig,
+    StageGrid,
+)
 from ldmscale.errors import ConfigError
 
 STAGES: tuple[str, ...] = tuple(STAGE_GROUPS)
@@ -424,6 +431,14 @@ class SweepConfig:
     )
     """Sizes fine-tuned for 4x super-resolution (`sr` group) and the sampling grid of the SR
     models: DDIM at 4 to 250 steps, no guidance (Mei et al., 2024, §3.2, Fig. 12)."""
+    dreambooth: StageGrid = field(
+        default_factory=lambda: StageGrid(samplers=["ddim"], steps=[50], guidance=[7.5])
+    )
+    """Sizes to fine-tune with DreamBooth (`dreambooth` group), the subjects (`variants`) each
+    learns, and the sampling grid of their subject evaluation (the paper's 50-step DDIM at
+    guidance 7.5)."""
+    interpolate: InterpolationGrid = field(default_factory=InterpolationGrid)
+    """Sizes and prompt pairs of the prompt interpolation (`interpolate` group)."""
     checkpoints: list[int] = field(default_factory=list)
     """Training steps, besides train.max_steps, whose checkpoints are evaluated too (at the first
     sampler's largest step count and every guidance scale): the points of the quality against
@@ -444,6 +459,8 @@ class SweepConfig:
         "spacings": OneOf(TIMESTEP_SPACINGS),
         "distill": Free("a stage's grid, checked by StageGrid.check"),
         "sr": Free("a stage's grid, checked by StageGrid.check"),
+        "dreambooth": Free("a stage's grid, checked by StageGrid.check"),
+        "interpolate": Free("checked by InterpolationGrid.check"),
         "checkpoints": at_least(1),
         "predict": OneOf(tuple(PRESETS)),
     }
@@ -468,6 +485,7 @@ class SweepConfig:
                 f"sweep.predict has {', '.join(trained)}, which sweep.models trains: predict "
                 "sizes the sweep does not train"
             )
+        self.interpolate.check(self.models)
 
 
 @dataclass
@@ -496,7 +514,17 @@ class StorageConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda")
-GROUPS = ("model", "data", "train", "sampler", "eval", "sweep", "storage", *STAGE_GROUPS)
+GROUPS = (
+    "model",
+    "data",
+    "train",
+    "sampler",
+    "eval",
+    "sweep",
+    "storage",
+    *STAGE_GROUPS,
+    "interpolate",
+)
 
 
 @dataclass
@@ -518,6 +546,8 @@ class StudyConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     sr: SRConfig = field(default_factory=SRConfig)
+    dreambooth: DreamBoothConfig = field(default_factory=DreamBoothConfig)
+    interpolate: InterpolateConfig = field(default_factory=InterpolateConfig)
 
     RULES: ClassVar[dict[str, Rule]] = {
         "study": Free("a URI, checked by the storage that opens it (ldmscale.storage.fs)"),
@@ -529,6 +559,7 @@ class StudyConfig:
     def __post_init__(self) -> None:
         check_fields(self, "")
         self._check_steps()
+        self._check_variants()
         self._check_checkpoints()
         if self.sweep.shards > self.eval.num_samples:
             raise ValueError(
@@ -549,6 +580,22 @@ class StudyConfig:
                 for name in grid.samplers:
                     for steps in grid.steps:
                         check_steps(name, spacing, steps, timesteps, f"sweep.{stage}.steps")
+
+    def _check_variants(self) -> None:
+        """Each stage's variants (the run's, the sweep's) are ones its group knows, and the
+        sweep's prompt pairs are the `interpolate` group's."""
+        for stage in STAGE_GROUPS:
+            group, grid = getattr(self, stage), getattr(self.sweep, stage)
+            if self.model.stage == stage:
+                group.check_variants([self.model.variant], "model.variant")
+            if grid.models:
+                group.check_variants(grid.variants or [""], f"sweep.{stage}.variants")
+        for pair in self.sweep.interpolate.pairs:
+            if pair not in self.interpolate.pairs:
+                raise ValueError(
+                    f"sweep.interpolate.pairs has {pair!r}, which is not in interpolate.pairs "
+                    f"({', '.join(self.interpolate.pairs) or 'none'})"
+                )
 
     def _check_checkpoints(self) -> None:
         """Every intermediate checkpoint a sweep evaluates is made and kept: the size's own

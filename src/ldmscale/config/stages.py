@@ -10,11 +10,13 @@ their objectives.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ldmscale.config.rules import (
     Free,
+    Location,
     Matches,
     OneOf,
     Range,
@@ -66,6 +68,9 @@ class StageConfig:
     def training(self) -> dict[str, Any]:
         """The `train` fields this stage sets (`TRAINING`), by name."""
         return {name: getattr(self, name) for name in TRAINING}
+
+    def check_variants(self, variants: list[str], where: str) -> None:
+        """ValueError naming `where` for a variant the stage cannot run (any, by default)."""
 
 
 LOSSES = ("l2", "huber")
@@ -164,7 +169,131 @@ class SRConfig(StageConfig):
         return {**super().training(), "keep_every": self.keep_every}
 
 
-STAGE_GROUPS: dict[str, type[StageConfig]] = {"distill": DistillConfig, "sr": SRConfig}
+NAME = r"[a-z0-9][a-z0-9_.+-]*"
+"""A name that can be part of a path and a job id (a run's variant, a subject, a prompt pair)."""
+WORDS = r"[a-z0-9]+( [a-z0-9]+)*"
+"""Lower-case words separated by single spaces (a class noun, `teddy bear`)."""
+
+
+@dataclass
+class Subject:
+    """One DreamBooth subject (Ruiz et al., 2023): a handful of images of it, the rare token
+    that names it and the class noun of what it is; its prompts are "a <token> <class noun> ..."
+    (`ldmscale.data.dreambench`)."""
+
+    images: str = ""
+    """`embedded` (the embedded domain's subject of this name, `ldmscale.data.subjects`: a
+    shape the domain's data never shows) or the folder path / fsspec URI of the subject's
+    images (png, jpg, jpeg or webp; read in name order, resized and centre-cropped)."""
+    token: str = "sks"
+    """The identifier token (the rare token of diffusers' DreamBooth example, "a photo of sks
+    dog")."""
+    class_noun: str = ""
+    """What the subject is a kind of (`dog`, `teddy bear`); its class images are the base
+    model's "a <class noun>"."""
+    live: bool = False
+    """DreamBench's prompt list for live subjects (accessorised with outfits) instead of its
+    object list; real subjects only (the embedded domain has its own list)."""
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "images": Location(("embedded",)),
+        "token": Matches(r"[a-z0-9]+", "one lower-case word"),
+        "class_noun": Matches(WORDS, "lower-case words, e.g. `dog` or `teddy bear`"),
+    }
+
+    def check(self, name: str) -> None:
+        """ValueError naming `dreambooth.subjects.<name>.<field>` for a bad value."""
+        group = f"dreambooth.subjects.{name}"
+        if not re.fullmatch(NAME, name):
+            raise ValueError(f"{group}: a subject's name must be {NAME_FORM}")
+        check_fields(self, group)
+        if self.live and self.images == "embedded":
+            raise ValueError(f"{group}.live=true: the embedded domain's subjects have one list")
+
+
+NAME_FORM = "lower-case letters, digits and _.+-"
+
+
+@dataclass
+class DreamBoothConfig(StageConfig):
+    """The `dreambooth` group: DreamBooth (Ruiz et al., 2023, "DreamBooth: Fine Tuning
+    Text-to-Image Diffusion Models for Subject-Driven Generation") of a size on one subject
+    (the run's variant), with the class-specific prior-preservation loss on class images the
+    same size generates, as diffusers' example (examples/dreambooth/train_dreambooth.py) does
+    it. Defaults are that example's where the scaling paper (Mei et al., 2024, §3.4, Fig. 6) is
+    silent; the paper samples its DreamBooth models with 50-step DDIM at guidance 7.5
+    (`sweep.dreambooth`'s defaults)."""
+
+    max_steps: int = 800
+    """The example README's --max_train_steps with prior preservation (400 without)."""
+    global_batch: int = 4
+    """Subject images per step (each with one class image): the example's --train_batch_size."""
+    micro_batch: int = 4
+    lr: float = 5e-6
+    """The example's --learning_rate."""
+    warmup_steps: int = 0
+    """The example README's --lr_warmup_steps=0 with its constant schedule."""
+    checkpoint_every: int = 500
+    """The example's --checkpointing_steps."""
+    subjects: dict[str, Subject] = field(
+        default_factory=lambda: {"ring": Subject("embedded", "sks", "circle")}
+    )
+    """Subject name (a run's variant, `dreambooth/<model>/<subject>`) -> the subject."""
+    prior_preservation: bool = True
+    """Train on class images beside the subject's (the example's --with_prior_preservation)."""
+    prior_loss_weight: float = 1.0
+    """Weight of the class images' loss (the example's --prior_loss_weight)."""
+    class_images: int = 100
+    """Class images the base size generates per class (the example's --num_class_images)."""
+    class_sampler: str = "ddim"
+    """Sampler of the class images (the example samples with its pipeline's scheduler)."""
+    class_steps: int = 50
+    """Sampling steps of the class images (DiffusionPipeline's default num_inference_steps)."""
+    class_guidance: float = 7.5
+    """Guidance of the class images (DiffusionPipeline's default guidance_scale)."""
+    snr_gamma: float = 0.0
+    """Min-SNR loss weighting (Hang et al., 2023) with this gamma, 5.0 recommended; 0: none (the
+    example's --snr_gamma, off by default). Each image is weighted by its own timestep's SNR,
+    the subject's and the class images' alike."""
+    images_per_prompt: int = 4
+    """Evaluation: images generated per prompt (DreamBooth's protocol: 4 per prompt)."""
+    dino_model: str = ""
+    """Evaluation of a real subject: folder path / URI / hub id of DINO ViT-S/16 (transformers
+    ViTModel, e.g. facebook/dino-vits16) for subject fidelity; CLIP is `eval.clip_model`."""
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        **StageConfig.RULES,
+        "subjects": Free("each subject checked by Subject.check"),
+        "prior_loss_weight": at_least(0),
+        "class_images": at_least(1),
+        "class_sampler": OneOf(tuple(SAMPLERS)),
+        "class_steps": at_least(1),
+        "class_guidance": at_least(1, "guidance of scale 1 is the conditional pass"),
+        "snr_gamma": at_least(0, "0: no Min-SNR weighting"),
+        "images_per_prompt": at_least(1),
+        "dino_model": Location(),
+    }
+
+    def __post_init__(self) -> None:
+        check_fields(self, "dreambooth")
+        for name, subject in self.subjects.items():
+            subject.check(name)
+
+    def check_variants(self, variants: list[str], where: str) -> None:
+        """ValueError naming `where` unless every variant is a subject of `subjects`."""
+        for variant in variants:
+            if variant not in self.subjects:
+                raise ValueError(
+                    f"{where}={variant!r} is not a subject of dreambooth.subjects "
+                    f"({', '.join(self.subjects) or 'none'})"
+                )
+
+
+STAGE_GROUPS: dict[str, type[StageConfig]] = {
+    "distill": DistillConfig,
+    "sr": SRConfig,
+    "dreambooth": DreamBoothConfig,
+}
 """Stage name -> the dataclass of its config group (the group has the stage's name)."""
 
 

@@ -1,5 +1,6 @@
 """Image conversions, one home: float pixels in [-1, 1] (what autoencoders and every model here
-take) to and from uint8 [0, 255] (what files hold, and what CLIP and Inception preprocess)."""
+take) to and from uint8 [0, 255] (what files hold, and what CLIP and Inception preprocess), and
+images tiled into one PNG (sample grids)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,23 @@ def to_hwc_uint8(pixels: torch.Tensor) -> np.ndarray:
 def from_uint8(image: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> float32 [3, H, W] in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def grid_png(tiles: np.ndarray, columns: int = 0) -> bytes:
+    """N x H x W x 3 uint8 images tiled row-major into one PNG, `columns` to a row (the
+    nearest square's when 0)."""
+    import io
+    import math
+
+    from PIL import Image
+
+    cols = columns or math.ceil(math.sqrt(len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
+    height, width = tiles.shape[1:3]
+    canvas = np.zeros((rows * height, cols * width, 3), dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = tile
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -14,7 +14,10 @@ shape as large as a large one, and never brings two colours close together.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -88,6 +91,19 @@ def caption(labels: tuple[int, ...]) -> str:
     return f"a {size} {colour} {shape} {where}"
 
 
+_CAPTIONS = {
+    caption(labels): labels
+    for labels in itertools.product(*(range(len(values)) for values in ATTRIBUTES.values()))
+}
+"""Every caption of the domain -> its labels."""
+
+
+def labels_of(text: str) -> tuple[int, ...] | None:
+    """The labels whose `caption` is `text` (the inverse of `caption`), or None for a text that
+    is no caption of the domain."""
+    return _CAPTIONS.get(text.strip())
+
+
 def _draw_labels(rng: np.random.Generator) -> tuple[int, ...]:
     return tuple(int(rng.integers(len(values))) for values in ATTRIBUTES.values())
 
@@ -138,6 +154,26 @@ def render(
     shape, colour, size, position = (
         values[label] for values, label in zip(ATTRIBUTES.values(), labels, strict=True)
     )
+    image = draw(partial(_signed_distance, shape), colour, size, position, rng, resolution)
+    return ShapeSample(image=image, caption=caption(labels), labels=labels)
+
+
+Distance = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+"""(dx, dy, radius) -> signed distance to a shape's edge (negative inside), in the units of
+dx, dy: offsets from the shape's centre, in fractions of the image side."""
+
+
+def draw(
+    distance: Distance,
+    colour: str,
+    size: str,
+    position: str,
+    rng: np.random.Generator,
+    resolution: int,
+) -> np.ndarray:
+    """H x W x 3 uint8: the shape `distance` describes, of the attribute values `colour`,
+    `size` and `position`, drawn with the domain's jitter (position, size, colour, background
+    shade, drawn from `rng` in that order) and a one-pixel anti-aliased edge."""
     cx, cy = (c + rng.uniform(-_CENTRE_JITTER, _CENTRE_JITTER) for c in _CENTRE[position])
     radius = _RADIUS[size] * (1.0 + rng.uniform(-_RADIUS_JITTER, _RADIUS_JITTER))
     rgb = np.clip(np.array(_RGB[colour]) + rng.integers(-_JITTER_RGB, _JITTER_RGB + 1, 3), 0, 255)
@@ -147,12 +183,10 @@ def render(
     # one-pixel-wide anti-aliased edge at every resolution.
     grid = (np.arange(resolution) + 0.5) / resolution
     dx, dy = grid[None, :] - cx, grid[:, None] - cy
-    distance_px = _signed_distance(shape, dx, dy, radius) * resolution
+    distance_px = distance(dx, dy, radius) * resolution
     coverage = np.clip(0.5 - distance_px, 0.0, 1.0)[..., None]
     image = background + coverage * (rgb[None, None, :] - background)
-    return ShapeSample(
-        image=np.round(image).astype(np.uint8), caption=caption(labels), labels=labels
-    )
+    return np.asarray(np.round(image).astype(np.uint8))
 
 
 def prompts(

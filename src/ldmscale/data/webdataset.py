@@ -200,9 +200,10 @@ def check_samples(url: str, samples: Sequence[dict[str, Any]]) -> None:
             ) from err
 
 
-def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:
-    """[3, R, R] float32 in [-1, 1]: shorter side resized to R (bicubic), then centre-cropped."""
-    image = Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))).convert("RGB")
+def square(image: Image.Image, resolution: int) -> Image.Image:
+    """The RGB `image` with its shorter side resized to `resolution` (bicubic), then
+    centre-cropped to a square."""
+    image = image.convert("RGB")
     width, height = image.size
     if (width, height) != (resolution, resolution):
         scale = resolution / min(width, height)
@@ -210,6 +211,12 @@ def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:
         image = image.resize(size, Image.Resampling.BICUBIC)
         left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
         image = image.crop((left, top, left + resolution, top + resolution))
+    return image
+
+
+def decode_image(sample: dict[str, Any], resolution: int) -> torch.Tensor:
+    """[3, R, R] float32 in [-1, 1]: shorter side resized to R (bicubic), then centre-cropped."""
+    image = square(Image.open(io.BytesIO(_first(sample, IMAGE_KEYS, "image"))), resolution)
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 

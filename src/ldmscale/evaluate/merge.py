@@ -135,12 +135,14 @@ def _task_metrics(
 def _costs(
     storage: Storage, cfg: StudyConfig, key: paths.EvalKey, protocol: dict[str, Any]
 ) -> dict:
-    """The cost fields of the record, from the preset at the checkpoint's shapes, and the
-    sweep's budgets the configuration serves on the equal-cost grid."""
-    meta = read_meta(storage, key.run, key.step)
-    cost = model_cost(key.model, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
-    evaluations = int(protocol["unet_evaluations"])
-    passes = int(protocol["unet_passes_per_evaluation"])
+    """The cost fields of the record (`sampling_costs`), and the sweep's budgets the
+    configuration serves on the equal-cost grid."""
+    costs = sampling_costs(
+        storage,
+        key,
+        int(protocol["unet_evaluations"]),
+        int(protocol["unet_passes_per_evaluation"]),
+    )
     budgets = list(cfg.sweep.budgets)
     if budgets:
         schedule = dict(noise_schedule(cfg.train).config)
@@ -149,7 +151,19 @@ def _costs(
             protocol["steps"],
             protocol["timestep_spacing"],
         )
-        budgets = budgets_served(cost.norm_cost, budgets, sampler, int(steps), schedule, spacing)
+        norm_cost = costs["norm_cost"]
+        budgets = budgets_served(norm_cost, budgets, sampler, int(steps), schedule, spacing)
+    return {**costs, "budgets": budgets}
+
+
+def sampling_costs(
+    storage: Storage, key: paths.EvalKey, evaluations: int, passes: int
+) -> dict[str, Any]:
+    """The cost of sampling one image of `key`'s checkpoint with `evaluations` U-Net
+    evaluations of `passes` forward passes each, from the preset at the checkpoint's latent size
+    and text context (module docstring), and the checkpoint's training compute."""
+    meta = read_meta(storage, key.run, key.step)
+    cost = model_cost(key.model, meta.latent_shape, meta.context_dim, meta.max_text_tokens)
     return {
         "params": cost.params,
         "channels": cost.channels,
@@ -159,7 +173,6 @@ def _costs(
         "gflops_per_image": flops_per_image(cost.gflops, evaluations, passes),
         "gflops_forward": cost.gflops,
         "training_compute": training_compute(storage, key.run, key.step),
-        "budgets": budgets,
     }
 
 

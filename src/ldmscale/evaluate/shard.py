@@ -21,7 +21,6 @@ model's training log shows it, that its training diverged.
 from __future__ import annotations
 
 import io
-import math
 import time
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -32,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.pixels import grid_png, to_hwc_uint8
 from ldmscale.errors import BadInput, MissingInput, NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
 from ldmscale.evaluate.identity import EvalInputError, refuse_reuse, request
@@ -131,25 +131,6 @@ def _record(key: paths.EvalKey, rel: str, meta: dict[str, Any], skipped: bool) -
         skipped=skipped,
         meta=meta,
     )
-
-
-def grid_png(images: list[torch.Tensor]) -> bytes:
-    """Images [3, H, W] in [-1, 1] tiled row-major into one PNG."""
-    from PIL import Image
-
-    from ldmscale.data.pixels import to_hwc_uint8
-
-    cols = math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / cols)
-    tiles = to_hwc_uint8(torch.stack(images))
-    height, width = tiles.shape[1:3]
-    canvas = np.zeros((rows * height, cols * width, 3), dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = tile
-    buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _check_committed(
@@ -296,6 +277,6 @@ def evaluate(
         SAMPLES: _samples_npz(out, start, stop),
     }
     if out.grid:
-        files[GRID] = grid_png(out.grid)
+        files[GRID] = grid_png(to_hwc_uint8(torch.stack(out.grid)))
     commit(storage, rel, files=files, meta=meta)
     return _record(key, rel, meta, skipped=False)

@@ -10,9 +10,12 @@ the kind's:
     study   prepare, analyze
     run     train/<model>, or <stage>/<model>[/<variant>] for a fine-tuning stage of the model
             (distill/<model>: its consistency distillation; sr/<model>: its 4x
-            super-resolution fine-tuning)
+            super-resolution fine-tuning; dreambooth/<model>/<subject>)
     config  merge/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]
     shard   eval/<run>/step-<N>/<config>/shard-<i>-of-<n>
+    item    <kind>/<model>/<item>: a size's class images (prior/<model>/<class>), its prompt
+            interpolation (interpolate/<model>/<pair>)
+    subject subject/<subject>/<run>/step-<N>/<config>: a subject's evaluation of a checkpoint
 
 where `<run>` is `ldmscale.storage.paths.RunKey.path`. `overrides()` turns a job into the Hydra
 overrides that select it (`IDENTITY`); everything else comes from the sweep file and the user's
@@ -68,9 +71,12 @@ class Job:
     run: RunKey | None = None
     """The run a `run`-form job trains."""
     key: EvalKey | None = None
-    """The sampling configuration of a `config`- or `shard`-form job."""
+    """The sampling configuration of a `config`-, `shard`- or `subject`-form job."""
     shard: int = 0
     shards: int = 1
+    item: str = ""
+    """What an `item`- or `subject`-form job is about beyond its run or configuration: a class
+    (its noun as `paths.item_name` writes it), a prompt pair, a subject."""
 
     @property
     def spec(self) -> JobKind:
@@ -103,6 +109,10 @@ class Job:
             return "/".join([self.kind, run.model, *([run.variant] if run.variant else [])])
         if form == "config":
             return f"{self.kind}/{self.eval_key.path}"
+        if form == "item":
+            return f"{self.kind}/{self.run_key.model}/{self.item}"
+        if form == "subject":
+            return f"{self.kind}/{self.item}/{self.eval_key.path}"
         return f"{self.kind}/{self.eval_key.path}/shard-{self.shard}-of-{self.shards}"
 
     def overrides(self, shards: int) -> list[str]:
@@ -114,20 +124,21 @@ class Job:
         chosen = [override("model", run.model)]
         parts = (("model.stage", run.stage), ("model.variant", run.variant))
         chosen += [override(key, value) for key, value in parts if value]
-        if self.spec.form == "run":
+        if self.spec.form in ("run", "item"):
             return chosen
         key = self.eval_key
-        # A merge reads the shard count from eval.shard (its index is not used).
-        shard = f"{self.shard}/{self.shards}" if self.spec.form == "shard" else f"0/{shards}"
-        return [
-            *chosen,
+        chosen += [
             override("eval.checkpoint", paths.checkpoint_name(key.step)),
             f"sampler={key.sampler}",
             override("sampler.steps", key.steps),
             override("sampler.guidance", float(key.guidance)),
             override("sampler.timestep_spacing", key.spacing),
-            override("eval.shard", shard),
         ]
+        if self.spec.form == "subject":
+            return chosen
+        # A merge reads the shard count from eval.shard (its index is not used).
+        shard = f"{self.shard}/{self.shards}" if self.spec.form == "shard" else f"0/{shards}"
+        return [*chosen, override("eval.shard", shard)]
 
 
 Rule = Callable[[Job, StudyOutputs], tuple[str, ...]]
@@ -146,6 +157,18 @@ def _nothing(job: Job, study: StudyOutputs) -> tuple[str, ...]:
     return ()
 
 
+def _prior(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    return (paths.prior_dir(job.run_key.model, paths.item_text(job.item)),)
+
+
+def _subject(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    return (paths.subject_dir(job.item, job.eval_key),)
+
+
+def _interpolation(job: Job, study: StudyOutputs) -> tuple[str, ...]:
+    return (paths.interpolation_dir(job.run_key.model, study.final_steps[""], job.item),)
+
+
 @dataclass(frozen=True)
 class JobKind:
     """A row of the job-kind table."""
@@ -156,7 +179,8 @@ class JobKind:
     function: str
     """`module:function` of the library function that runs a job of the kind; it is called as
     `function(cfg, storage)`, with the job's `RunKey` (form `run`) or `EvalKey` (forms `config`
-    and `shard`) as a third argument."""
+    and `shard`) as a third argument, the `RunKey` and item (form `item`) or the item and
+    `EvalKey` (form `subject`) as third and fourth."""
     outputs: Rule
     """The folders (or `*` patterns) whose manifests commit a job of the kind."""
     progress: Rule = _nothing
@@ -172,6 +196,10 @@ class JobKind:
     id: the prepare settings' hashes, the analysis of whatever metrics exist)."""
     fan_out: str = ""
     """The plan's list of ids this kind's jobs go to (`ldmscale plan --ids-dir`, Argo)."""
+    evaluated_by: str = "eval"
+    """For a kind that trains: the kind of job that evaluates its runs' final checkpoints on
+    their stage's sampling grid (`eval`: FID and prompt score; `subject`: a subject's
+    fidelity)."""
 
     def load(self) -> Callable[..., Any]:
         """The library function (imported on demand: a train pod needs no plotting)."""
@@ -191,8 +219,17 @@ KINDS: dict[str, JobKind] = {
                 trains="distill", distributed=True, fan_out="distill"),
         JobKind("sr", "run", "ldmscale.train.trainer:train", _trained, _training,
                 trains="sr", distributed=True, fan_out="sr"),
+        JobKind("prior", "item", "ldmscale.train.prior:class_images", _prior,
+                fan_out="prior"),
+        JobKind("dreambooth", "run", "ldmscale.train.trainer:train", _trained, _training,
+                trains="dreambooth", distributed=True, fan_out="dreambooth",
+                evaluated_by="subject"),
         JobKind("eval", "shard", "ldmscale.evaluate.shard:evaluate",
                 lambda job, study: (job.eval_key.shard_dir(job.shard, job.shards),)),
+        JobKind("subject", "subject", "ldmscale.evaluate.subject:evaluate_subject", _subject,
+                fan_out="subject"),
+        JobKind("interpolate", "item", "ldmscale.evaluate.interpolation:interpolate",
+                _interpolation, fan_out="interpolate"),
         JobKind("merge", "config", "ldmscale.evaluate.merge:merge",
                 lambda job, study: (job.eval_key.dir,), fan_out="configs"),
         JobKind("analyze", "study", "ldmscale.analysis.analyze:analyze",
@@ -222,6 +259,10 @@ def parse_job_id(job_id: str) -> Job:
             return Job(spec.name, run=RunKey(model, spec.trains, variant))
         if spec is not None and spec.form == "config":
             return Job(spec.name, key=EvalKey.parse("/".join(parts[1:])))
+        if spec is not None and spec.form == "item" and len(parts) == 3:
+            return Job(spec.name, run=RunKey(parts[1]), item=_item(parts[2]))
+        if spec is not None and spec.form == "subject":
+            return Job(spec.name, key=EvalKey.parse("/".join(parts[2:])), item=_item(parts[1]))
         if spec is not None and spec.form == "shard":
             match = _SHARD.match(parts[-1])
             if match is None:
@@ -236,9 +277,17 @@ def parse_job_id(job_id: str) -> Job:
     )
 
 
+def _item(name: str) -> str:
+    """`name` as an item of a job id: a name that could be read back from a path."""
+    RunKey(name)  # the same rule: ValueError for a name a path could not hold
+    return name
+
+
 _FORMS = {
     "study": "{kind}",
-    "run": "{kind}/<model>",
+    "run": "{kind}/<model>[/<variant>]",
     "config": "{kind}/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]",
     "shard": "{kind}/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]/shard-<i>-of-<n>",
+    "item": "{kind}/<model>/<item>",
+    "subject": "{kind}/<subject>/<run>/step-<N>/<sampler>-s<steps>-g<guidance>[-<spacing>]",
 }

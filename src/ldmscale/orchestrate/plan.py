@@ -159,9 +159,10 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
     """The plan of `cfg.sweep`: prepare, a train job per model, eval shards and a merge per
     sampling configuration of each model's final checkpoint (train.max_steps; `sweep.steps`
     and the equal-cost steps of `sweep.budgets`) and of the intermediate ones
-    `sweep.checkpoints` names, each fine-tuning stage's runs with their grids (and their own
-    intermediate checkpoints, `sweep.<stage>.checkpoints`), analyze. ConfigError when budgets
-    need a shape the plan cannot know (`ldmscale.models.shapes`)."""
+    `sweep.checkpoints` names; each fine-tuning stage's runs (after their size's training and,
+    for DreamBooth, its class images) and their evaluations on the stage's grid (and its own
+    intermediate checkpoints, `sweep.<stage>.checkpoints`); the prompt interpolations; analyze.
+    ConfigError when budgets need a shape the plan cannot know (`ldmscale.models.shapes`)."""
     sweep = cfg.sweep
     if sweep.name == NO_SWEEP:
         raise ConfigError(
@@ -182,11 +183,18 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
             *run_eval_jobs(cfg, run, cfg.train.max_steps),
         ]
         _add_evals(jobs, merges, shards, train.id)
+    jobs.extend(prior_jobs(cfg))
+    reported: list[PlannedJob] = []
     for run in stage_runs(sweep):
-        stage = PlannedJob(Job(training_kind(run.stage), run=run), deps=[f"train/{run.model}"])
+        kind = KINDS[training_kind(run.stage)]
+        stage = PlannedJob(Job(kind.name, run=run), deps=[f"train/{run.model}", *_inputs(cfg, run)])
         jobs.append(stage)
         final = cfg.train_settings(run.stage).max_steps
         grid = getattr(sweep, run.stage)
+        if kind.evaluated_by == "subject":
+            configs = [(sampler, steps) for sampler in grid.samplers for steps in grid.steps]
+            reported += subject_jobs(cfg, run, final, configs, grid.guidance)
+            continue
         # Intermediate checkpoints at one protocol: quality against fine-tuning compute.
         fixed = [(grid.samplers[0], grid.checkpoint_steps())]
         shards = [
@@ -198,8 +206,9 @@ def build_plan(cfg: StudyConfig, user_overrides: Sequence[str] = ()) -> Plan:
             *run_eval_jobs(cfg, run, final),
         ]
         _add_evals(jobs, merges, shards, stage.id)
-    jobs.extend(merges.values())
-    jobs.append(PlannedJob(Job("analyze"), deps=list(merges)))
+    reported += interpolation_jobs(cfg)
+    jobs.extend([*reported, *merges.values()])
+    jobs.append(PlannedJob(Job("analyze"), deps=[*(p.id for p in reported), *merges]))
     base, pinned = base_overrides(cfg, user_overrides)
     return Plan(sweep.name, base, sweep.shards, jobs, pinned)
 
@@ -221,6 +230,65 @@ def stage_runs(sweep: SweepConfig) -> list[RunKey]:
         for stage in STAGES
         for model in getattr(sweep, stage).models
         for variant in getattr(sweep, stage).variants or [""]
+    ]
+
+
+def prior_jobs(cfg: StudyConfig) -> list[PlannedJob]:
+    """The class images of DreamBooth's prior preservation: one job per size and class noun
+    of the subjects `sweep.dreambooth` fine-tunes it on, after the size's training."""
+    if not cfg.dreambooth.prior_preservation:
+        return []
+    grid, subjects = cfg.sweep.dreambooth, cfg.dreambooth.subjects
+    nouns = sorted({subjects[variant].class_noun for variant in grid.variants})
+    return [
+        PlannedJob(Job("prior", run=RunKey(model), item=paths.item_name(noun)), [f"train/{model}"])
+        for model in grid.models
+        for noun in nouns
+    ]
+
+
+def _inputs(cfg: StudyConfig, run: RunKey) -> list[str]:
+    """The jobs a fine-tuning run needs besides its size's training: a DreamBooth run with prior
+    preservation, the class images of its subject's class."""
+    if run.stage != "dreambooth" or not cfg.dreambooth.prior_preservation:
+        return []
+    noun = cfg.dreambooth.subjects[run.variant].class_noun
+    return [Job("prior", run=RunKey(run.model), item=paths.item_name(noun)).id]
+
+
+def subject_jobs(
+    cfg: StudyConfig,
+    run: RunKey,
+    step: int,
+    grid: list[tuple[str, int]],
+    guidance: list[float],
+) -> list[PlannedJob]:
+    """The evaluation of a DreamBooth run's subject (its variant) with every configuration of
+    its grid, on the run's final checkpoint `step` and, as the floor, on its size's own final
+    checkpoint with the same prompts and noise."""
+    base = RunKey(run.model)
+    return [
+        PlannedJob(
+            Job("subject", key=EvalKey(of, at, sampler, steps, scale, spacing), item=run.variant),
+            deps=[after],
+        )
+        for of, at, after in (
+            (run, step, Job(training_kind(run.stage), run=run).id),
+            (base, cfg.train.max_steps, f"train/{run.model}"),
+        )
+        for sampler, steps in grid
+        for scale in guidance
+        for spacing in cfg.sweep.spacings
+    ]
+
+
+def interpolation_jobs(cfg: StudyConfig) -> list[PlannedJob]:
+    """A prompt interpolation per size and pair of `sweep.interpolate`, after its training."""
+    grid = cfg.sweep.interpolate
+    return [
+        PlannedJob(Job("interpolate", run=RunKey(model), item=pair), deps=[f"train/{model}"])
+        for model in grid.models
+        for pair in grid.pairs
     ]
 
 

@@ -50,7 +50,14 @@ def job_done(job: Job, storage: Storage, cfg: StudyConfig) -> bool:
 def execute(job: Job, cfg: StudyConfig, storage: Storage) -> Any:
     """Run `job` with its kind's library function, handing it the study and the job's identity."""
     function = job.spec.load()
-    identity = {"study": (), "run": (job.run,), "config": (job.key,), "shard": (job.key,)}
+    identity = {
+        "study": (),
+        "run": (job.run,),
+        "config": (job.key,),
+        "shard": (job.key,),
+        "item": (job.run, job.item),
+        "subject": (job.item, job.key),
+    }
     return function(cfg, storage, *identity[job.spec.form])
 
 

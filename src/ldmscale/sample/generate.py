@@ -8,6 +8,8 @@ device. Classifier-free guidance batches the unconditional and conditional passe
 call; guidance 1.0 runs the conditional pass only. A guidance-distilled U-Net (one with a
 `time_cond_proj_dim`, `ldmscale.train.distill`) takes the scale as an embedding instead, w = g - 1
 as diffusers' LatentConsistencyModelPipeline embeds it: one conditional pass per evaluation.
+The text context can also be given directly (`latents_for`, `images_for`: an interpolation of
+two prompts' embeddings); given the captions' own, the images are the captions', bitwise.
 The building blocks are diffusers' (`scale_model_input`, `step`, `init_noise_sigma`,
 `randn_tensor`); a test checks that the images equal those of a StableDiffusionPipeline
 assembled from the same components. Latents and images holding NaN or infinity (a diverged
@@ -118,14 +120,17 @@ class ImageGenerator:
         """U-Net forward passes per evaluation: two with guidance (batched as one call)."""
         return 2 if self.use_guidance else 1
 
-    def _context(self, captions: list[str]) -> torch.Tensor:
-        dtype = self.model.unet.dtype
-        cond = self.model.encode(captions).to(self.model.device, dtype)
+    @torch.no_grad()
+    def encode(self, captions: Sequence[str]) -> torch.Tensor:
+        """The text context [B, tokens, hidden] of `captions`, as the U-Net takes it."""
+        return self.model.encode(list(captions)).to(self.model.device, self.model.unet.dtype)
+
+    def _context(self, cond: torch.Tensor) -> torch.Tensor:
         if not self.use_guidance:
             return cond
         if self._uncond is None:
-            self._uncond = self.model.encode([""]).to(self.model.device, dtype)
-        uncond = self._uncond.expand(len(captions), -1, -1)
+            self._uncond = self.encode([""])
+        uncond = self._uncond.expand(len(cond), -1, -1)
         # Same order as StableDiffusionPipeline: unconditional first.
         return torch.cat([uncond, cond])
 
@@ -136,27 +141,42 @@ class ImageGenerator:
         indices: Sequence[int],
         condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Final latents [B, C, h, w] for `captions`, prompt `indices` giving the seeds. A
-        `condition` [B, C', h, w] (an image-conditioned U-Net's extra input, e.g. a
-        super-resolution model's low-resolution latent) is concatenated to the scaled model
-        input at every evaluation, as diffusers' InstructPix2Pix pipeline does."""
-        from diffusers.utils.torch_utils import randn_tensor
-
+        """Final latents [B, C, h, w] for `captions`, prompt `indices` giving the seeds
+        (`condition` as `latents_for` takes it)."""
         if len(captions) != len(indices):
             raise ValueError(f"{len(captions)} captions but {len(indices)} prompt indices")
+        return self.latents_for(self.encode(captions), indices, condition)
+
+    @torch.no_grad()
+    def latents_for(
+        self,
+        cond: torch.Tensor,
+        indices: Sequence[int],
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final latents [B, C, h, w] for a text context `cond` [B, tokens, hidden] given
+        directly (an interpolation of two prompts' contexts), prompt `indices` giving the seeds;
+        with `encode(captions)` it is `latents(captions, indices)`, bitwise. A `condition`
+        [B, C', h, w] (an image-conditioned U-Net's extra input, e.g. a super-resolution model's
+        low-resolution latent) is concatenated to the scaled model input at every evaluation, as
+        diffusers' InstructPix2Pix pipeline does."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        if len(cond) != len(indices):
+            raise ValueError(f"{len(cond)} text contexts but {len(indices)} prompt indices")
         device, dtype = self.model.device, self.model.unet.dtype
         scheduler = self._scheduler()
         timesteps = set_steps(scheduler, self.steps, device)
         generators = prompt_generators(self.seed, indices)
-        context = self._context(list(captions))
-        shape = (len(captions), *self.model.latent_shape)
+        context = self._context(cond.to(device, dtype))
+        shape = (len(cond), *self.model.latent_shape)
         latents = randn_tensor(shape, generator=generators, device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
         step_kwargs: dict[str, Any] = {}
         if "generator" in inspect.signature(scheduler.step).parameters:
             step_kwargs["generator"] = generators
         self.evaluations = 0
-        extra = self._timestep_cond(len(captions))
+        extra = self._timestep_cond(len(cond))
         if condition is not None:
             condition = condition.to(device, dtype)
             condition = torch.cat([condition] * 2) if self.use_guidance else condition
@@ -185,9 +205,19 @@ class ImageGenerator:
         condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pixels [B, 3, H, W] in [-1, 1] (float32) for `captions` (and `condition`, as
-        `latents` takes it). NonFinite when the latents or the decoded images hold NaN or
+        `latents_for` takes it). NonFinite when the latents or the decoded images hold NaN or
         infinity (checked before the clamp, which would hide an infinity)."""
-        latents = self.latents(captions, indices, condition)
+        return self.decode(self.latents(captions, indices, condition))
+
+    @torch.no_grad()
+    def images_for(self, cond: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
+        """Pixels [B, 3, H, W] in [-1, 1] for a text context `cond` given directly
+        (`latents_for`); NonFinite as `__call__`."""
+        return self.decode(self.latents_for(cond, indices))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Pixels [B, 3, H, W] in [-1, 1] (float32) of sampled `latents`; NonFinite when they
+        hold NaN or infinity (checked before the clamp, which would hide an infinity)."""
         pixels = self.model.decode(latents).float()
         require_finite(pixels, "the decoded images")
         return pixels.clamp(-1.0, 1.0)

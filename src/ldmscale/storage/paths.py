@@ -7,6 +7,9 @@ Nobody else concatenates study paths.
     models/<run>/train_log.jsonl
     evals/<run>/step-<N>/<config>/shard-<i>-of-<n>/
     evals/<run>/step-<N>/<config>/              metrics.json (merged)
+    priors/<model>/<class>/                     DreamBooth's class images of a size
+    subjects/<subject>/<run>/step-<N>/<config>/ a subject's DreamBooth evaluation
+    interpolations/<model>/step-<N>/<pair>/     a prompt interpolation grid and its measures
     results/metrics.csv, results/best_per_budget.csv
     report/index.html
 
@@ -207,6 +210,38 @@ class EvalKey:
             float(config["guidance"]),
             config["spacing"] or DEFAULT_SPACING,
         )
+
+
+def item_name(text: str) -> str:
+    """A class noun as it names a folder and a job id: `teddy bear` -> `teddy_bear`."""
+    return text.replace(" ", "_")
+
+
+def item_text(name: str) -> str:
+    """`item_name` read back: `teddy_bear` -> `teddy bear`."""
+    return name.replace("_", " ")
+
+
+PRIORS = "priors"
+SUBJECTS = "subjects"
+INTERPOLATIONS = "interpolations"
+
+
+def prior_dir(model: str, class_noun: str) -> str:
+    """`priors/<model>/<class>`: the class images DreamBooth's prior preservation trains on,
+    generated once per size and class (by its parent checkpoint, which their meta names)."""
+    return f"{PRIORS}/{model}/{item_name(class_noun)}"
+
+
+def subject_dir(subject: str, key: EvalKey) -> str:
+    """`subjects/<subject>/<run>/step-<N>/<config>`: a subject's evaluation with one sampling
+    configuration of a checkpoint (a DreamBooth run's, or its size's own as the floor)."""
+    return f"{SUBJECTS}/{subject}/{key.path}"
+
+
+def interpolation_dir(model: str, step: int, pair: str) -> str:
+    """`interpolations/<model>/step-<N>/<pair>`: a prompt pair's interpolation grid."""
+    return f"{INTERPOLATIONS}/{model}/{checkpoint_name(step)}/{pair}"
 
 
 def evals_dir() -> str:

@@ -118,3 +118,13 @@ def eval_key_of(record: dict[str, Any]) -> paths.EvalKey:
         float(record["guidance"]),
         record["protocol"].get("timestep_spacing", paths.DEFAULT_SPACING),
     )
+
+
+def committed_under(storage: Storage, top: str) -> list[str]:
+    """Study-relative folders under `top` that hold a manifest (committed artifacts), from one
+    listing; the manifests are not read."""
+    return sorted(
+        name.rpartition("/")[0]
+        for name in storage.files(top)
+        if name.rpartition("/")[2] == MANIFEST
+    )

@@ -31,6 +31,33 @@ def noise_schedule(train: TrainConfig) -> Any:
     )
 
 
+SCHEDULE_FIELDS = (
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "prediction_type",
+)
+"""The `train` fields that make the noise schedule (stored in every checkpoint)."""
+
+
+def require_schedule(train: TrainConfig, saved: dict[str, Any], what: str) -> None:
+    """ConfigError naming each `train.<field>` of the noise schedule whose value differs from a
+    parent checkpoint's `saved` schedule: a fine-tuning stage (`what`) must train on the
+    schedule its parent learnt."""
+    from ldmscale.errors import ConfigError
+
+    differ = [
+        f"train.{k}: parent {saved.get(k)!r}, now {getattr(train, k)!r}"
+        for k in SCHEDULE_FIELDS
+        if saved.get(k) != getattr(train, k)
+    ]
+    if differ:
+        raise ConfigError(
+            f"{what} must use the noise schedule its parent learnt; " + "; ".join(differ)
+        )
+
+
 @dataclass(frozen=True)
 class SampleDraws:
     """The random draws of a batch of samples (CPU tensors)."""
@@ -98,14 +125,3 @@ SCHEDULE_FIELDS = (
     "prediction_type",
 )
 """The `train` fields that define the noise schedule a U-Net learnt."""
-
-
-def schedule_changes(train: TrainConfig, saved: dict[str, Any]) -> list[str]:
-    """`train.<field>: parent <saved>, now <asked>` for each schedule field in which `train`
-    differs from a checkpoint's saved schedule config (a fine-tuning stage must keep its
-    parent's schedule)."""
-    return [
-        f"train.{name}: parent {saved.get(name)!r}, now {getattr(train, name)!r}"
-        for name in SCHEDULE_FIELDS
-        if saved.get(name) != getattr(train, name)
-    ]

@@ -39,7 +39,7 @@ from ldmscale.storage.checkpoints import resolve_parent
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.paths import RunKey
 from ldmscale.train.data import Batch, Batches, batch_source
-from ldmscale.train.diffusion import schedule_changes
+from ldmscale.train.diffusion import require_schedule
 
 TARGET = "target_unet"
 """Folder of the target network in a distillation checkpoint."""
@@ -147,7 +147,7 @@ class ConsistencyDistillation:
         teacher, schedule, info = load_unet(
             self.storage, self.parent_run, self.parent_step, device, self.cfg.storage
         )
-        self._check_schedule(schedule)
+        require_schedule(self.cfg.train, schedule, "distillation")
         self.teacher = teacher
         self.parent_record = {
             "run": self.parent_run.path,
@@ -155,13 +155,6 @@ class ConsistencyDistillation:
             "unet_sha256": info.unet_sha256,
         }
         return data
-
-    def _check_schedule(self, saved: dict[str, Any]) -> None:
-        differ = schedule_changes(self.cfg.train, saved)
-        if differ:
-            raise ConfigError(
-                "distillation must use the noise schedule its teacher learnt; " + "; ".join(differ)
-            )
 
     def build(self, data: Batches) -> torch.nn.Module:
         """The student: the teacher with a zero-initialised guidance projection; and the target

@@ -91,6 +91,7 @@ OBJECTIVES: dict[str, str] = {
     "": "ldmscale.train.text_to_image:TextToImage",
     "distill": "ldmscale.train.distill:ConsistencyDistillation",
     "sr": "ldmscale.train.sr:SuperResolution",
+    "dreambooth": "ldmscale.train.dreambooth:DreamBooth",
 }
 """Stage of a run (`RunKey.stage`) -> its objective class (`module:Class`, imported on demand)."""
 

@@ -127,10 +127,28 @@ RULES: dict[str, Rule] = {
     "sr.checkpoint_every": Rule(CHANGE, "checkpoint cadence"),
     "sr.caption_dropout": Rule(KEEP, "the captions the SR model learns to follow"),
     "sr.keep_every": Rule(CHANGE, "checkpoint retention"),
+    "dreambooth.parent": Rule(KEEP, "the weights the fine-tuning starts from"),
+    "dreambooth.max_steps": Rule(CHANGE, "where training stops (not below the checkpoint's step)"),
+    "dreambooth.global_batch": Rule(KEEP, "samples per step: the data position and the optimizer"),
+    "dreambooth.micro_batch": Rule(CHANGE, "the same samples per step, split otherwise"),
+    "dreambooth.lr": Rule(CHANGE, "applied from the next step, at the schedule's position"),
+    "dreambooth.warmup_steps": Rule(CHANGE, "applied from the next step"),
+    "dreambooth.checkpoint_every": Rule(CHANGE, "checkpoint cadence"),
+    "dreambooth.caption_dropout": Rule(KEEP, "what the U-Net learns for guidance"),
+    "dreambooth.subjects": Rule(KEEP, "the subject's images, token and class noun it learns"),
+    "dreambooth.prior_preservation": Rule(KEEP, "whether each step trains on class images"),
+    "dreambooth.prior_loss_weight": Rule(KEEP, "what the U-Net minimises"),
+    "dreambooth.class_images": Rule(KEEP, "the class images it trains on"),
+    "dreambooth.class_sampler": Rule(KEEP, "the class images it trains on"),
+    "dreambooth.class_steps": Rule(KEEP, "the class images it trains on"),
+    "dreambooth.class_guidance": Rule(KEEP, "the class images it trains on"),
+    "dreambooth.snr_gamma": Rule(KEEP, "what the U-Net minimises"),
+    "dreambooth.images_per_prompt": Rule(CHANGE, "the evaluation's, which training does not read"),
+    "dreambooth.dino_model": Rule(CHANGE, "the evaluation's, which training does not read"),
 }
 """Every setting training reads -> what a resume may do with it."""
 
-UNREAD_GROUPS = ("sampler", "eval", "sweep", "storage")
+UNREAD_GROUPS = ("sampler", "eval", "sweep", "storage", "interpolate")
 """Config groups training does not read: they may change at a resume."""
 
 RESOLVED_SETTINGS: dict[str, str] = {

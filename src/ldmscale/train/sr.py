@@ -42,7 +42,7 @@ from ldmscale.storage.checkpoints import resolve_parent
 from ldmscale.storage.fs import Storage
 from ldmscale.storage.paths import RunKey
 from ldmscale.train.data import Batch, Batches, batch_source
-from ldmscale.train.diffusion import diffusion_loss, schedule_changes
+from ldmscale.train.diffusion import diffusion_loss, require_schedule
 
 
 class ImageBatches(Batches, Protocol):
@@ -151,11 +151,7 @@ class SuperResolution:
         unet, schedule, info = load_unet(
             self.storage, self.parent_run, self.parent_step, device, self.cfg.storage
         )
-        differ = schedule_changes(self.cfg.train, schedule)
-        if differ:
-            raise ConfigError(
-                "super-resolution must keep the noise schedule of its parent; " + "; ".join(differ)
-            )
+        require_schedule(self.cfg.train, schedule, "super-resolution")
         self.initial, self.parent_config = unet, dict(unet.config)
         self.parent_record = {
             "run": self.parent_run.path,

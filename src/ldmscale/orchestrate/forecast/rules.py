@@ -11,6 +11,8 @@ and the profile (`ldmscale.orchestrate.forecast.profile`):
              classifier-free guidance), evaluations from the scheduler's timesteps
     prepare  fixed, plus the FID reference statistics per reference image on real data
     merge    fixed       analyze   fixed
+    prior, subject, interpolate   as eval, for their images: the class images, a subject's
+             prompts x images per prompt, alphas x seeds
 
 `recorded` is the part of a job that the study's own records time (a train log's intervals;
 an eval shard's `generation_seconds`), which `--against` compares with them.
@@ -19,7 +21,7 @@ an eval shard's `generation_seconds`), which `--against` compares with them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ldmscale.orchestrate.forecast.profile import Profile
 from ldmscale.orchestrate.forecast.workload import Workload
@@ -103,14 +105,14 @@ def shard_images(num_samples: int, shard: int, shards: int) -> int:
     return per + (1 if shard < extra else 0)
 
 
-def _eval(job: Job, ctx: Context) -> JobEstimate:
-    key = job.eval_key
+def _sampling(job: Job, ctx: Context, key: EvalKey, images: int, kind: str) -> JobEstimate:
+    """A job that samples `images` images with the configuration `key`, decodes and measures
+    them (eval startup, sampling FLOPs at the profile's sampling MFU, decode and features per
+    image); `recorded`: the part an eval shard's `generation_seconds` times."""
     fixed, model = ctx.profile.fixed, ctx.work.model(key.model)
-    accelerators = ctx.accelerators("eval")
-    images = shard_images(ctx.work.cfg.eval.num_samples, job.shard, job.shards)
+    accelerators = ctx.accelerators(kind)
     evaluations = ctx.work.evaluations(key.sampler, key.steps)
-    passes = sampling_passes(key)
-    flops = model.gflops * 1e9 * evaluations * passes * images
+    flops = model.gflops * 1e9 * evaluations * sampling_passes(key) * images
     rate = ctx.profile.rate("sample", model.gflops)
     sampling = flops / (ctx.profile.peak_flops * rate.mfu * max(accelerators, 1))
     parts = {
@@ -119,9 +121,40 @@ def _eval(job: Job, ctx: Context) -> JobEstimate:
         "decode": images * fixed.decode_per_image,
         "features": images * fixed.features_per_image,
     }
-    note = f"eval/{key.run.path}: MFU {rate.mfu:.3g} {rate.how}"
+    note = f"{kind}/{key.run.path}: MFU {rate.mfu:.3g} {rate.how}"
     recorded = sampling + parts["decode"]
     return JobEstimate(sum(parts.values()), accelerators, parts, flops, recorded, [note])
+
+
+def _eval(job: Job, ctx: Context) -> JobEstimate:
+    images = shard_images(ctx.work.cfg.eval.num_samples, job.shard, job.shards)
+    return _sampling(job, ctx, job.eval_key, images, "eval")
+
+
+def _prior(job: Job, ctx: Context) -> JobEstimate:
+    """The class images: `dreambooth.class_images` of the size's final checkpoint."""
+    s = ctx.work.cfg.dreambooth
+    key = EvalKey(job.run_key, 0, s.class_sampler, s.class_steps, s.class_guidance)
+    estimate = _sampling(job, ctx, key, s.class_images, job.kind)
+    return replace(estimate, recorded=None)
+
+
+def _subject(job: Job, ctx: Context) -> JobEstimate:
+    """A subject's prompts, `dreambooth.images_per_prompt` images each."""
+    from ldmscale.data.dreambench import prompts_for
+
+    cfg = ctx.work.cfg
+    prompts = prompts_for(job.item, cfg.dreambooth.subjects[job.item])
+    images = len(prompts) * cfg.dreambooth.images_per_prompt
+    return replace(_sampling(job, ctx, job.eval_key, images, job.kind), recorded=None)
+
+
+def _interpolate(job: Job, ctx: Context) -> JobEstimate:
+    """`interpolate.seeds` images per alpha of the size's final checkpoint."""
+    i = ctx.work.cfg.interpolate
+    key = EvalKey(job.run_key, 0, i.sampler, i.steps, i.guidance)
+    images = len(i.alphas) * i.seeds
+    return replace(_sampling(job, ctx, key, images, job.kind), recorded=None)
 
 
 def _fixed(kind: str) -> Callable[[Job, Context], JobEstimate]:
@@ -146,6 +179,9 @@ RULES: dict[str, KindRule] = {
     "eval": KindRule(_eval, lambda job: f"eval/{job.eval_key.run.path}"),
     "merge": KindRule(_fixed("merge"), lambda job: "merge"),
     "analyze": KindRule(_fixed("analyze"), lambda job: "analyze"),
+    "prior": KindRule(_prior, lambda job: job.id),
+    "subject": KindRule(_subject, lambda job: f"subject/{job.eval_key.run.path}"),
+    "interpolate": KindRule(_interpolate, lambda job: job.id),
     **{
         name: KindRule(_train, lambda job: job.id)
         for name, kind in KINDS.items()
