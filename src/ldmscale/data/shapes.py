@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ldmscale.data.pixels import from_uint8
+from ldmscale.data.sdf import signed_distance
 from ldmscale.runtime import derive_seed
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -92,33 +93,6 @@ def _draw_labels(rng: np.random.Generator) -> tuple[int, ...]:
     return tuple(int(rng.integers(len(values))) for values in ATTRIBUTES.values())
 
 
-def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
-    """Distance to the shape's edge (negative inside), in the same units as dx, dy."""
-    if shape == "circle":
-        return np.hypot(dx, dy) - radius
-    if shape == "square":
-        # Same area as a circle of this radius would look too big; 0.85 keeps sizes comparable.
-        return np.maximum(np.abs(dx), np.abs(dy)) - 0.85 * radius
-    if shape == "diamond":
-        return (np.abs(dx) + np.abs(dy) - 1.15 * radius) / np.sqrt(2.0)
-    if shape == "triangle":
-        # Upward equilateral triangle inscribed in the circle: three half-planes.
-        half = 0.5 * radius
-        bottom = dy - half
-        # Unit normals (±sqrt(3)/2, -1/2) of the two slanted edges through the apex (0, -radius).
-        left = (-np.sqrt(3.0) * dx - dy) / 2.0 - half
-        right = (np.sqrt(3.0) * dx - dy) / 2.0 - half
-        return np.maximum(np.maximum(bottom, left), right)
-    if shape == "cross":
-        arm = 0.33 * radius
-        horizontal = np.maximum(np.abs(dx) - radius, np.abs(dy) - arm)
-        vertical = np.maximum(np.abs(dx) - arm, np.abs(dy) - radius)
-        return np.minimum(horizontal, vertical)
-    raise ValueError(
-        f"shape={shape!r} is not valid; choose one of: {', '.join(ATTRIBUTES['shape'])}"
-    )
-
-
 def render(
     seed: int, index: int, resolution: int = 32, split: str = "train", variant: int = 0
 ) -> ShapeSample:
@@ -147,7 +121,7 @@ def render(
     # one-pixel-wide anti-aliased edge at every resolution.
     grid = (np.arange(resolution) + 0.5) / resolution
     dx, dy = grid[None, :] - cx, grid[:, None] - cy
-    distance_px = _signed_distance(shape, dx, dy, radius) * resolution
+    distance_px = signed_distance(shape, dx, dy, radius) * resolution
     coverage = np.clip(0.5 - distance_px, 0.0, 1.0)[..., None]
     image = background + coverage * (rgb[None, None, :] - background)
     return ShapeSample(
