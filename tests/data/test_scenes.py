@@ -11,21 +11,21 @@ from scipy import ndimage
 from ldmscale.data import scenes
 from ldmscale.data.domains import domain
 from ldmscale.data.pixels import from_uint8
-from ldmscale.data.scenes import BACKGROUNDS, COLOURS, HEADS, prompts, render
+from ldmscale.data.scenes import COLOURS, HEADS, OBJECTS, prompts, render
 from ldmscale.data.sdf import SHAPES
 
 N_SHAPE, N_OBJECT = HEADS["shape"], HEADS["object"]
 
 
 def _columns(labels: tuple[int, ...]) -> dict[str, list[int]]:
-    """The label columns by head (`HEADS` order: shape, object, count, background, layout)."""
-    count, background = N_SHAPE + N_OBJECT, N_SHAPE + N_OBJECT + 1
+    """The label columns by head (`HEADS` order: shape, object, count, tint, layout)."""
+    count = N_SHAPE + N_OBJECT
     return {
         "shape": list(labels[:N_SHAPE]),
         "object": list(labels[N_SHAPE:count]),
         "count": [labels[count]],
-        "background": [labels[background]],
-        "layout": list(labels[background + 1 :]),
+        "tint": [labels[count + 1]],
+        "layout": list(labels[count + 2 :]),
     }
 
 
@@ -83,8 +83,8 @@ def test_caption_states_exactly_the_stated_labels() -> None:
         plain = [f"a {SHAPES[k]}" for k, v in enumerate(columns["shape"]) if v]
         parts = sample.caption.replace(" and ", ", ").split(", ")
         assert sorted(parts) == sorted(named + plain), sample.caption
-        # Count, background and layout are never stated.
-        assert columns["count"] == columns["background"] == [-1]
+        # Count, tint and layout are never stated.
+        assert columns["count"] == columns["tint"] == [-1]
         assert not any(columns["layout"])
 
 
@@ -93,10 +93,10 @@ def test_objects_colours_count_and_layout_can_be_read_back_from_the_pixels() -> 
     for index in range(150):
         sample = render(1, index)
         columns = _columns(sample.labels)
-        # Objects are bright; every background channel stays below 90.
+        # Objects are bright; every background channel stays at 60 or below.
         mask = sample.image.max(axis=-1) > 150
         parts, found = ndimage.label(mask, structure=np.ones((3, 3)))
-        assert found == columns["count"][0] + 1, sample.caption
+        assert found == columns["count"][0] + OBJECTS[0], sample.caption
         colours, cells = set(), set()
         for part in range(1, found + 1):
             ys, xs = np.nonzero(parts == part)
@@ -108,6 +108,11 @@ def test_objects_colours_count_and_layout_can_be_read_back_from_the_pixels() -> 
         assert colours == set(np.nonzero(present.any(axis=0))[0]), sample.caption
         # A centroid of the drawn pixels sits in its object's cell unless near a cell's edge.
         assert len(cells & set(np.nonzero(columns["layout"])[0])) >= found - 1, sample.caption
+        # The tint is the background's strongest channel (where one channel clearly leads).
+        background = np.median(sample.image[~mask].astype(float), axis=0)
+        first, second = np.sort(background)[::-1][:2]
+        if first - second > 4:
+            assert int(background.argmax()) == columns["tint"][0], sample.caption
 
 
 def test_any_resolution_renders_the_same_sample() -> None:
@@ -141,9 +146,10 @@ def test_every_value_occurs_and_captions_leave_room() -> None:
     assert labels[:, columns["shape"]].any(axis=0).all()
     assert labels[:, columns["object"]].any(axis=0).all()
     assert set(labels[:, columns["count"][0]]) == set(range(HEADS["count"]))
-    assert set(labels[:, columns["background"][0]]) == set(range(len(BACKGROUNDS)))
+    assert set(labels[:, columns["tint"][0]]) == set(range(HEADS["tint"]))
     assert labels[:, columns["layout"]].any(axis=0).all()
     # Some colours are named, some are not; many images share a caption's wording.
     named = [s.caption.count(c) for s in samples for c in COLOURS]
-    assert 0.3 < sum(named) / sum(s.labels[columns["count"][0]] + 1 for s in samples) < 0.7
+    objects = sum(s.labels[columns["count"][0]] + OBJECTS[0] for s in samples)
+    assert 0.3 < sum(named) / objects < 0.7
     assert len({s.caption for s in samples}) < len(samples)

@@ -146,7 +146,7 @@ def test_alignment_checks_only_what_the_prompt_states() -> None:
     stated = torch.full_like(predicted, 0)
     shape, obj = evaluator.columns["shape"], evaluator.columns["object"]
     stated[:, evaluator.columns["count"]] = -1
-    stated[:, evaluator.columns["background"]] = -1
+    stated[:, evaluator.columns["tint"]] = -1
     # Stating one entry the evaluator sees and one it does not: half of the statement holds.
     seen = predicted[:, obj].argmax(1) + obj.start
     unseen = (1 - predicted[:, shape]).argmax(1) + shape.start
