@@ -1,7 +1,8 @@
 """Fixtures shared by every test folder.
 
 `prepared_study`: one study per test session with the embedded domain prepared using fast
-settings (seconds on a CPU). Tests that train, sample or evaluate reuse it:
+settings (seconds on a CPU); `prepared_scenes` the same for the `scenes` domain. Tests that
+train, sample or evaluate reuse it:
 
     study, overrides = prepared_study
     cfg = compose([f"study={study}", *overrides])
@@ -14,6 +15,8 @@ a test may point the same settings at a copy of the study.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from real_artifacts import (  # noqa: F401  (session fixtures for every folder)
@@ -28,6 +31,10 @@ from real_artifacts import (  # noqa: F401  (session fixtures for every folder)
 FAST_PREPARE = ["data=shapes_fast"]
 """Prepare-stage settings that train the domain autoencoder and evaluator in seconds (their
 quality is low; tests that need the full quality train with the defaults)."""
+FAST_SCENES = ["data=scenes_fast"]
+"""The same for the `scenes` domain."""
+PREPARED = ("prepared_study", "prepared_scenes")
+"""The fixtures that train a domain's components: their tests are in the slow tier."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,13 +47,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use `prepared_study` (it trains the domain's components) are in the slow tier.
+    """Tests that use `prepared_study` or `prepared_scenes` (they train a domain's components) are
+    in the slow tier.
     Tests marked `gpu` need a CUDA device, tests marked `quality` need `--quality` (`make
     test-quality`): skipped, with the reason, where they do not run."""
     import torch
 
     for item in items:
-        if "prepared_study" in getattr(item, "fixturenames", ()):
+        if set(PREPARED) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
     skips = {}
@@ -63,13 +71,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def prepared_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
     """(study path, overrides) of a study whose embedded domain is prepared."""
+    return _prepared(tmp_path_factory.mktemp("prepared"), FAST_PREPARE)
+
+
+@pytest.fixture(scope="session")
+def prepared_scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    """(study path, overrides) of a study whose `scenes` domain is prepared."""
+    return _prepared(tmp_path_factory.mktemp("scenes"), FAST_SCENES)
+
+
+def _prepared(root: Path, settings: list[str]) -> tuple[str, list[str]]:
     from ldmscale.config import compose
     from ldmscale.prepare.domain import prepare
     from ldmscale.storage.fs import open_study
 
-    root = tmp_path_factory.mktemp("prepared")
     study = str(root / "study")
-    overrides = [*FAST_PREPARE, f"storage.cache_dir={root / 'cache'}"]
+    overrides = [*settings, f"storage.cache_dir={root / 'cache'}"]
     cfg = compose([f"study={study}", *overrides])
     prepare(cfg, open_study(cfg))
     return study, overrides

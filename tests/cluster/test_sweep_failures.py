@@ -59,7 +59,16 @@ def _run(dag: dict, items: dict[str, list[str]]) -> tuple[dict[str, list[str]], 
 def test_the_sweep_does_not_fail_fast_and_targets_every_fan_out() -> None:
     dag = _dag("sweep.yaml", "sweep")
     assert dag["failFast"] is False
-    fan_outs = {"train", "distill", "sr", "prior", "dreambooth", "evaluate", "subject", "interpolate"}
+    fan_outs = {
+        "train",
+        "distill",
+        "sr",
+        "prior",
+        "dreambooth",
+        "evaluate",
+        "subject",
+        "interpolate",
+    }
     assert set(dag["target"].split()) == {*fan_outs, "analyze"}
     assert _dag("evaluation-service.yaml", "evaluate-pending")["failFast"] is False
 

@@ -94,3 +94,82 @@ def test_saved_evaluator_keeps_the_label_column_order(tmp_path) -> None:  # type
     loaded = DomainEvaluator.load(tmp_path / "evaluator")
     assert loaded.attributes == tuple(ATTRIBUTES)
     assert torch.equal(loaded.predict(pixels), evaluator.predict(pixels))
+
+
+def _scenes_evaluator() -> DomainEvaluator:
+    from ldmscale.data.domains import domain
+
+    spec = domain("scenes")
+    torch.manual_seed(0)
+    config = EvaluatorConfig(feature_dim=32, heads=dict(spec.heads), presence=spec.presence)
+    return DomainEvaluator(config).eval()
+
+
+def test_presence_heads_give_one_column_per_entry() -> None:
+    from ldmscale.data.domains import domain
+
+    spec = domain("scenes")
+    evaluator = _scenes_evaluator()
+    pixels, labels, _ = spec.render_batch(0, range(5))
+    assert evaluator.width == spec.columns == labels.shape[1]
+    predicted = evaluator.predict(pixels)
+    assert predicted.shape == labels.shape
+    logits = evaluator.logits(pixels)
+    for name, columns in evaluator.columns.items():
+        if name in spec.presence:
+            assert torch.equal(predicted[:, columns], (logits[name] > 0).long())
+        else:
+            assert torch.equal(predicted[:, columns][:, 0], logits[name].argmax(1))
+    # The loss: cross-entropy per class head plus summed binary cross-entropy per presence head.
+    loss = evaluator.loss(logits, labels)
+    by_hand = sum(
+        torch.nn.functional.binary_cross_entropy_with_logits(
+            logits[name], labels[:, columns].float(), reduction="sum"
+        )
+        / 5
+        if name in spec.presence
+        else torch.nn.functional.cross_entropy(logits[name], labels[:, columns][:, 0])
+        for name, columns in evaluator.columns.items()
+    )
+    assert torch.allclose(loss, by_hand)
+    with pytest.raises(ValueError, match="not among the heads"):
+        EvaluatorConfig(heads={"a": 2}, presence=("b",))
+
+
+def test_alignment_checks_only_what_the_prompt_states() -> None:
+    from ldmscale.data.domains import domain
+
+    spec = domain("scenes")
+    evaluator = _scenes_evaluator()
+    pixels, _, _ = spec.render_batch(0, range(6), split="eval")
+    predicted = evaluator.predict(pixels)
+    stated = torch.full_like(predicted, 0)
+    shape, obj = evaluator.columns["shape"], evaluator.columns["object"]
+    stated[:, evaluator.columns["count"]] = -1
+    stated[:, evaluator.columns["tint"]] = -1
+    # Stating one entry the evaluator sees and one it does not: half of the statement holds.
+    seen = predicted[:, obj].argmax(1) + obj.start
+    unseen = (1 - predicted[:, shape]).argmax(1) + shape.start
+    rows = torch.arange(6)
+    stated[rows, seen] = 1
+    assert torch.equal(evaluator.alignment(pixels, stated), predicted[rows, seen].float())
+    stated[rows, unseen] = 1
+    by_hand = (predicted[rows, seen] + predicted[rows, unseen]).float() / 2
+    assert torch.equal(evaluator.alignment(pixels, stated), by_hand)
+    # Entries the prompt leaves at 0 (and class columns at -1) are never checked.
+    silent = stated.clone()
+    silent[:, evaluator.columns["layout"]] = 0
+    assert torch.equal(evaluator.alignment(pixels, silent), by_hand)
+    with pytest.raises(ValueError, match="states nothing"):
+        evaluator.alignment(pixels, torch.zeros_like(stated) - (stated < 0).long())
+
+
+def test_saved_evaluator_keeps_its_presence_heads(tmp_path: Path) -> None:
+    evaluator = _scenes_evaluator()
+    evaluator.save(tmp_path / "ev")
+    loaded = DomainEvaluator.load(tmp_path / "ev")
+    assert loaded.config == evaluator.config and loaded.config.presence == (
+        "shape",
+        "object",
+        "layout",
+    )

@@ -129,7 +129,11 @@ def test_user_overrides_reach_every_job_kind(sweep: str, tmp_path: Path) -> None
     cfg = compose(user)
     plan = build_plan(cfg, user)
     kinds = {"prepare", "train", "eval", "merge", "analyze"}
-    downstream = {"distill", "sr", "prior", "dreambooth", "subject", "interpolate"} if sweep == "paper" else set()
+    downstream = (
+        {"distill", "sr", "prior", "dreambooth", "subject", "interpolate"}
+        if sweep == "paper"
+        else set()
+    )
     assert {p.job.kind for p in plan.jobs} == kinds | downstream
     # The first and last job of each kind (the paper plan has 12k: composing all takes minutes).
     sample = {}

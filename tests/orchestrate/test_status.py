@@ -242,6 +242,8 @@ def test_bad_study_uri_exits_2(uri: str, capsys) -> None:  # type: ignore[no-unt
     [
         [],
         ["data.autoencoder=/weights/vae"],
+        ["data=scenes"],
+        ["data=scenes", "eval.feature_extractor=inception"],
         [
             "data=webdataset",
             "data.shards='/d/{0..1}.tar'",

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from ldmscale.cli.main import main
 from ldmscale.config import compose
@@ -118,6 +119,42 @@ def test_prepare_prints_the_record(
     out = capsys.readouterr().out
     assert f"calibration (n={SMALL_N}, seed 0)" in out and "decoded random latents" in out
     assert "pool: " in out and "latent_noise" in out
+
+
+def test_scenes_record_asks_only_what_the_captions_state(
+    prepared_scenes: tuple[str, list[str]],
+) -> None:
+    from ldmscale.data.domains import domain as domains
+
+    study, overrides = prepared_scenes
+    cfg = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N}"])
+    assert cfg.eval.prompt_set == "scenes" and calibration.applies(cfg)
+    record, built = calibration.calibrate(cfg)
+    assert built and calibration.load_calibration(cfg) == record
+    assert {p.kind for p in record.degradations} == set(KINDS)
+    summary = "\n".join(record.lines())
+    assert min(record.blank.fid, record.random_latents.fid) > 3 * record.real.fid, summary
+    # The floor and the real set's alignment, by hand: the reference's prompts rendered again
+    # (everything their captions leave open drawn anew), scored on what the captions state.
+    spec, evaluator = domains("scenes"), domain.evaluator_for(cfg)
+    extractor, protocol = build_extractor("domain", evaluator=evaluator)
+    identity = reference_identity("scenes", "", cfg.seed, SMALL_N, 32, protocol)
+    assert record.reference == reference_dir(identity)
+    real, truth, _ = spec.render_batch(cfg.seed, range(SMALL_N), 32, "eval", variant=1)
+    reference, _, _ = spec.render_batch(cfg.seed, range(SMALL_N), 32, "eval")
+    by_hand = FID(extractor.num_features)
+    by_hand.update(extractor(reference), real=True)
+    by_hand.update(extractor(real), real=False)
+    assert record.real.fid == pytest.approx(by_hand.compute(), rel=1e-6)
+    stated = spec.stated(cfg.seed, 0, SMALL_N)
+    aligned = evaluator.alignment(real, stated).mean()
+    assert record.real.alignment == pytest.approx(float(aligned), rel=1e-6)
+    # Scored on the images' whole truth instead, the number would differ: the captions do not
+    # state it all.
+    assert not torch.equal(stated, truth)
+    # A shapes study in the same folder is another record.
+    shapes_cfg = compose([f"study={study}", "data=shapes_fast", f"eval.num_samples={SMALL_N}"])
+    assert calibration.calibration_dir(shapes_cfg) != calibration.calibration_dir(cfg)
 
 
 # The targets of the embedded domain as a measuring instrument, at a small n (`make

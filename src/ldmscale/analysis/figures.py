@@ -251,6 +251,9 @@ def law_frontiers(curves: list[Curve], table: list[Standing], residuals: list[Ro
     right.set(xlabel="FID fitted by the law", ylabel="FID measured (report part)")
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
+    return _png(fig)
+
+
 def fidelity_by_size(rows: list[Row]) -> bytes:
     """DreamBooth with numbers: each measure (a column of panels) of the DreamBooth models
     (solid), their base models (dashed) and the real images (dotted), against parameters (top

@@ -27,7 +27,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
 
 
-def _quality(meta: dict[str, Any]) -> str:
+def _quality(meta: dict[str, Any], heads: list[str]) -> str:
     quality = meta.get("quality", {})
     if "heldout_psnr_db" in quality:
         return (
@@ -36,10 +36,8 @@ def _quality(meta: dict[str, Any]) -> str:
     if "latent_shape" in quality:
         return f"{quality['size']} training latents {quality['latent_shape']}"
     if "heldout_accuracy" in quality:
-        from ldmscale.data.shapes import ATTRIBUTES
-
         accuracy = quality["heldout_accuracy"]
-        parts = ", ".join(f"{name} {accuracy[name]:.3f}" for name in ATTRIBUTES if name in accuracy)
+        parts = ", ".join(f"{name} {accuracy[name]:.3f}" for name in heads if name in accuracy)
         return f"held-out accuracy: {parts}"
     return ""
 
@@ -56,11 +54,14 @@ def run(args: argparse.Namespace) -> int:
         print_json({**asdict(result), "built": list(result.built)})
         return 0
     if result.domain is not None:
+        from ldmscale.data.domains import domain
+
+        heads = list(domain(cfg.data.name).heads)
         for component in result.domain.components:
             verb = "built" if component.built else "reused"
             print(
                 f"{component.name}: {verb} {result.study}/{component.dir} "
-                f"({_quality(component.meta)})"
+                f"({_quality(component.meta, heads)})"
             )
         if result.domain.autoencoder is None:
             print(f"autoencoder: pretrained {cfg.data.autoencoder}")

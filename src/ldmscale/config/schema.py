@@ -82,12 +82,19 @@ DOMAIN_DOWNSAMPLING = 4
 (`ldmscale.models.autoencoder.domain_autoencoder_config`)."""
 
 
+EMBEDDED_DOMAINS = ("shapes", "scenes")
+"""The embedded domains' names (`ldmscale.data.domains` holds them; a test keeps the two
+equal)."""
+
+
 @dataclass
 class DataConfig:
     """The `data` group: training data and its frozen encoders."""
 
     name: str = "shapes"
-    """`shapes` (the embedded domain, rendered on the fly) or `webdataset` (image-text shards)."""
+    """An embedded domain, rendered in the study (`EMBEDDED_DOMAINS`: `shapes`, captions that fix
+    their image; `scenes`, captions that leave most of it open), or `webdataset` (image-text
+    shards)."""
     resolution: int = 32
     """Image side in pixels (real images: shorter side resized to it, then centre-cropped)."""
     text_encoder: str = "minilm"
@@ -125,12 +132,12 @@ class DataConfig:
     evaluator_batch: int = 64
     """prepare: images per evaluator step."""
     train_pool: int = 16384
-    """shapes: training renders whose latents `prepare` encodes once; training sample `i` is
-    pool item `i mod train_pool` (its noise, timestep and caption dropout still follow `i`).
+    """Embedded domains: training renders whose latents `prepare` encodes once; training sample
+    `i` is pool item `i mod train_pool` (its noise, timestep and caption dropout still follow `i`).
     0: render and encode every training batch instead (no pool)."""
 
     RULES: ClassVar[dict[str, Rule]] = {
-        "name": OneOf(("shapes", "webdataset")),
+        "name": OneOf((*EMBEDDED_DOMAINS, "webdataset")),
         "resolution": at_least(1),
         "text_encoder": Location(("minilm",)),
         "max_text_tokens": at_least(1),
@@ -149,7 +156,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
-        if self.name == "shapes" and self.resolution % DOMAIN_DOWNSAMPLING:
+        if self.name in EMBEDDED_DOMAINS and self.resolution % DOMAIN_DOWNSAMPLING:
             raise ValueError(
                 f"data.resolution={self.resolution!r} must be a multiple of {DOMAIN_DOWNSAMPLING} "
                 "on the embedded domain (its autoencoder downsamples by that)"
@@ -318,8 +325,9 @@ class EvalConfig(speed.SamplingSpeedOptions):
     """Images generated (and prompts used) per configuration, over all shards."""
     batch_size: int = 32
     prompt_set: str = "shapes"
-    """`shapes` (embedded domain) or the path / URI of a COCO-style captions JSON
-    (`ldmscale.evaluate.prompts` states which captions are used)."""
+    """An embedded domain's name (its eval split; `eval=default` takes `data.name`) or the path /
+    URI of a COCO-style captions JSON (`ldmscale.evaluate.prompts` states which captions are
+    used)."""
     reference_images: str = ""
     """Real data: folder path / URI of the prompt set's images (named by file_name or image id),
     from which the FID reference statistics are computed."""
@@ -561,6 +569,13 @@ class StudyConfig:
         self._check_steps()
         self._check_variants()
         self._check_checkpoints()
+        prompts, data = self.eval.prompt_set, self.data.name
+        if prompts in EMBEDDED_DOMAINS and prompts != data:
+            fix = f"eval.prompt_set={data}" if data in EMBEDDED_DOMAINS else "a captions file"
+            raise ValueError(
+                f"eval.prompt_set={prompts!r} is the {prompts} domain's prompts, but data.name="
+                f"{data!r}: models of data={data} are evaluated on {fix}"
+            )
         if self.sweep.shards > self.eval.num_samples:
             raise ValueError(
                 f"sweep.shards={self.sweep.shards} would leave shards empty: at most "

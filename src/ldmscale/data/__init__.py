@@ -1,1 +1,2 @@
-"""Data: the embedded shapes domain and (for real data) webdataset shards."""
+"""Data: the embedded domains (`domains`: `shapes`, `scenes`) and (for real data) webdataset
+shards."""

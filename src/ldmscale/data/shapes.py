@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ldmscale.data.pixels import from_uint8
+from ldmscale.data.sdf import signed_distance
 from ldmscale.runtime import derive_seed
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -108,33 +109,6 @@ def _draw_labels(rng: np.random.Generator) -> tuple[int, ...]:
     return tuple(int(rng.integers(len(values))) for values in ATTRIBUTES.values())
 
 
-def _signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
-    """Distance to the shape's edge (negative inside), in the same units as dx, dy."""
-    if shape == "circle":
-        return np.hypot(dx, dy) - radius
-    if shape == "square":
-        # Same area as a circle of this radius would look too big; 0.85 keeps sizes comparable.
-        return np.maximum(np.abs(dx), np.abs(dy)) - 0.85 * radius
-    if shape == "diamond":
-        return (np.abs(dx) + np.abs(dy) - 1.15 * radius) / np.sqrt(2.0)
-    if shape == "triangle":
-        # Upward equilateral triangle inscribed in the circle: three half-planes.
-        half = 0.5 * radius
-        bottom = dy - half
-        # Unit normals (±sqrt(3)/2, -1/2) of the two slanted edges through the apex (0, -radius).
-        left = (-np.sqrt(3.0) * dx - dy) / 2.0 - half
-        right = (np.sqrt(3.0) * dx - dy) / 2.0 - half
-        return np.maximum(np.maximum(bottom, left), right)
-    if shape == "cross":
-        arm = 0.33 * radius
-        horizontal = np.maximum(np.abs(dx) - radius, np.abs(dy) - arm)
-        vertical = np.maximum(np.abs(dx) - arm, np.abs(dy) - radius)
-        return np.minimum(horizontal, vertical)
-    raise ValueError(
-        f"shape={shape!r} is not valid; choose one of: {', '.join(ATTRIBUTES['shape'])}"
-    )
-
-
 def render(
     seed: int, index: int, resolution: int = 32, split: str = "train", variant: int = 0
 ) -> ShapeSample:
@@ -154,7 +128,7 @@ def render(
     shape, colour, size, position = (
         values[label] for values, label in zip(ATTRIBUTES.values(), labels, strict=True)
     )
-    image = draw(partial(_signed_distance, shape), colour, size, position, rng, resolution)
+    image = draw(partial(signed_distance, shape), colour, size, position, rng, resolution)
     return ShapeSample(image=image, caption=caption(labels), labels=labels)
 
 

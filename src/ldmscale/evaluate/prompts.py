@@ -1,8 +1,8 @@
 """The evaluation prompt sets, addressed by prompt index so that any slice can be recomputed.
 
-- `shapes`: the embedded domain's eval split (`ldmscale.data.shapes.prompts`), with the attribute
-  labels each caption states (for the alignment score) and the rendered images of the same prompts
-  as FID reference;
+- an embedded domain by name (`shapes`, `scenes`: `ldmscale.data.domains`): its eval split, with
+  the labels each caption states (for the alignment score) and the rendered images of the same
+  prompts as FID reference;
 - a path / fsspec URI of a COCO-style captions JSON
   (`{"images": [{"id", "file_name"}], "annotations": [{"image_id", "id", "caption"}]}`), e.g.
   COCO-2014's `captions_val2014.json` (the paper evaluates 30k of its captions). The selection
@@ -26,10 +26,10 @@ from typing import Any
 import torch
 
 from ldmscale.config.schema import EvalConfig, StorageConfig
+from ldmscale.data.domains import DOMAINS, domain, is_embedded
 from ldmscale.errors import MissingSource
 from ldmscale.storage.fs import read_url
 
-SHAPES = "shapes"
 CAPTION_RULE = (
     "one caption per image (lowest annotation id), images in ascending image id, the first "
     "num_samples images"
@@ -42,7 +42,8 @@ class Prompts:
 
     captions: list[str]
     labels: torch.Tensor | None
-    """[B, n_attributes] for the embedded domain; None for captions without labels."""
+    """[B, label columns] stated labels on an embedded domain; None for captions without
+    labels."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ class CaptionSet:
 
 
 def is_domain(prompt_set: str) -> bool:
-    """Whether `prompt_set` is the embedded domain's."""
-    return prompt_set == SHAPES
+    """Whether `prompt_set` names an embedded domain (its eval split)."""
+    return is_embedded(prompt_set)
 
 
 def _parse(uri: str, data: bytes) -> CaptionSet:
@@ -111,8 +112,8 @@ def _caption_set(uri: str, settings_json: str) -> CaptionSet:
         data = read_url(uri, StorageConfig(**json.loads(settings_json)))
     except FileNotFoundError:
         raise MissingSource(
-            f"eval.prompt_set={uri!r}: no such captions file (use 'shapes' or the path / URI of a "
-            "COCO-style captions JSON)"
+            f"eval.prompt_set={uri!r}: no such captions file (use an embedded domain, "
+            f"{' or '.join(DOMAINS)}, or the path / URI of a COCO-style captions JSON)"
         ) from None
     return _parse(uri, data)
 
@@ -131,9 +132,7 @@ def load_prompts(
     `storage` holds the settings (options, timeout, retries) for a captions file in object
     storage."""
     if is_domain(prompt_set):
-        from ldmscale.data.shapes import prompts
-
-        pairs = prompts(seed, start, stop, split="eval")
+        pairs = domain(prompt_set).prompts(seed, start, stop, split="eval")
         labels = torch.tensor([list(lab) for _, lab in pairs], dtype=torch.long)
         return Prompts([caption for caption, _ in pairs], labels)
     captions = caption_set(prompt_set, storage)
@@ -148,7 +147,11 @@ def load_prompts(
 def dataset_protocol(prompt_set: str, storage: StorageConfig | None = None) -> dict[str, Any]:
     """The protocol entries that identify the evaluation data (recorded in every shard)."""
     if is_domain(prompt_set):
-        return {"dataset": "shapes (embedded domain)", "split": "eval", "caption_rule": "by index"}
+        return {
+            "dataset": f"{prompt_set} (embedded domain)",
+            "split": "eval",
+            "caption_rule": "by index",
+        }
     captions = caption_set(prompt_set, storage)
     return {
         "dataset": captions.dataset,
@@ -175,7 +178,10 @@ def missing_inputs(e: EvalConfig) -> list[str]:
     """What a real-data evaluation lacks, one message per missing `eval.*` field (empty: none)."""
     missing = []
     if not e.prompt_set:
-        missing.append("eval.prompt_set=<path or URI of a COCO captions JSON, or 'shapes'>")
+        missing.append(
+            "eval.prompt_set=<path or URI of a COCO captions JSON, or an embedded domain: "
+            f"{', '.join(DOMAINS)}>"
+        )
     if e.feature_extractor == "inception" and not e.inception_weights:
         missing.append("eval.inception_weights=<path or URI of the FID Inception weights (.pth)>")
     real = not is_domain(e.prompt_set)

@@ -83,11 +83,13 @@ def reference_dir(identity: dict[str, Any]) -> str:
     return paths.prepare_dir(COMPONENT, identity)
 
 
-def _domain_batches(seed: int, count: int, resolution: int, batch: int) -> Iterator[torch.Tensor]:
-    from ldmscale.data.shapes import render_batch
+def _domain_batches(
+    name: str, seed: int, count: int, resolution: int, batch: int
+) -> Iterator[torch.Tensor]:
+    from ldmscale.data.domains import domain
 
     for start in range(0, count, batch):
-        pixels, _, _ = render_batch(
+        pixels, _, _ = domain(name).render_batch(
             seed, range(start, min(start + batch, count)), resolution, "eval"
         )
         yield pixels
@@ -184,7 +186,9 @@ def reference_stats(
     if images is not None:
         batches = images
     elif is_domain(identity["prompt_set"]):
-        batches = _domain_batches(int(identity["seed"]), count, resolution, batch_size)
+        batches = _domain_batches(
+            identity["prompt_set"], int(identity["seed"]), count, resolution, batch_size
+        )
     else:
         batches = _image_batches(
             identity["reference_images"],

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
 from ldmscale.data.pixels import grid_png, to_hwc_uint8
-from ldmscale.errors import BadInput, MissingInput, NonFinite
+from ldmscale.errors import MissingInput, NonFinite
 from ldmscale.evaluate.context import ShardContext, build_context
 from ldmscale.evaluate.identity import EvalInputError, refuse_reuse, request
 from ldmscale.evaluate.prompts import (

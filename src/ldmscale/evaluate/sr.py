@@ -29,18 +29,17 @@ import numpy as np
 import torch
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.pixels import grid_png, to_hwc_uint8
 from ldmscale.errors import NonFinite
 from ldmscale.evaluate.context import device_name
-from ldmscale.evaluate.identity import request
+from ldmscale.evaluate.identity import EvalInputError, request
 from ldmscale.evaluate.shard import (
     GRID,
     SAMPLES,
-    EvalInputError,
     ShardRecord,
     _check_committed,
     _non_finite,
     _record,
-    grid_png,
 )
 from ldmscale.evaluate.sr_calibration import SRMeasures, calibration
 from ldmscale.evaluate.sr_images import HRSet, degradation_seed, hr_set
@@ -209,6 +208,6 @@ def evaluate_sr(cfg: StudyConfig, storage: Storage, key: paths.EvalKey) -> Shard
         SAMPLES: _samples_npz(out, start, stop),
     }
     if out.grid:
-        files[GRID] = grid_png(out.grid)
+        files[GRID] = grid_png(to_hwc_uint8(torch.stack(out.grid)))
     commit(storage, rel, files=files, meta=meta)
     return _record(key, rel, meta, skipped=False)

@@ -16,6 +16,7 @@ import torch
 
 from ldmscale import __version__
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.domains import domain
 from ldmscale.data.pool import DomainPool, load_pool, pool_dir
 from ldmscale.errors import MissingInput
 from ldmscale.models.autoencoder import Autoencoder, domain_autoencoder_config, load_autoencoder
@@ -46,11 +47,18 @@ LATENT_STATS_IMAGES = 1024
 """Training images whose latents set the scaling factor (1 / std, as SD does)."""
 
 
+def _domain(cfg: StudyConfig) -> dict[str, str]:
+    """The recipe entry naming the domain. `shapes`, the first domain, has none, so that its
+    studies prepared before there were other domains keep their folders."""
+    return {} if cfg.data.name == "shapes" else {"domain": cfg.data.name}
+
+
 def _common(cfg: StudyConfig, component: str) -> dict[str, Any]:
     return {
         "component": component,
         "recipe_version": RECIPE_VERSION,
         "ldmscale": __version__,
+        **_domain(cfg),
         "seed": cfg.seed,
         "resolution": cfg.data.resolution,
         "prepare_images": cfg.data.prepare_images,
@@ -74,8 +82,20 @@ def autoencoder_recipe(cfg: StudyConfig) -> dict[str, Any]:
 
 
 def evaluator_config(cfg: StudyConfig) -> EvaluatorConfig:
-    """The domain evaluator's architecture for `cfg.data`."""
-    return EvaluatorConfig(resolution=cfg.data.resolution)
+    """The domain evaluator's architecture for `cfg.data`: the heads of its domain."""
+    spec = domain(cfg.data.name)
+    return EvaluatorConfig(
+        resolution=cfg.data.resolution, heads=dict(spec.heads), presence=spec.presence
+    )
+
+
+def _architecture(config: EvaluatorConfig) -> dict[str, Any]:
+    """The evaluator's architecture as its recipe records it (without `presence` when there is
+    no presence head: the recipes of `shapes` keep their hash)."""
+    fields = dict(config.__dict__)
+    if not fields["presence"]:
+        del fields["presence"]
+    return fields
 
 
 def evaluator_recipe(cfg: StudyConfig) -> dict[str, Any]:
@@ -87,7 +107,7 @@ def evaluator_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "lr": EVALUATOR_LR,
         "input_noise": EVALUATOR_NOISE,
         "features": "penultimate, before the ReLU",
-        "architecture": evaluator_config(cfg).__dict__,
+        "architecture": _architecture(evaluator_config(cfg)),
     }
 
 
@@ -132,6 +152,7 @@ def pool_recipe(cfg: StudyConfig) -> dict[str, Any]:
         "component": "pool",
         "recipe_version": RECIPE_VERSION,
         "ldmscale": __version__,
+        **_domain(cfg),
         "autoencoder": autoencoder_ref(cfg),
         "seed": cfg.seed,
         "resolution": cfg.data.resolution,

@@ -1,4 +1,5 @@
-"""The embedded domain's evaluator: a small CNN with one head per attribute.
+"""The embedded domain's evaluator: a small CNN with one head per label of its domain
+(`ldmscale.data.domains`).
 
 Two uses, standing in for what Inception and CLIP do on real data:
 
@@ -8,8 +9,12 @@ Two uses, standing in for what Inception and CLIP do on real data:
   taken before the ReLU, as Inception's pool features are taken before its classifier: after
   it, 18-26 of the 128 units are zero on every reference image (a singular covariance), and
   FID measured on them does not grow steadily with latent noise;
-- its attribute predictions give the prompt-alignment score (`alignment`): the fraction of a
-  prompt's attributes (shape, colour, size, position) that it recognises in the image.
+- its predictions give the prompt-alignment score (`alignment`): the fraction of what a prompt
+  states that it recognises in the image. A head is a class head (one label column: the class,
+  -1 where a prompt does not state it; `shapes`: shape, colour, size, position) or a presence
+  head (one 0/1 column per entry: which things are in the image; a prompt states an entry with
+  a 1, and says nothing of its 0s; `scenes`: which shapes, which shape-colour pairs). Heads no
+  prompt states still shape the features FID reads.
 
 It is trained by the prepare stage (`ldmscale.prepare.domain`) and saved in a folder as
 `model.safetensors` + `config.json`.
@@ -46,7 +51,16 @@ class EvaluatorConfig:
     heads: dict[str, int] = field(
         default_factory=lambda: {k: len(v) for k, v in ATTRIBUTES.items()}
     )
-    """Attribute name -> number of classes."""
+    """Head name -> number of classes (class head) or entries (presence head); default: the
+    `shapes` domain's attributes."""
+    presence: tuple[str, ...] = ()
+    """The presence heads among `heads` (multi-label: sigmoid per entry); the others are class
+    heads (softmax)."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.presence) - set(self.heads))
+        if unknown:
+            raise ValueError(f"presence heads {unknown} are not among the heads {list(self.heads)}")
 
 
 class DomainEvaluator(nn.Module):
@@ -90,8 +104,24 @@ class DomainEvaluator(nn.Module):
 
     @property
     def attributes(self) -> tuple[str, ...]:
-        """Attribute names, in label-column order."""
+        """Head names, in label-column order."""
         return tuple(self.config.heads)
+
+    @property
+    def columns(self) -> dict[str, slice]:
+        """Head name -> its label columns: one for a class head, one per entry of a presence
+        head, in the order of the heads."""
+        out, start = {}, 0
+        for name, n in self.config.heads.items():
+            width = n if name in self.config.presence else 1
+            out[name] = slice(start, start + width)
+            start += width
+        return out
+
+    @property
+    def width(self) -> int:
+        """Label columns in all."""
+        return max(s.stop for s in self.columns.values())
 
     def _prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         device = next(self.parameters()).device
@@ -125,21 +155,51 @@ class DomainEvaluator(nn.Module):
         hidden = F.relu(self.features(pixels))
         return {name: head(hidden) for name, head in self.heads.items()}
 
+    def loss(self, logits: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """Training loss of `logits` (from `logits`) against true labels [B, width]: the sum over
+        heads of the cross-entropy of a class head and, for a presence head, the binary
+        cross-entropy summed over its entries (averaged over the batch, as cross-entropy is)."""
+        losses = []
+        for name, columns in self.columns.items():
+            out, target = logits[name], labels[:, columns]
+            if name in self.config.presence:
+                bce = F.binary_cross_entropy_with_logits(out, target.float(), reduction="sum")
+                losses.append(bce / len(out))
+            else:
+                losses.append(F.cross_entropy(out, target[:, 0]))
+        return torch.stack(losses).sum()
+
     @torch.no_grad()
     def predict(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Predicted labels [B, n_attributes], in the order of `ATTRIBUTES`."""
-        return torch.stack([out.argmax(1) for out in self.logits(pixels).values()], dim=1)
+        """Predicted labels [B, width]: the class of each class head, 0/1 per entry of a
+        presence head (logit > 0), in label-column order."""
+        out = []
+        for name, logits in self.logits(pixels).items():
+            present = name in self.config.presence
+            out.append((logits > 0).long() if present else logits.argmax(1, keepdim=True))
+        return torch.cat(out, dim=1)
 
     @torch.no_grad()
     def alignment(self, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """[B] in [0, 1]: the fraction of each prompt's attributes predicted in its image."""
+        """[B] in [0, 1]: the fraction of what each prompt states that is predicted in its
+        image. `labels` [B, width] are the prompts' stated labels: a class column >= 0 and a
+        presence entry 1 are stated (and checked), a class column -1 and a presence entry 0 are
+        not. Raises ValueError for labels of another width, or a prompt that states nothing."""
         labels = torch.as_tensor(labels, device=next(self.parameters()).device)
-        if labels.ndim != 2 or labels.shape[1] != len(self.config.heads):
+        if labels.ndim != 2 or labels.shape[1] != self.width:
             raise ValueError(
-                f"labels of shape {tuple(labels.shape)}: expected [B, {len(self.config.heads)}] "
+                f"labels of shape {tuple(labels.shape)}: expected [B, {self.width}] "
                 f"({', '.join(self.attributes)})"
             )
-        return (self.predict(pixels) == labels).float().mean(dim=1)
+        stated = torch.ones_like(labels, dtype=torch.bool)
+        for name in self.config.presence:
+            stated[:, self.columns[name]] = labels[:, self.columns[name]] == 1
+        stated &= labels >= 0
+        count = stated.sum(dim=1)
+        if not bool((count > 0).all()):
+            raise ValueError("a prompt states nothing the evaluator can check")
+        correct = ((self.predict(pixels) == labels) & stated).sum(dim=1)
+        return correct.float() / count.float()
 
     def save(self, folder: str | Path) -> None:
         """Write `model.safetensors` and `config.json` to `folder`."""
@@ -150,6 +210,7 @@ class DomainEvaluator(nn.Module):
         config = asdict(self.config)
         # A list, not an object: the heads' order is the order of the label columns.
         config["heads"] = [[name, count] for name, count in self.config.heads.items()]
+        config["presence"] = list(self.config.presence)
         (folder / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
 
     @classmethod
@@ -167,6 +228,7 @@ class DomainEvaluator(nn.Module):
             widths=tuple(int(w) for w in raw["widths"]),
             feature_dim=int(raw["feature_dim"]),
             heads={str(name): int(count) for name, count in _ordered_heads(raw["heads"])},
+            presence=tuple(str(name) for name in raw.get("presence", ())),
         )
         model = cls(config)
         model.load_state_dict(load_file(str(folder / WEIGHTS)))

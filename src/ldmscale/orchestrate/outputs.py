@@ -9,7 +9,7 @@ of settings and inputs that only the stage's own code computes.
 
 from __future__ import annotations
 
-from ldmscale.config.schema import StudyConfig
+from ldmscale.config.schema import EMBEDDED_DOMAINS, StudyConfig
 from ldmscale.orchestrate.jobs import KINDS, Job, StudyOutputs, parse_job_id
 from ldmscale.storage import paths
 
@@ -42,13 +42,13 @@ def prepare_components(cfg: StudyConfig) -> tuple[str, ...]:
     domain evaluator and autoencoder, or the shard index and precomputed latents, and the FID
     reference statistics when evaluating on real data (`prepare.stage.needs_reference`: a test
     holds the two to the same answer)."""
-    if cfg.data.name == "shapes":
+    if cfg.data.name in EMBEDDED_DOMAINS:
         names = ["evaluator", *(["autoencoder"] if cfg.data.autoencoder == "domain" else [])]
     else:
         names = ["shards", *(["latents"] if cfg.data.precomputed else [])]
     e = cfg.eval
-    if e.prompt_set == "shapes":
-        if e.feature_extractor == "domain" and cfg.data.name == "shapes":
+    if e.prompt_set in EMBEDDED_DOMAINS:
+        if e.feature_extractor == "domain" and cfg.data.name in EMBEDDED_DOMAINS:
             names.append("reference")
     elif e.feature_extractor != "domain" and e.reference_images:
         names.append("reference")

@@ -10,19 +10,21 @@ use), through the domain evaluator's features and torchmetrics' FID (`ldmscale.m
 The measured sets, n images each:
 
 - real: the reference's own prompts (eval prompts 0 .. n-1) rendered again with other jitter
-  (`shapes.render(..., variant=1)`): disjoint real images of the very captions the models are
-  asked for, so what a perfect text-to-image model would read: the real-vs-real floor;
+  (the domain's `render(..., variant=1)`: on `scenes`, everything the caption leaves open drawn
+  anew): disjoint real images of the very captions the models are asked for, so what a perfect
+  text-to-image model would read: the real-vs-real floor;
 - other prompts: renders of eval prompts n .. 2n-1: disjoint captions too, so their FID adds the
   difference between two random prompt sets (at n=200 most of it: 51 against 7.8 for `real`);
 - reconstruction: the `real` set through the autoencoder (the best any LDM on it can do), and
   the other prompts' renders through it (its bound measured against the other-prompt floor);
 - random latents: N(0, 1) scaled latents decoded (a ceiling no trained model should reach);
-- blank: each `real` image's background alone (no shape);
+- blank: each `real` image filled with its median colour (its background's, without the shapes);
 - degradations: the `real` set blurred, noised, colour-shifted, and its latents noised, at
   `STRENGTHS` (`ldmscale.prepare.degradations`); each curve starts from the floor (latent
   noise: from the reconstruction), and a trustworthy ruler reads higher at every step.
 
-Alignment is the evaluator's attribute agreement with the set's prompts.
+Alignment is the evaluator's agreement with what the set's prompts state (`DomainEvaluator.
+alignment`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import torch
 
 from ldmscale import __version__
 from ldmscale.config.schema import StudyConfig
-from ldmscale.data.shapes import render_batch
+from ldmscale.data.domains import domain, is_embedded
 from ldmscale.metrics.fid import fid_of
 from ldmscale.prepare.degradations import KINDS, UNITS, degrade
 from ldmscale.provenance import provenance
@@ -74,7 +76,7 @@ class Measurement:
     fid: float
     """FID against the study's reference statistics."""
     alignment: float
-    """Mean attribute agreement in [0, 1] with the real renders' prompts."""
+    """Mean agreement in [0, 1] with what the real renders' prompts state."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,8 @@ class CalibrationRecord:
             )
         return (
             "verdict: NOT TRUSTWORTHY: " + "; ".join(self.failures) + ". This study's FIDs do "
-            "not measure fidelity: prepare with the default data settings (data=shapes); a "
-            "quick prepare such as data=shapes_fast is for tests only"
+            "not measure fidelity: prepare with the default data settings (data=shapes or "
+            "data=scenes); a quick prepare such as data=shapes_fast is for tests only"
         )
 
     def lines(self) -> list[str]:
@@ -241,11 +243,11 @@ class CalibrationRecord:
 
 
 def applies(cfg: StudyConfig) -> bool:
-    """Whether `cfg` is an embedded-domain study measured with the domain evaluator."""
-    from ldmscale.evaluate.prompts import is_domain
-
+    """Whether `cfg` is an embedded-domain study measured with the domain evaluator on its own
+    prompts."""
     e = cfg.eval
-    return cfg.data.name == "shapes" and is_domain(e.prompt_set) and e.feature_extractor == "domain"
+    same = is_embedded(cfg.data.name) and e.prompt_set == cfg.data.name
+    return same and e.feature_extractor == "domain"
 
 
 def calibration_identity(cfg: StudyConfig) -> dict[str, Any]:
@@ -322,8 +324,12 @@ def measure(
     autoencoder = autoencoder_for(cfg, storage, device)
     evaluator = evaluator_for(cfg, storage, device)
     reference_rel, reference = _reference(cfg, storage, evaluator, device)
-    real, labels, _ = render_batch(cfg.seed, range(n), cfg.data.resolution, "eval", variant=1)
-    other, other_labels, _ = render_batch(cfg.seed, range(n, 2 * n), cfg.data.resolution, "eval")
+    spec, resolution = domain(cfg.data.name), cfg.data.resolution
+    real, _, _ = spec.render_batch(cfg.seed, range(n), resolution, "eval", variant=1)
+    other, _, _ = spec.render_batch(cfg.seed, range(n, 2 * n), resolution, "eval")
+    # Alignment asks what the prompts state (on `shapes`, every label; on `scenes`, not what the
+    # caption leaves open).
+    labels, other_labels = spec.stated(cfg.seed, 0, n), spec.stated(cfg.seed, n, 2 * n)
     real, labels = real.to(device), labels.to(device)
     other, other_labels = other.to(device), other_labels.to(device)
     ruler = _Ruler(evaluator, reference)

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.domains import domain
 from ldmscale.data.pixels import to_hwc_uint8
 from ldmscale.data.pool import POOL_ENCODE_BATCH, pool_dir, write_pool
-from ldmscale.data.shapes import ATTRIBUTES, render_batch
 from ldmscale.models.autoencoder import Autoencoder, build_autoencoder, domain_autoencoder_config
 from ldmscale.models.domain import (
     AUTOENCODER_LR,
@@ -106,6 +106,13 @@ def _seeded(cfg: StudyConfig, component: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _render(
+    cfg: StudyConfig, indices: range, split: str
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pixels, true labels and captions of samples `indices` of `split` of the study's domain."""
+    return domain(cfg.data.name).render_batch(cfg.seed, indices, cfg.data.resolution, split)
+
+
 def _foreground(pixels: torch.Tensor) -> torch.Tensor:
     """[B, 1, H, W] mask of the pixels that differ from the image's (median) background, grown
     by `FOREGROUND_DILATION` pixels on every side (both sides of every edge)."""
@@ -120,7 +127,7 @@ def _train_autoencoder(
 ) -> dict[str, Any]:
     data = cfg.data
     generator = _seeded(cfg, "autoencoder")
-    images, _, _ = render_batch(cfg.seed, range(data.prepare_images), data.resolution, "train")
+    images, _, _ = _render(cfg, range(data.prepare_images), "train")
     vae = build_autoencoder(domain_autoencoder_config(data.resolution)).to(device).train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=AUTOENCODER_LR)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -157,9 +164,7 @@ def _reconstruction_quality(
     ae: Autoencoder, cfg: StudyConfig, device: torch.device
 ) -> dict[str, float]:
     """Held-out MSE (pixels in [0, 1]) and PSNR (dB) of uint8 images through encode/decode."""
-    pixels, _, _ = render_batch(
-        cfg.seed, range(cfg.data.heldout_images), cfg.data.resolution, "val"
-    )
+    pixels, _, _ = _render(cfg, range(cfg.data.heldout_images), "val")
     squared = 0.0
     for batch in pixels.split(256):
         recon = to_hwc_uint8(ae.decode(ae.encode(batch.to(device)))).astype("float64")
@@ -173,7 +178,7 @@ def _train_evaluator(
 ) -> dict[str, Any]:
     data = cfg.data
     generator = _seeded(cfg, "evaluator")
-    images, labels, _ = render_batch(cfg.seed, range(data.prepare_images), data.resolution, "train")
+    images, labels, _ = _render(cfg, range(data.prepare_images), "train")
     model = DomainEvaluator(evaluator_config(cfg)).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=EVALUATOR_LR)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -185,11 +190,7 @@ def _train_evaluator(
         batch = images[pick] + EVALUATOR_NOISE * torch.randn(
             images[pick].shape, generator=generator
         )
-        targets = labels[pick].to(device)
-        logits = model.logits(batch.to(device))
-        loss = torch.stack(
-            [F.cross_entropy(out, targets[:, i]) for i, out in enumerate(logits.values())]
-        ).sum()
+        loss = model.loss(model.logits(batch.to(device)), labels[pick].to(device))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -201,14 +202,29 @@ def _train_evaluator(
 
 
 def _accuracy(model: DomainEvaluator, cfg: StudyConfig, device: torch.device) -> dict[str, Any]:
-    """Held-out accuracy per attribute (and the lowest of them)."""
-    pixels, labels, _ = render_batch(
-        cfg.seed, range(cfg.data.heldout_images), cfg.data.resolution, "val"
-    )
+    """Held-out accuracy per head (a presence head's image counts when all its entries are
+    right), the lowest of them, and the alignment of the renders with their own captions."""
+    spec = domain(cfg.data.name)
+    count = cfg.data.heldout_images
+    pixels, labels, _ = _render(cfg, range(count), "val")
+    stated = spec.stated(cfg.seed, 0, count, "val")
     predicted = torch.cat([model.predict(b.to(device)).cpu() for b in pixels.split(256)])
-    correct = (predicted == labels).float().mean(0)
-    accuracy = {name: float(correct[i]) for i, name in enumerate(ATTRIBUTES)}
-    return {"heldout_accuracy": accuracy, "heldout_accuracy_min": min(accuracy.values())}
+    aligned = torch.cat(
+        [
+            model.alignment(b.to(device), s).cpu()
+            for b, s in zip(pixels.split(256), stated.split(256), strict=True)
+        ]
+    )
+    right = predicted == labels
+    accuracy = {
+        name: float(right[:, columns].all(dim=1).float().mean())
+        for name, columns in model.columns.items()
+    }
+    return {
+        "heldout_accuracy": accuracy,
+        "heldout_accuracy_min": min(accuracy.values()),
+        "heldout_alignment": float(aligned.mean()),
+    }
 
 
 @torch.no_grad()
@@ -221,7 +237,7 @@ def _encode_pool(
     size, chunks, captions = cfg.data.train_pool, [], []
     for start in range(0, size, POOL_ENCODE_BATCH):
         indices = range(start, min(start + POOL_ENCODE_BATCH, size))
-        pixels, _, texts = render_batch(cfg.seed, indices, cfg.data.resolution, "train")
+        pixels, _, texts = _render(cfg, indices, "train")
         chunks.append(autoencoder.encode(pixels.to(device)).float().cpu())
         captions.extend(texts)
     latents = torch.cat(chunks)

@@ -1,7 +1,7 @@
 """`prepare(cfg)`: the prepare stage of a study, by `data.name` (run by `ldmscale prepare` and by
 the plan's `prepare` job), so that the jobs after it find what they share committed:
 
-- `shapes`: the embedded domain's autoencoder, evaluator and training pool
+- an embedded domain (`shapes`, `scenes`): its autoencoder, evaluator and training pool
   (`ldmscale.prepare.domain`), then its calibration record at `eval.num_samples`
   (`ldmscale.prepare.calibration`) when the study is measured with the domain evaluator;
 - `webdataset`: the shard index of `data.shards`, and with `data.precomputed=true` the latents
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ldmscale.config import ConfigError
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.domains import is_embedded
 from ldmscale.prepare.calibration import CalibrationRecord
 from ldmscale.prepare.domain import PreparedDomain
 from ldmscale.prepare.latents import PreparedLatents
@@ -45,7 +46,7 @@ class PreparedStudy:
 
     study: str
     domain: PreparedDomain | None
-    """The embedded domain's components (data.name=shapes)."""
+    """The embedded domain's components (data.name=shapes or scenes)."""
     data: PreparedData | None
     """The shard index and latents (data.name=webdataset)."""
     reference: str | None
@@ -83,7 +84,7 @@ def needs_reference(cfg: StudyConfig) -> bool:
 
     e = cfg.eval
     if is_domain(e.prompt_set):
-        return e.feature_extractor == "domain" and cfg.data.name == "shapes"
+        return e.feature_extractor == "domain" and is_embedded(cfg.data.name)
     return e.feature_extractor != "domain" and bool(e.reference_images)
 
 
@@ -131,7 +132,7 @@ def prepare(cfg: StudyConfig, storage: Storage | None = None) -> PreparedStudy:
     storage = storage or open_study(cfg)
     domain = data = reference = record = None
     built = reference_built = False
-    if cfg.data.name == "shapes":
+    if is_embedded(cfg.data.name):
         from ldmscale.prepare.domain import prepare as prepare_domain
 
         domain = prepare_domain(cfg, storage)

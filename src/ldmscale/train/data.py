@@ -4,8 +4,8 @@ embeddings precomputed from them by `ldmscale prepare` (`LatentBatches`);
 `batch_source(cfg, storage)` picks one from `data.name` and `data.precomputed`.
 
 The sample with global index `i` is item `i mod N` of the domain's training pool
-(`shapes.render(seed, i)` without a pool), and sample `i mod N` of the N samples of the shards
-on real data (in shard order: shards are expected to be shuffled when written, as img2dataset
+(its domain's `render(seed, i)` without a pool), and sample `i mod N` of the N samples of the
+shards on real data (in shard order: shards are expected to be shuffled when written, as img2dataset
 writes them); optimizer step `s` consumes the global indices
 `s * global_batch ... (s + 1) * global_batch - 1`. Within a step, micro-step `a` of rank `r`
 takes the contiguous slice at `(a * world_size + r) * micro_batch`, so no two ranks see the same
@@ -19,9 +19,8 @@ Per-sample draws (caption dropout, timestep, noise) come from `sample_draws`, a 
   `prepare` encoded (`ldmscale.data.pool`): no rendering and no autoencoder forward per batch.
   Every distinct caption of the pool (and the empty one) is encoded once, when the source is
   built, in sorted order, so every batch is the same on every run and after every resume.
-  With `data.train_pool=0` (`DomainBatches`), sample `i` is `shapes.render(seed, i)`, encoded
-  by the frozen autoencoder on the fly, and caption embeddings are cached as they appear (the
-  domain's caption vocabulary is a few hundred captions).
+  With `data.train_pool=0` (`DomainBatches`), sample `i` is the domain's `render(seed, i)`,
+  encoded by the frozen autoencoder on the fly; caption embeddings are cached as they appear.
 - Raw shards: the shard index (`ldmscale.prepare.latents.shard_index`) is read from the study,
   built and committed there by the first job that needs it. Shards are read in the training
   thread (the last two stay in memory); `data.num_workers` threads decode and resize a
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ldmscale.config.schema import StudyConfig
+from ldmscale.data.domains import is_embedded
 from ldmscale.data.pool import DomainPool
 from ldmscale.train.diffusion import SampleDraws, sample_draws
 
@@ -107,6 +107,7 @@ class DomainBatches(_EncodedBatches):
     ) -> None:
         super().__init__(cfg, autoencoder, text_encoder, device)
         self.seed = cfg.seed
+        self.domain = cfg.data.name
         self.resolution = cfg.data.resolution
         self.train = cfg.train
         self._captions: dict[str, torch.Tensor] = {}
@@ -131,9 +132,10 @@ class DomainBatches(_EncodedBatches):
     @torch.no_grad()
     def batch(self, indices: list[int]) -> Batch:
         """The batch of the global sample `indices`."""
+        from ldmscale.data.domains import domain
         from ldmscale.data.pixels import from_uint8
-        from ldmscale.data.shapes import render
 
+        render = domain(self.domain).render
         samples = [render(self.seed, i, resolution=self.resolution) for i in indices]
         pixels = torch.stack([from_uint8(s.image) for s in samples]).to(self.device)
         latents = self.autoencoder.encode(pixels).float()
@@ -380,7 +382,7 @@ def batch_source(cfg: StudyConfig, storage: Storage, device: torch.device) -> Ba
     from ldmscale.models.domain import autoencoder_for
     from ldmscale.models.text_encoder import load_text_encoder
 
-    if cfg.data.name == "shapes" and cfg.data.train_pool:
+    if is_embedded(cfg.data.name) and cfg.data.train_pool:
         from ldmscale.models.domain import pool_for
 
         data = cfg.data
