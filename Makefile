@@ -38,12 +38,12 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 	$(BIN)/ruff format src tests benchmarks
 
 test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
-	$(BIN)/pytest -q --durations=25
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto --dist loadfile --durations=25
 
 test-unit: $(STAMP) ## the fast tier only (under a minute on two cores)
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto --dist loadfile -m "not slow"
 
-test-quality: $(STAMP) ## the default prepare's quality and calibration targets (about 5 minutes)
+test-quality: $(STAMP) ## the default prepare's quality and calibration targets, DreamBooth learning its subject (about 8 minutes)
 	$(BIN)/pytest -q --quality -m quality
 
 smoke: $(STAMP) ## a complete small study on this machine, with a report

@@ -6,7 +6,10 @@ the sweep run again does nothing.
 
 The domain's autoencoder is trained longer than the other tests' fast prepare (300 steps, not
 40): with the fast one every image decodes to a blurred blob, and no model, DreamBooth or not,
-can show a ring."""
+can show a ring. Training enough for the effect to show takes minutes (over two on two cores),
+so these run with the quality tier (`make test-quality`); DreamBooth and interpolation's
+plumbing runs in `make test` on real-format artifacts (tests/evaluate/test_dreambooth_real_data.py)
+and its resume in tests/train/test_dreambooth_resume.py."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from ldmscale.storage.fs import Storage
 from ldmscale.storage.manifest import load_manifest, read_file
 from ldmscale.storage.paths import RunKey
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.quality]
 
 SWEEP = [
     "sweep=debug",

@@ -26,7 +26,7 @@ def test_scenes_shards_score_what_the_captions_state(
          "sampler.guidance=2", "eval.batch_size=3", f"eval.num_samples={N}", "device=cpu"]
     )  # fmt: skip
     storage = Storage(study)
-    autoencoder = components.autoencoder_for(cfg, "cpu")
+    autoencoder = components.autoencoder_for(cfg, storage, "cpu")
     size = autoencoder.latent_size(cfg.data.resolution)
     latent = (autoencoder.latent_channels, size, size)
     checkpoint_writer(storage, "debug", 5, components.autoencoder_dir(cfg), latent, 32)

@@ -200,8 +200,9 @@ def test_paper_plan_lists_stay_far_under_argo_output_limit(
     for path in ids_dir.iterdir():
         assert path.stat().st_size < 128 * 1024, path.name
     configs = json.loads((ids_dir / "configs.json").read_text())
-    # every size's grid, and the distilled sizes' (5 sizes x 4 LCM step counts x 2 scales)
-    assert len(configs) == 11 * 3 * 6 * 8 + 5 * 4 * 2
+    # every size's grid, the distilled sizes' (5 sizes x 4 LCM step counts x 2 scales) and the
+    # SR sizes' (9 sizes x 6 DDIM step counts, and their 5k and 10k checkpoints at one)
+    assert len(configs) == 11 * 3 * 6 * 8 + 5 * 4 * 2 + 9 * 6 + 9 * 2
     assert len(json.loads((ids_dir / "distill.json").read_text())) == 5
     assert json.loads((ids_dir / "shards.json").read_text()) == 8
     plan = json.loads((tmp_path / "s" / "plan.json").read_text())

@@ -129,14 +129,15 @@ def test_scenes_record_asks_only_what_the_captions_state(
     study, overrides = prepared_scenes
     cfg = compose([f"study={study}", *overrides, f"eval.num_samples={SMALL_N}"])
     assert cfg.eval.prompt_set == "scenes" and calibration.applies(cfg)
-    record, built = calibration.calibrate(cfg)
-    assert built and calibration.load_calibration(cfg) == record
+    storage = open_study(cfg)
+    record, built = calibration.calibrate(cfg, storage)
+    assert built and calibration.load_calibration(cfg, storage) == record
     assert {p.kind for p in record.degradations} == set(KINDS)
     summary = "\n".join(record.lines())
     assert min(record.blank.fid, record.random_latents.fid) > 3 * record.real.fid, summary
     # The floor and the real set's alignment, by hand: the reference's prompts rendered again
     # (everything their captions leave open drawn anew), scored on what the captions state.
-    spec, evaluator = domains("scenes"), domain.evaluator_for(cfg)
+    spec, evaluator = domains("scenes"), domain.evaluator_for(cfg, storage)
     extractor, protocol = build_extractor("domain", evaluator=evaluator)
     identity = reference_identity("scenes", "", cfg.seed, SMALL_N, 32, protocol)
     assert record.reference == reference_dir(identity)
