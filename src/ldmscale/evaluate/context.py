@@ -68,20 +68,45 @@ class ShardContext:
             "reference_resize": identity.get("reference_resize", "none (rendered at resolution)"),
             "clip_model": "",
             **self.scorer.protocol(),
-            "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
-            "run": self.info.run.path,
-            "checkpoint_step": self.info.step,
-            "checkpoint_kind": self.info.meta.objective.get("checkpoint", "base"),
-            "parent": self.info.meta.parent,
-            "unet": self.info.unet_dir,
-            "unet_sha256": self.info.unet_sha256,
-            "sampler": generate.sampler,
-            "steps": generate.steps,
-            "guidance": generate.guidance,
-            "timestep_spacing": generate.timestep_spacing,
-            "unet_evaluations": generate.evaluations,
-            "unet_passes_per_evaluation": generate.passes_per_evaluation,
+            **sampling_protocol(self.info, generate, "base"),
         }
+
+
+def sampling_protocol(info: CheckpointInfo, generate: ImageGenerator, kind: str) -> dict[str, Any]:
+    """The protocol entries of what sampled a shard: the noise rule, the checkpoint (its run,
+    step, kind (`kind` when its objective names none), parent and U-Net) and the sampler's
+    settings and U-Net evaluations."""
+    return {
+        "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
+        "run": info.run.path,
+        "checkpoint_step": info.step,
+        "checkpoint_kind": info.meta.objective.get("checkpoint", kind),
+        "parent": info.meta.parent,
+        "unet": info.unet_dir,
+        "unet_sha256": info.unet_sha256,
+        "sampler": generate.sampler,
+        "steps": generate.steps,
+        "guidance": generate.guidance,
+        "timestep_spacing": generate.timestep_spacing,
+        "unet_evaluations": generate.evaluations,
+        "unet_passes_per_evaluation": generate.passes_per_evaluation,
+    }
+
+
+def shard_timing(cfg: StudyConfig, seconds: float, device: str) -> dict[str, Any]:
+    """A shard's meta entries of where it sits and how long its generation took (`seconds` for
+    its `eval.shard_range()` images on `device`, as `device_name` names it)."""
+    start, stop = cfg.eval.shard_range()
+    return {
+        "shard": cfg.eval.shard_index,
+        "shards": cfg.eval.shard_count,
+        "start": start,
+        "stop": stop,
+        "generation_seconds": seconds,
+        "latency_ms_per_image": 1000.0 * seconds / (stop - start),
+        "device": device,
+        "batch_size": cfg.eval.batch_size,
+    }
 
 
 def _scorer(cfg: StudyConfig, evaluator: Any, device: torch.device) -> Any:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from ldmscale.config.schema import StudyConfig
 from ldmscale.data.pixels import grid_png, to_hwc_uint8
 from ldmscale.errors import MissingInput, NonFinite
-from ldmscale.evaluate.context import ShardContext, build_context
+from ldmscale.evaluate.context import ShardContext, build_context, shard_timing
 from ldmscale.evaluate.identity import EvalInputError, refuse_reuse, request
 from ldmscale.evaluate.prompts import (
     caption_set,
@@ -259,14 +259,7 @@ def evaluate(
     except NonFinite as err:
         raise NonFinite(_non_finite(cfg, storage, key, err)) from None
     meta = {
-        "shard": cfg.eval.shard_index,
-        "shards": cfg.eval.shard_count,
-        "start": start,
-        "stop": stop,
-        "generation_seconds": out.seconds,
-        "latency_ms_per_image": 1000.0 * out.seconds / (stop - start),
-        "device": context.device_name,
-        "batch_size": cfg.eval.batch_size,
+        **shard_timing(cfg, out.seconds, context.device_name),
         "speed": context.speed,
         "protocol": {**context.protocol(), **request(cfg)},
         "provenance": provenance(cfg),

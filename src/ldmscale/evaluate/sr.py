@@ -31,7 +31,7 @@ import torch
 from ldmscale.config.schema import StudyConfig
 from ldmscale.data.pixels import grid_png, to_hwc_uint8
 from ldmscale.errors import NonFinite
-from ldmscale.evaluate.context import device_name
+from ldmscale.evaluate.context import device_name, sampling_protocol, shard_timing
 from ldmscale.evaluate.identity import EvalInputError, request
 from ldmscale.evaluate.shard import (
     GRID,
@@ -46,7 +46,7 @@ from ldmscale.evaluate.sr_images import HRSet, degradation_seed, hr_set
 from ldmscale.metrics.fid import FID, FID_STATE, save_state
 from ldmscale.metrics.scores import SCORE_STATE, MeanScore
 from ldmscale.provenance import provenance
-from ldmscale.sample.generate import NOISE_STREAM, ImageGenerator
+from ldmscale.sample.generate import ImageGenerator
 from ldmscale.sample.super_resolution import TASK, condition_latents, low_resolution
 from ldmscale.storage import paths
 from ldmscale.storage.fs import Storage
@@ -146,19 +146,7 @@ def _protocol(
         "resolution": int(info.meta.resolution),
         "prompt_score": "psnr",
         "extra_scores": list(EXTRA_SCORES),
-        "noise_seed": f"derive_seed(seed, {NOISE_STREAM!r}, prompt index)",
-        "run": info.run.path,
-        "checkpoint_step": info.step,
-        "checkpoint_kind": info.meta.objective.get("checkpoint", "super-resolution"),
-        "parent": info.meta.parent,
-        "unet": info.unet_dir,
-        "unet_sha256": info.unet_sha256,
-        "sampler": generate.sampler,
-        "steps": generate.steps,
-        "guidance": generate.guidance,
-        "timestep_spacing": generate.timestep_spacing,
-        "unet_evaluations": generate.evaluations,
-        "unet_passes_per_evaluation": generate.passes_per_evaluation,
+        **sampling_protocol(info, generate, "super-resolution"),
         **request(cfg, sr=True),
     }
 
@@ -189,14 +177,7 @@ def evaluate_sr(cfg: StudyConfig, storage: Storage, key: paths.EvalKey) -> Shard
         raise NonFinite(_non_finite(cfg, storage, key, err)) from None
     start, stop = cfg.eval.shard_range()
     meta = {
-        "shard": cfg.eval.shard_index,
-        "shards": cfg.eval.shard_count,
-        "start": start,
-        "stop": stop,
-        "generation_seconds": out.seconds,
-        "latency_ms_per_image": 1000.0 * out.seconds / (stop - start),
-        "device": device_name(device),
-        "batch_size": cfg.eval.batch_size,
+        **shard_timing(cfg, out.seconds, device_name(device)),
         "speed": speed,
         "protocol": _protocol(cfg, measures, hr, generate, info),
         "provenance": provenance(cfg),

@@ -115,13 +115,3 @@ def diffusion_loss(
         noisy = torch.cat([noisy, condition.to(noisy)], dim=1)
     prediction = unet(noisy.to(dtype), timesteps, context.to(dtype)).sample
     return F.mse_loss(prediction.float(), target.float())
-
-
-SCHEDULE_FIELDS = (
-    "num_train_timesteps",
-    "beta_start",
-    "beta_end",
-    "beta_schedule",
-    "prediction_type",
-)
-"""The `train` fields that define the noise schedule a U-Net learnt."""
