@@ -1,4 +1,4 @@
-"""Non-finite results: a diverged model (`train.lr=1e6`) and a committed eval shard holding NaN
+"""Non-finite results: a diverged training (`train.lr=1e6`) and a committed eval shard holding NaN
 (as an ldmscale that did not check committed them). Neither may commit a non-finite number,
 crash a process (oneMKL's DGEBAL, exit 139) or take the sweep down: exit 65, the configuration
 and the divergence named, nothing committed under evals/. (Sampling values that cannot work,
@@ -21,17 +21,21 @@ def _manifests(folder: Path) -> list[str]:
 
 
 def diverged(campaign: Campaign) -> None:
-    """The debug sweep at a learning rate that diverges: its evaluations fail with 65, naming it."""
+    """The debug sweep at a learning rate that diverges: its training fails with 65 naming the
+    divergence, commits no checkpoint from the step its loss turned non-finite, and nothing is
+    evaluated."""
     study = copy_study(campaign.prepared(), campaign.root / "diverged", only=("prepare",))
 
     def body() -> tuple[bool, str]:
         run = ldmscale("sweep", f"study={study}", *FAST, campaign.cache, *SWEEP, "train.lr=1e6")
         named = all(
             text in run.err
-            for text in ("Model debug, checkpoint step-8", "training loss ended at", "diverged")
+            for text in ("Training of debug diverged", "NaN or infinite at step")
         )
         evals = _manifests(study / "evals") if (study / "evals").exists() else []
-        ok = run.code == 65 and named and not evals and "Traceback" not in run.err
+        final = study / "models" / "debug" / "checkpoints" / "step-8"
+        ok = run.code == 65 and named and not evals and not final.exists()
+        ok = ok and "Traceback" not in run.err
         return ok, (
             f"exit {run.code}; {'names it' if named else 'NOT NAMED: ' + run.err[-200:]}"
             + (f"; COMMITTED {evals}" if evals else "; nothing committed under evals/")

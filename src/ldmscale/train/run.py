@@ -9,6 +9,7 @@ train/samples_per_s, train/tflops (achieved, 3 x forward FLOPs), train/mfu (GPU 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ldmscale.train.diffusion import noise_schedule
 from ldmscale.train.ds_config import deepspeed_config, lr_scheduler
 from ldmscale.train.engine import (
     Dist,
+    any_rank,
     init_distributed,
     local_device,
     mean_over_ranks,
@@ -106,6 +108,13 @@ class TrainingRun:
             self.log_writer.add(record)
             bar.set_postfix(loss=f"{self.final_loss:.4f}")
         bar.update(1)
+
+    def diverged(self) -> bool:
+        """Whether the loss since the last log record, or that record's mean, is NaN or infinite
+        on any rank (collective: every rank calls it; one sync, at a checkpoint)."""
+        bad = not bool(torch.isfinite(self.loss_sum).item())
+        bad = bad or (self.final_loss is not None and not math.isfinite(self.final_loss))
+        return any_rank(self.dist, bad)
 
     def flush_log(self) -> None:
         """Write pending log records (before each checkpoint)."""

@@ -31,6 +31,7 @@ from typing import Any
 
 from ldmscale.config import ConfigError
 from ldmscale.config.schema import StudyConfig
+from ldmscale.errors import NonFinite
 from ldmscale.storage import paths
 from ldmscale.storage.checkpoints import committed_steps
 from ldmscale.storage.fs import Storage, open_study
@@ -127,10 +128,22 @@ def train(
             stop = any_rank(training.dist, preemption.requested)
             if stop or checkpointer.due(state.step):
                 training.flush_log()
+                if training.diverged():
+                    raise NonFinite(_divergence(storage, run, state.step))
                 checkpointer.save(state)
             if stop:
                 return _result(storage, run, PREEMPTED, state, training)
     return _result(storage, run, COMPLETED, state, training)
+
+
+def _divergence(storage: Storage, run: RunKey, step: int) -> str:
+    committed = committed_steps(storage, run)
+    kept = f"step-{committed[-1]} is the last committed" if committed else "none is committed"
+    return (
+        f"Training of {run.path} diverged: its loss is NaN or infinite at step {step} (see "
+        f"{paths.train_log(run)}); no checkpoint is committed from it ({kept}). Lower train.lr "
+        "or raise train.warmup_steps; a retry of the same settings diverges again"
+    )
 
 
 def _result(
