@@ -29,8 +29,7 @@ def diverged(campaign: Campaign) -> None:
     def body() -> tuple[bool, str]:
         run = ldmscale("sweep", f"study={study}", *FAST, campaign.cache, *SWEEP, "train.lr=1e6")
         named = all(
-            text in run.err
-            for text in ("Training of debug diverged", "NaN or infinite at step")
+            text in run.err for text in ("Training of debug diverged", "NaN or infinite at step")
         )
         evals = _manifests(study / "evals") if (study / "evals").exists() else []
         final = study / "models" / "debug" / "checkpoints" / "step-8"

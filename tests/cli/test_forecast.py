@@ -49,3 +49,19 @@ def test_json_follows_the_schema_and_the_table_says_what_it_assumes(capsys) -> N
     table = capsys.readouterr().out
     assert "assumptions:" in table and "extrapolated" in table and "(assumed)" in table
     assert "wall time with 4 accelerators" in table
+
+
+@pytest.mark.slow
+def test_every_row_of_the_table_keeps_its_columns(capsys) -> None:  # type: ignore[no-untyped-def]
+    # sweep=dreambooth has rows named longer than the usual column (interpolate/<model>/<pair>).
+    assert main(["forecast", "sweep=dreambooth", "--profile", "h100", "--by-config"]) == 0
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if line.startswith("row ")]
+    assert len(headers) == 2
+    for block in out.split("\n\n"):
+        lines = block.splitlines()
+        header = next((line for line in lines if line.startswith("row ")), None)
+        width = len(header) if header else None
+        rows = [line for line in lines if line and not line.startswith(("row ", "sampling"))]
+        assert width is None or all(len(line) == width for line in rows), block
+    assert "interpolate/debug/circle-square" in out
