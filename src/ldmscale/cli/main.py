@@ -115,12 +115,18 @@ def report(command: str, error: BaseException) -> int:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse the command line. `ldmscale run` hands every option it does not know, in order,
-    to torchrun's parser (its launcher options come before the job id)."""
+    """Parse the command line. Overrides may come before and after a command's options
+    (`ldmscale forecast sweep=demo --profile cpu model=t32`: argparse ends a positional list at
+    the first option). `ldmscale run` hands every option it does not know, in order, to
+    torchrun's parser (its launcher options come before the job id)."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "launcher", False):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        options = [arg for arg in unknown if arg.startswith("-")]
+        if options or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(options or unknown)}")
+        args.overrides = [*args.overrides, *unknown]
+        return args
     if unknown:
         args.argv = [*unknown, *args.argv]
     return args
