@@ -49,7 +49,7 @@ test-quality: $(STAMP) ## the default prepare's quality and calibration targets,
 smoke: $(STAMP) ## a complete small study on this machine, with a report
 	$(BIN)/ldmscale sweep sweep=$(SWEEP) study=$(STUDY)
 
-demo: ## the embedded domain done properly: 4 sizes, 3000 steps each, 216 configs (about 66 min on 2 CPU cores)
+demo: ## the paper's question on data=scenes: 4 sizes, an equal-cost grid, 90 configs (68 min on 2 idle CPU cores)
 	$(MAKE) smoke SWEEP=demo STUDY=runs/demo
 
 sr-demo: ## super-resolution on the embedded domain: 3 sizes fine-tuned for 4x SR, Figs. 4, 12, 17 against bicubic
