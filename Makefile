@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+TORCHVISION_VERSION := $(shell sed -n 's/^torchvision==//p' constraints.txt)
 STUDY ?= runs/smoke
 SWEEP ?= smoke
 
@@ -20,9 +21,11 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@# torch first and pinned: later requirements then never pull another (multi-GB) build
-	$(PY) -m pip install -q torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@# torch and torchvision first, pinned together: later requirements then never pull another
+	@# (multi-GB) build, nor a torchvision made for another torch
+	$(PY) -m pip install -q torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
+	@# inception: torch-fidelity, so that LPIPS, Inception FID and IS run in `make test`
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,inception]'
 	touch $@
 
 install: $(STAMP) ## create .venv with the package and its tools

@@ -7,6 +7,7 @@ the inputs the paper's eval config requires."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -245,7 +246,9 @@ def test_inception_features_from_a_configured_weights_file(inception_weights: Pa
     assert protocol["feature_dim"] == 2048 and protocol["resize"] == features.INCEPTION_RESIZE
 
 
-def test_inception_weights_from_object_storage_and_errors(s3_bucket: str, tmp_path: Path) -> None:
+def test_inception_weights_from_object_storage_and_errors(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ldmscale.storage.cache import fetch_pretrained
 
     weights = tmp_path / "w.pth"
@@ -258,10 +261,12 @@ def test_inception_weights_from_object_storage_and_errors(s3_bucket: str, tmp_pa
         fetch_pretrained(f"{s3_bucket}/weights/none.pth", cache=str(tmp_path / "cache"))
     with pytest.raises(ValueError, match=r"eval\.inception_weights="):
         features.load_inception("")
-    reason = features.inception_unavailable()
-    if reason is None:
-        pytest.skip("torch-fidelity imports here: the missing-dependency message is not reachable")
-    with pytest.raises(ModuleNotFoundError, match="torch-fidelity"):
+    # Where torch-fidelity cannot be imported (a None entry in sys.modules makes every import of
+    # it fail), the error names what to install.
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", None)
+    assert "torch-fidelity cannot be imported" in (features.inception_unavailable() or "")
+    with pytest.raises(ModuleNotFoundError, match=r"torch-fidelity.*constraints\.txt"):
         features.load_inception(str(weights))
 
 

@@ -2,8 +2,7 @@
 handful of generated HR images in a local folder and on S3 (moto), seeded random crops, FID on
 Inception features, LPIPS (AlexNet) and the Inception Score from configured weights files,
 shards merged exactly, the calibration (HR-vs-HR floor, bicubic baseline) committed once.
-Needs torchvision and torch-fidelity (the fixtures skip, naming why, where they cannot be
-imported)."""
+Needs torchvision and torch-fidelity, which `make install` pins with torch."""
 
 from __future__ import annotations
 

@@ -51,3 +51,22 @@ def test_domain_perceptual_is_lpips_formula_with_unit_weights() -> None:
         expected += ((na - nb) ** 2).sum(1).mean((1, 2)).double()
     assert torch.allclose(distance, expected)
     assert torch.equal(DomainPerceptual(_Stages())(a, a), torch.zeros(2, dtype=torch.float64))
+
+
+def test_lpips_without_torchvision_names_what_to_install(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from ldmscale.metrics.perceptual import load_lpips, lpips_unavailable
+
+    weights = tmp_path / "alexnet.pth"
+    weights.write_bytes(b"weights")
+    with pytest.raises(ValueError, match=r"eval\.lpips_weights="):
+        load_lpips("")
+    # A None entry in sys.modules makes every import of torchvision fail, as a torchvision built
+    # for another torch does.
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    assert "torchvision cannot be imported" in (lpips_unavailable() or "")
+    with pytest.raises(ModuleNotFoundError, match=r"torchvision.*constraints\.txt"):
+        load_lpips(str(weights))

@@ -154,12 +154,13 @@ def tiny_autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init torch-fidelity FeatureExtractorInceptionV3 state_dict saved as a .pth file
-    (skips, with the reason, where torch-fidelity cannot be imported)."""
+    (fails, with the reason, where torch-fidelity cannot be imported: `make install` pins it with
+    the torch and torchvision pair, so these tests run everywhere `make test` does)."""
     from ldmscale.metrics.features import inception_unavailable
 
     reason = inception_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        pytest.fail(f"{reason}: the environment lacks what constraints.txt pins (make install)")
     from torch_fidelity import feature_extractor_inceptionv3 as fidelity
 
     # The constructor loads weights (downloading them when given none): hand it an empty state
@@ -180,12 +181,12 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init torchvision AlexNet state_dict saved as a .pth file, LPIPS's backbone
-    (skips, with the reason, where torchvision cannot be imported)."""
+    (fails, with the reason, where torchvision cannot be imported)."""
     from ldmscale.metrics.perceptual import lpips_unavailable
 
     reason = lpips_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        pytest.fail(f"{reason}: the environment lacks what constraints.txt pins (make install)")
     from torchvision.models import alexnet
 
     torch.manual_seed(0)

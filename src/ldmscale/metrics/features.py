@@ -92,8 +92,8 @@ def inception_weights_file(
     reason = inception_unavailable()
     if reason is not None:
         raise ModuleNotFoundError(
-            f"eval.feature_extractor=inception: {reason}; install torch-fidelity and a torchvision "
-            "built for this torch (pip install 'ldmscale[inception]')"
+            f"eval.feature_extractor=inception: {reason}; install the torchvision that "
+            "constraints.txt pins beside this torch, then 'ldmscale[inception]' (make install does)"
         )
     return local
 

@@ -88,7 +88,8 @@ def load_lpips(weights: str, options: dict[str, Any] | None = None, cache: str =
     reason = lpips_unavailable()
     if reason is not None:
         raise ModuleNotFoundError(
-            f"LPIPS: {reason}; install a torchvision built for this torch (`make install-tv`)"
+            f"LPIPS: {reason}; install the torchvision that constraints.txt pins beside this "
+            "torch (make install does)"
         )
     local = fetch_pretrained(weights, options, cache)
     if not os.path.isfile(local):
