@@ -9,14 +9,16 @@ demo` runs: prepare (the demo's `data=shapes`), each size trained `--steps` step
 every tenth of them, a checkpoint halfway and at the end), two shards of each size at two step
 counts (so that U-Net time separates from decoding), merges and analyze; then two more shards of
 the smallest size with all the samples in one shard (so that start-up separates from the
-features per image). The peak is the rate of a dense float32 matmul on this machine (an MFU on a
-CPU is relative to it). Run it on an otherwise idle machine: the profile records the load
-average at the start.
+features per image). Super-resolution's inputs are timed on their own: the Real-ESRGAN
+degradation of random images at the data's resolution, per sample. The peak is the rate of a
+dense float32 matmul on this machine (an MFU on a CPU is relative to it). Run it on an otherwise
+idle machine: the profile records the load average at the start.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -59,6 +61,19 @@ def matmul_tflops(seconds: float = 1.0, n: int = 1024) -> float:
         torch.mm(a, b)
         count += 1
     return 2 * n**3 * count / (time.perf_counter() - began) / 1e12
+
+
+def sr_inputs_seconds(resolution: int, samples: int = 64) -> float:
+    """Seconds per sample of super-resolution's on-the-fly inputs: the Real-ESRGAN degradation
+    of `samples` random images of `resolution` px (the LR latent's encoding, a few autoencoder
+    FLOPs, is left out)."""
+    from ldmscale.sample.super_resolution import low_resolution
+
+    hr = torch.rand(samples, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    low_resolution(hr[:2] * 2 - 1, 0, [0, 1])  # warm-up
+    began = time.perf_counter()
+    low_resolution(hr * 2 - 1, 0, list(range(samples)))
+    return (time.perf_counter() - began) / samples
 
 
 def sweep_overrides(args: argparse.Namespace) -> list[str]:
@@ -151,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     shape = Workload.of(cfg).shape  # type: ignore[arg-type]
     labels = {m: f"{m} at {shape.label}" for m in cfg.sweep.models}  # type: ignore[attr-defined]
     fitted = fit_profile(trains, evals, peak * 1e12, others, labels)
+    sr_inputs = sr_inputs_seconds(cfg.data.resolution)  # type: ignore[attr-defined]
+    fitted.fixed = dataclasses.replace(fitted.fixed, sr_inputs_per_sample=sr_inputs)
     profile = measured_profile(
         args.name,
         fitted,

@@ -90,3 +90,18 @@ def test_a_record_serves_the_budgets_its_steps_were_picked_for() -> None:
         assert p.budget in budgets_served(NORM_COST, BUDGETS, "ddim", p.steps, schedule)
     off_grid = set(range(1, 100)) - {p.steps for p in picked}
     assert all(budgets_served(NORM_COST, BUDGETS, "ddim", s, schedule) == [] for s in off_grid)
+
+
+def test_the_grid_never_picks_a_step_count_that_overshoots_the_schedule() -> None:
+    from ldmscale.config.samplers import trailing_overshoots
+
+    count = evaluation_counter("ddim", SCHEDULE)
+    # 121 DDIM steps (122 evaluations with the timestep -1) are refused: a budget of 121
+    # evaluations at cost 0.001 each gets 120 or 123 steps, whichever is nearer.
+    assert trailing_overshoots("ddim", "trailing", 121, 1000)
+    assert trailing_overshoots("ddim", "trailing", 122, 1000)
+    picked = equal_cost_steps(0.001, [0.121, 0.1215, 0.1225], "ddim", SCHEDULE)
+    assert [p.steps for p in picked] == [120, 120, 123]
+    assert all(p.evaluations == p.steps for p in picked)
+    # Without the refusal the grid would pick 121 steps for 122 evaluations' cost.
+    assert nearest_steps(0.001, 0.122, count, 1000).steps == 121

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from ldmscale.config import ConfigError, SamplerConfig, StudyConfig, compose
-from ldmscale.config.samplers import BETA_SCHEDULES, SAMPLERS, TIMESTEP_SPACINGS, max_steps
+from ldmscale.config.samplers import (
+    BETA_SCHEDULES,
+    SAMPLERS,
+    TIMESTEP_SPACINGS,
+    max_steps,
+    trailing_overshoots,
+)
 from ldmscale.errors import BadInput, NonFinite, exit_code
 from ldmscale.sample.generate import ImageGenerator, SamplingModel
 from ldmscale.sample.registry import build_sampler, set_steps
@@ -225,3 +231,70 @@ def test_a_spacing_a_sampler_does_not_honour_is_refused_not_ignored() -> None:
     for name, spacing in refused:
         with pytest.raises(ConfigError, match=f"not valid for {name}"):
             compose([f"sampler={name}", f"sampler.timestep_spacing={spacing}", "sampler.steps=2"])
+
+
+def _overshooting(name: str, spacing: str, timesteps: int) -> set[int]:
+    """Step counts at which diffusers' own timesteps for `name` leave [0, T)."""
+    schedule = _schedule(timesteps, "scaled_linear")
+    scheduler = build_sampler(name, schedule, spacing)
+    return {
+        steps
+        for steps in range(1, max_steps(name, spacing, timesteps, schedule) + 1)
+        if not bool(((t := set_steps(scheduler, steps)) >= 0).all() and (t < timesteps).all())
+    }
+
+
+@pytest.mark.parametrize(("name", "spacing"), HONOURED)
+def test_the_refused_step_counts_are_those_whose_timesteps_leave_the_schedule(
+    name: str, spacing: str
+) -> None:
+    # On the default 1000 timesteps for the sampler every configuration uses; on short schedules
+    # for all (the scan over 1000 step counts of every sampler takes a minute).
+    for timesteps in (20, 37, 50, *((1000,) if name == "ddim" else ())):
+        rule = {
+            s
+            for s in range(1, max_steps(name, spacing, timesteps) + 1)
+            if trailing_overshoots(name, spacing, s, timesteps)
+        }
+        assert _overshooting(name, spacing, timesteps) == rule, (name, spacing, timesteps)
+    if (name, spacing) == ("ddim", "trailing"):
+        assert {61, 103, 121, 122, 201} <= rule and len(rule) == 62
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLERS if "trailing" in SAMPLERS[n].spacings])
+def test_every_sampler_overshoots_at_121_trailing_steps_and_not_at_120(name: str) -> None:
+    schedule = _schedule(1000, "scaled_linear")
+    scheduler = build_sampler(name, schedule, "trailing")
+    if name == "lcm":  # its steps come from the 50-step distillation schedule: never overshoots
+        assert not _overshooting(name, "trailing", 1000)
+        return
+    assert float(set_steps(scheduler, 121).min()) < 0
+    assert float(set_steps(scheduler, 120).min()) >= 0
+
+
+def test_an_overshooting_step_count_ruins_the_sample_and_is_refused_naming_its_neighbours() -> None:
+    schedule = _schedule(1000, "scaled_linear")
+    model = _gaussian_model(schedule)
+    with pytest.raises(
+        BadInput, match=r"sampler\.steps=121 .*timestep_spacing=trailing.* take 120 or 123"
+    ):
+        ImageGenerator(model, "ddim", 121, 1.0, 0)
+    # What the check refuses, straight to diffusers: the exact denoiser of a Gaussian (data
+    # mean 0.5, std 0.1) samples it at 120 steps; at 121 the last step reads the noisiest end
+    # of the schedule and the sample loses the data's spread.
+    good = ImageGenerator(model, "ddim", 120, 1.0, 0).latents(["a"] * 8, list(range(8)))
+    past = ImageGenerator(model, "ddim", 120, 1.0, 0)
+    past.steps = 121
+    bad = past.latents(["a"] * 8, list(range(8)))
+    assert abs(float(good.mean()) - 0.5) < 0.05 and abs(float(good.std()) - 0.1) < 0.05
+    assert float(bad.std()) < 0.01
+
+
+def test_an_overshooting_step_count_exits_2_when_the_config_is_composed() -> None:
+    with pytest.raises(ConfigError, match=r"sampler\.steps=121 .* take 120 or 123") as info:
+        compose(["sampler.steps=121"])
+    assert exit_code(info.value) == 2
+    with pytest.raises(ConfigError, match=r"sweep\.steps=61 .* take 60 or 62"):
+        compose(["sweep=debug", "sweep.steps=[4,61]"])
+    # leading and linspace count their timesteps otherwise: 121 steps are fine there
+    assert compose(["sampler.steps=121", "sampler.timestep_spacing=leading"]).sampler.steps == 121

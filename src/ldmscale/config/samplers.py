@@ -16,6 +16,12 @@ the registry's contract test (the ceiling samples finite latents):
 - `dpmpp_2m` and `unipc`, multistep solvers, need one timestep more under `leading` and
   `linspace`: past it they index past the schedule or step by a zero log-SNR difference and
   return NaN latents (at T-1 under `leading`, T under `linspace`, T+1 under `trailing`);
+- `trailing` counts down with a floating-point range (`np.arange(T, 0, -T / steps)`), which at
+  some step counts ends with one value more: at T = 1000, 62 of them (61, 103, 121, 122, 201,
+  ...; `trailing_overshoots`) give steps + 1 timesteps, the last one -1, which indexes the
+  noisiest end of the schedule, so the last step ruins the image (every registered sampler; a
+  demo's t16 read FID 4830 at 121 DDIM steps against 1312 at 60). Those step counts are refused,
+  naming the nearest ones that work, and the equal-cost grid never picks them;
 - `lcm` samples a consistency-distilled model on its distillation's skipping-step schedule of
   `original_inference_steps` timesteps (LCMScheduler refuses more steps than that, and a
   schedule longer than T): the checkpoint's, else 50 or T if fewer. Its timesteps come from that
@@ -26,6 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ldmscale.errors import BadInput
 
@@ -112,6 +120,43 @@ def schedule_cap(spec: SamplerSpec, schedule: dict[str, Any], num_train_timestep
     return int(schedule.get(spec.schedule_limit, min(LCM_ORIGINAL_STEPS, num_train_timesteps)))
 
 
+def trailing_overshoots(name: str, spacing: str, steps: int, num_train_timesteps: int) -> bool:
+    """Whether `trailing` spacing gives `steps` + 1 timesteps, the last one -1, at this step count
+    on `num_train_timesteps` training timesteps: diffusers 0.42 computes the trailing timesteps
+    as `round(np.arange(T, 0, -T / steps)) - 1`, whose floating-point range has one element more
+    at some step counts (module docstring). False for the other spacings and for a sampler
+    whose timesteps come from a schedule of its own (lcm); the registry's contract test holds
+    this against every registered sampler's own timesteps."""
+    if spacing != "trailing" or int(steps) < 1 or get_spec(name).schedule_limit:
+        return False
+    timesteps = int(num_train_timesteps)
+    return len(np.arange(timesteps, 0, -timesteps / int(steps))) != int(steps)
+
+
+def nearest_sampled(
+    name: str, spacing: str, steps: int, ceiling: int, num_train_timesteps: int
+) -> list[int]:
+    """The step counts nearest `steps` (one below, one above, within 1..`ceiling`) that
+    `trailing_overshoots` does not refuse."""
+    below = next(
+        (
+            n
+            for n in range(int(steps) - 1, 0, -1)
+            if not trailing_overshoots(name, spacing, n, num_train_timesteps)
+        ),
+        None,
+    )
+    above = next(
+        (
+            n
+            for n in range(int(steps) + 1, ceiling + 1)
+            if not trailing_overshoots(name, spacing, n, num_train_timesteps)
+        ),
+        None,
+    )
+    return [n for n in (below, above) if n is not None]
+
+
 def check_steps(
     name: str,
     spacing: str,
@@ -121,12 +166,20 @@ def check_steps(
     schedule: dict[str, Any] | None = None,
 ) -> None:
     """BadInput naming `field`, the step count and the ceiling when `steps` is below 1 or above
-    `max_steps`."""
+    `max_steps`; naming the nearest step counts that work when `trailing_overshoots`."""
     try:
         ceiling = max_steps(name, spacing, num_train_timesteps, schedule)
     except ValueError as err:
         raise BadInput(str(err)) from None
     if 1 <= int(steps) <= ceiling:
+        if trailing_overshoots(name, spacing, steps, num_train_timesteps):
+            near = nearest_sampled(name, spacing, steps, ceiling, num_train_timesteps)
+            raise BadInput(
+                f"{field}={steps!r} cannot be sampled with timestep_spacing={spacing} on "
+                f"{num_train_timesteps} training timesteps: diffusers' schedule gets one "
+                f"timestep more, -1, the noisiest end of the schedule, which ruins the image; "
+                f"take {' or '.join(map(str, near))}"
+            )
         return
     if int(steps) < 1:
         raise BadInput(f"{field}={steps!r} must be >= 1")

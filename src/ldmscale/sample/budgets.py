@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ldmscale.config.samplers import max_steps
+from ldmscale.config.samplers import max_steps, trailing_overshoots
 from ldmscale.sample.registry import build_sampler, set_steps
 
 REACH = 2**0.5
@@ -56,11 +56,16 @@ def evaluation_counter(
 
 
 def nearest_steps(
-    norm_cost: float, budget: float, count: Callable[[int], int], limit: int
+    norm_cost: float,
+    budget: float,
+    count: Callable[[int], int],
+    limit: int,
+    refused: Callable[[int], bool] = lambda steps: False,
 ) -> BudgetSteps | None:
-    """The step count in 1..`limit` whose cost (`norm_cost` x `count(steps)`) is nearest
-    `budget` (the cheaper one on a tie), or None when the size does not reach it (`REACH`).
-    `count` must not decrease with steps (every diffusers scheduler's timesteps grow with it)."""
+    """The step count in 1..`limit`, other than those `refused`, whose cost (`norm_cost` x
+    `count(steps)`) is nearest `budget` (the cheaper one on a tie), or None when the size does
+    not reach it (`REACH`). `count` must not decrease with steps (every diffusers scheduler's
+    timesteps grow with it)."""
     if norm_cost <= 0 or budget <= 0:
         raise ValueError(f"norm_cost={norm_cost!r} and budget={budget!r} must be > 0")
     # Bisection: the fewest steps whose cost reaches the budget (or `limit`).
@@ -71,7 +76,10 @@ def nearest_steps(
             high = middle
         else:
             low = middle + 1
-    candidates = [n for n in (low - 1, low) if n >= 1]
+    # The nearest allowed step count on either side of the bisection's point.
+    below = next((n for n in range(low - 1, 0, -1) if not refused(n)), None)
+    above = next((n for n in range(low, limit + 1) if not refused(n)), None)
+    candidates = [n for n in (below, above) if n is not None]
     steps = min(candidates, key=lambda n: (abs(norm_cost * count(n) - budget), n))
     cost = norm_cost * count(steps)
     if not 1 / REACH <= cost / budget <= REACH:
@@ -88,10 +96,15 @@ def equal_cost_steps(
 ) -> list[BudgetSteps]:
     """The step count of `sampler` for each budget the size reaches (budgets it does not reach
     are left out), at most the most steps the sampler takes under `spacing` on the schedule
-    (`ldmscale.config.samplers.max_steps`)."""
+    (`ldmscale.config.samplers.max_steps`), never one that `trailing_overshoots` refuses."""
     count = evaluation_counter(sampler, schedule, spacing)
-    limit = max_steps(sampler, spacing, int(schedule["num_train_timesteps"]), schedule)
-    picked = (nearest_steps(norm_cost, b, count, limit) for b in sorted(budgets))
+    timesteps = int(schedule["num_train_timesteps"])
+    limit = max_steps(sampler, spacing, timesteps, schedule)
+
+    def refused(steps: int) -> bool:
+        return trailing_overshoots(sampler, spacing, steps, timesteps)
+
+    picked = (nearest_steps(norm_cost, b, count, limit, refused) for b in sorted(budgets))
     return [p for p in picked if p is not None]
 
 

@@ -112,6 +112,7 @@ class ConsistencyDistillation:
     forwards_per_sample = 6.0
     """Training FLOPs per sample in student forwards: forward and backward (3), the teacher's
     guided pair (2) and the target's forward (1), all of about the student's cost."""
+    input_cost = ""
 
     def __init__(self, cfg: StudyConfig, storage: Storage, run: RunKey) -> None:
         self.cfg, self.storage, self.run = cfg, storage, run

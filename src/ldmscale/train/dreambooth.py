@@ -188,6 +188,7 @@ class DreamBooth:
     forwards_per_sample = 6.0
     """Training FLOPs per sample in forwards: forward and backward (3) of the subject's image
     and of its class partner (3 more; without prior preservation a run counts 3)."""
+    input_cost = ""
 
     def __init__(self, cfg: StudyConfig, storage: Storage, run: RunKey) -> None:
         self.cfg, self.storage, self.run = cfg, storage, run

@@ -40,6 +40,10 @@ class Objective(Protocol):
     with a teacher): training compute = forwards x forward FLOPs x samples."""
     guidance_embedded: bool
     """Whether its U-Nets take the guidance scale as an input (one pass per sampling step)."""
+    input_cost: str
+    """The machine profile's per-sample cost (a `FixedCosts` field, seconds) of the inputs this
+    objective makes on the fly, for every training sample and every image its models sample
+    (`sr_inputs_per_sample`: the Real-ESRGAN degradation); '' when it makes none."""
 
     def settings(self) -> TrainConfig:
         """The optimisation settings of the run (batch, steps, learning rate, cadence, ...)."""
@@ -98,7 +102,8 @@ OBJECTIVES: dict[str, str] = {
 
 def objective_class(stage: str) -> Any:
     """The objective class of runs of `stage` (its class attributes: `name`, `checkpoint_kind`,
-    `forwards_per_sample`, `guidance_embedded`); ValueError naming the known stages."""
+    `forwards_per_sample`, `guidance_embedded`, `input_cost`); ValueError naming the known
+    stages."""
     if stage not in OBJECTIVES:
         known = ", ".join(repr(s) for s in OBJECTIVES)
         raise ValueError(f"no training objective for stage {stage!r}; known: {known}")

@@ -31,6 +31,7 @@ class TextToImage:
     forwards_per_sample = 3.0
     """Forward and backward, about three forwards."""
     guidance_embedded = False
+    input_cost = ""
 
     def __init__(self, cfg: StudyConfig, storage: Storage, run: RunKey) -> None:
         self.cfg, self.storage, self.run = cfg, storage, run

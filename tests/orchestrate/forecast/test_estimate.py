@@ -160,3 +160,41 @@ def test_a_kind_without_a_rule_is_reported_not_guessed(monkeypatch: pytest.Monke
     assert result.not_forecast == {"merge": 8}
     assert "merge" not in {row.group for row in result.rows}
     assert any("merge (8 jobs)" in note for note in result.assumptions)
+
+
+def test_super_resolution_inputs_are_counted_per_sample_from_the_profile() -> None:
+    from dataclasses import replace
+
+    from ldmscale.config import compose
+
+    cfg = compose(
+        ["sweep=sr_demo", "sweep.models=[debug,t16]", "sweep.sr.models=[debug]",
+         "sweep.sr.checkpoints=[]", "sweep.sr.steps=[4]"]
+    )  # fmt: skip
+    work = FakeWorkload(cfg, Shape((4, 8, 8), 384, 16))
+    per = 0.03  # seconds per degraded sample
+    profile = replace(PROFILE, fixed=replace(FIXED, sr_inputs_per_sample=per))
+    estimated = estimate_jobs(build_plan(cfg), Context(work, profile))
+    by_kind: dict[str, list] = {}
+    for item in estimated:
+        by_kind.setdefault(item.planned.job.kind, []).append(item.estimate)
+    (sr,) = by_kind["sr"]
+    s = cfg.sr
+    assert sr.parts["inputs"] == pytest.approx(per * s.global_batch * s.max_steps)
+    assert sr.seconds == pytest.approx(sum(sr.parts.values()))
+    assert sr.recorded is not None and sr.recorded > sr.parts["inputs"]
+    sr_evals = [
+        item.estimate
+        for item in estimated
+        if item.planned.job.kind == "eval" and item.planned.job.eval_key.run.stage
+    ]
+    assert sr_evals and all(
+        e.parts["inputs"] == pytest.approx(per * cfg.eval.num_samples) for e in sr_evals
+    )
+    # Text-to-image makes no inputs on the fly.
+    assert all("inputs" not in e.parts for e in by_kind["train"])
+    # A profile that does not time them says so rather than counting nothing silently.
+    unmeasured = estimate_jobs(build_plan(cfg), Context(work, PROFILE))
+    (sr,) = [i.estimate for i in unmeasured if i.planned.job.kind == "sr"]
+    assert "inputs" not in sr.parts
+    assert any("sr_inputs_per_sample is not in profile synthetic" in n for n in sr.notes)

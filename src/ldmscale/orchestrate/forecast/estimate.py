@@ -97,6 +97,8 @@ def _fixed_assumptions(profile: Profile) -> list[str]:
         value = getattr(profile.fixed, f.name)
         if value:
             unit = "s per image" if f.name.endswith("per_image") else "s"
+            if f.name.endswith("per_sample"):
+                unit = "s per sample"
             if f.name == "checkpoint_per_gparam":
                 unit = "s per billion parameters"
             out.append(f"{f.name}: {value:.4g} {unit} ({profile.provenance(f.name)})")

@@ -79,6 +79,9 @@ class FixedCosts:
     autoencoder's decode."""
     features_per_image: float = 0.0
     """Per generated image, after generation: FID features and the prompt score."""
+    sr_inputs_per_sample: float = 0.0
+    """Super-resolution, per training sample and per evaluated image: the Real-ESRGAN
+    degradation of its high-resolution image (`Objective.input_cost`); 0: not measured."""
     merge: float = 0.0
     """A merge job (exact merge of the shards' states, bootstrap intervals)."""
     analyze: float = 0.0

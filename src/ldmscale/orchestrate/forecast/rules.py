@@ -6,9 +6,11 @@ and the profile (`ldmscale.orchestrate.forecast.profile`):
 
     train    startup + 3 x forward FLOPs x global_batch x max_steps / (peak x MFU x accelerators)
              + checkpoint saves x (fixed + per billion parameters)
+             + global_batch x max_steps x the objective's input cost (SR: the degradation)
     eval     startup + images x (evaluations x passes x forward FLOPs / (peak x MFU x accel.)
-             + decode + features per image); passes = 2 with guidance != 1 (both passes of
-             classifier-free guidance), evaluations from the scheduler's timesteps
+             + decode + features per image + the objective's input cost); passes = 2 with
+             guidance != 1 (both passes of classifier-free guidance), evaluations from the
+             scheduler's timesteps
     prepare  fixed, plus the FID reference statistics per reference image on real data
     merge    fixed       analyze   fixed
     prior, subject, interpolate   as eval, for their images: the class images, a subject's
@@ -74,6 +76,22 @@ def _prepare(job: Job, ctx: Context) -> JobEstimate:
     return JobEstimate(sum(parts.values()), ctx.accelerators("prepare"), parts, notes=notes)
 
 
+def input_seconds(stage: str, items: int, ctx: Context) -> tuple[float, list[str]]:
+    """Seconds to make the on-the-fly inputs of `items` training samples or sampled images of
+    a run of `stage` (`Objective.input_cost` read from the profile), and a note when the
+    objective makes inputs the profile does not time."""
+    field_name = objective_class(stage).input_cost
+    if not field_name:
+        return 0.0, []
+    per = float(getattr(ctx.profile.fixed, field_name))
+    if per <= 0:
+        return 0.0, [
+            f"{stage}: {field_name} is not in profile {ctx.profile.name}: making its inputs "
+            "is not counted (make bench-profile measures it)"
+        ]
+    return items * per, []
+
+
 def checkpoint_saves(max_steps: int, every: int) -> int:
     """Checkpoints a run commits: every `every` steps and at the last one."""
     return max_steps // every + (1 if max_steps % every else 0)
@@ -92,11 +110,14 @@ def _train(job: Job, ctx: Context) -> JobEstimate:
     saves = checkpoint_saves(t.max_steps, t.checkpoint_every)
     per_save = fixed.checkpoint + fixed.checkpoint_per_gparam * model.params / 1e9
     parts = {"startup": fixed.train_startup, "compute": compute, "checkpoints": saves * per_save}
-    note = f"{job.id}: MFU {rate.mfu:.3g} {rate.how}"
-    # The log's intervals run from the engine's start to the last record; the last save
-    # follows it.
-    recorded = compute + (saves - 1) * per_save
-    return JobEstimate(sum(parts.values()), accelerators, parts, flops, recorded, [note])
+    inputs, notes = input_seconds(run.stage, t.global_batch * t.max_steps, ctx)
+    if inputs:
+        parts["inputs"] = inputs / max(accelerators, 1)
+    notes.insert(0, f"{job.id}: MFU {rate.mfu:.3g} {rate.how}")
+    # The log's intervals run from the engine's start to the last record (inputs included);
+    # the last save follows it.
+    recorded = compute + parts.get("inputs", 0.0) + (saves - 1) * per_save
+    return JobEstimate(sum(parts.values()), accelerators, parts, flops, recorded, notes)
 
 
 def shard_images(num_samples: int, shard: int, shards: int) -> int:
@@ -121,9 +142,12 @@ def _sampling(job: Job, ctx: Context, key: EvalKey, images: int, kind: str) -> J
         "decode": images * fixed.decode_per_image,
         "features": images * fixed.features_per_image,
     }
-    note = f"{kind}/{key.run.path}: MFU {rate.mfu:.3g} {rate.how}"
+    inputs, notes = input_seconds(key.run.stage, images, ctx)
+    if inputs:
+        parts["inputs"] = inputs
+    notes.insert(0, f"{kind}/{key.run.path}: MFU {rate.mfu:.3g} {rate.how}")
     recorded = sampling + parts["decode"]
-    return JobEstimate(sum(parts.values()), accelerators, parts, flops, recorded, [note])
+    return JobEstimate(sum(parts.values()), accelerators, parts, flops, recorded, notes)
 
 
 def _eval(job: Job, ctx: Context) -> JobEstimate:
