@@ -1,5 +1,5 @@
-"""DeepSpeed's start-up op build survives a SIGKILL mid-build: the next start removes the build
-lock the killed one left instead of waiting for it forever."""
+"""DeepSpeed's start-up op build survives a SIGKILL mid-build: the next start builds instead of
+waiting forever for the lock the killed one held (torch's OS lock, since 2.14)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,8 @@ def test_a_build_killed_mid_way_does_not_block_the_next_start(tmp_path: Path) ->
     assert lock.exists(), "the build never took its lock"
     first.send_signal(signal.SIGKILL)
     first.wait()
-    assert lock.exists()  # what a killed build leaves: torch alone would wait for it forever
+    assert not list((tmp_path / "ext" / OP).glob(f"{OP}*.so"))  # killed before it linked
 
     again = subprocess.run(BUILD, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert f"removing {lock}, left by a build that was killed" in again.stderr
-    assert not lock.exists() and list((tmp_path / "ext" / OP).glob(f"{OP}*.so"))
+    assert list((tmp_path / "ext" / OP).glob(f"{OP}*.so"))
