@@ -92,6 +92,9 @@ def test_analyze_writes_tables_and_report(tmp_path: Path) -> None:
     assert "training_compute.png" not in page  # one checkpoint per model: no Fig. 3
     table1 = _csv(tmp_path / "results/table1.csv")
     assert [r["model"] for r in table1] == ["small", "large"]
+    # No step count was measured for both: Table 1 says each size's own and that it is unequal.
+    assert "each size at its own largest step count (small 200, large 20)" in page
+    assert "not an equal-steps comparison" in page
     # Nothing new: nothing rewritten. Another setting, or a new record: the report follows.
     assert analyze(cfg).skipped and analyze(cfg).answer == result.answer
     storage.write_text(paths.train_log(RunKey("large")), "")

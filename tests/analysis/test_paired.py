@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from ldmscale.analysis.paired import compare
+from ldmscale.analysis.paired import compare, fid_words
 from ldmscale.analysis.samples import Samples
 from ldmscale.analysis.selection import Measured, in_selection_part
 from ldmscale.metrics.fid import FID
@@ -115,3 +115,17 @@ def test_samples_to_separate_a_paired_tie() -> None:
     assert paired_samples_to_separate(Interval(-1.0, 3.0), 1.0, 100) == 400
     assert paired_samples_to_separate(Interval(-3.0, -0.5), -1.0, 100) == 0
     assert paired_samples_to_separate(Interval(-1.0, 1.0), 0.0, 100) == -1
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (-1040.4, "-1040"),
+        (-891.2, "-891"),
+        (1234.0, "+1234"),
+        (-12.34, "-12.3"),
+        (0.4567, "+0.457"),
+    ],
+)
+def test_fid_differences_read_without_exponents(value: float, words: str) -> None:
+    assert fid_words(value) == words

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ldmscale.config.compose import config_dir
 from ldmscale.config.presets import PRESETS
 from ldmscale.config.samplers import SAMPLERS
 from ldmscale.config.schema import TrainConfig, parse_shard
+from ldmscale.errors import exit_code
 
 GROUPS = ("data", "train", "sampler", "eval", "sweep", "storage")
 
@@ -108,3 +110,31 @@ def test_a_group_set_to_its_schema_is_refused_with_the_choices(override: str, ch
     expected = f"{group}='{value}' is not valid; choose one of: .*{choice}"
     with pytest.raises(ConfigError, match=expected):
         compose([override])
+
+
+@pytest.mark.parametrize(
+    ("added", "named"),
+    [
+        ("+train.bogus=1", "train.bogus"),
+        ("+storage.bogus=1", "storage.bogus"),
+        ("+sweep.sr.bogus=2", "sweep.sr.bogus"),
+        (
+            "+dreambooth.subjects={dog:{images:/dog,class_noun:dog,bogus:1}}",
+            "dreambooth.subjects.dog.bogus",
+        ),
+    ],
+)
+def test_a_key_added_to_a_typed_group_is_refused_not_dropped(added: str, named: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^{re.escape(named)}: no such key; the keys here are"
+    ) as info:
+        compose([added])
+    assert exit_code(info.value) == 2
+
+
+def test_free_form_mappings_keep_added_keys_and_group_choices_hide_the_schemas() -> None:
+    cfg = compose(["+storage.options.endpoint_url=http://127.0.0.1:9000"])
+    assert cfg.storage.options["endpoint_url"] == "http://127.0.0.1:9000"
+    with pytest.raises(ConfigError) as info:
+        compose(["data=bogus"])
+    assert "shapes" in str(info.value) and "_schema" not in str(info.value)

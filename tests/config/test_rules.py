@@ -18,6 +18,7 @@ from ldmscale.cli.main import main
 from ldmscale.config import ConfigError, compose, interpolation, schema, stages
 from ldmscale.config.rules import OneOf, Range, Rule, check_fields
 from ldmscale.config.stages import STAGE_GROUPS
+from ldmscale.errors import exit_code
 
 GROUPS: dict[str, type] = {
     "model": schema.ModelConfig,
@@ -185,3 +186,23 @@ def test_plan_refuses_with_exit_2_and_writes_nothing(
     assert main(["plan", "sweep=debug", f"study={study}", override]) == 2
     assert named in capsys.readouterr().err
     assert not study.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "reader"),
+    [
+        ("eval.inception_weights=/w.pth", "eval.feature_extractor=inception"),
+        ("eval.clip_model=/clip", "eval.feature_extractor=clip"),
+        ("eval.reference_images=/val", "eval.prompt_set=/captions.json"),
+        ("eval.lpips_weights=/alexnet.pth", "eval.sr_images=/div2k"),
+        ("dreambooth.dino_model=/dino", "+dreambooth.subjects={dog:{images:/dog,class_noun:dog}}"),
+    ],
+)
+def test_a_data_or_weights_field_that_nothing_reads_is_refused(field: str, reader: str) -> None:
+    """On the embedded domain with its own evaluator nothing reads these: a value would only
+    change the recorded protocol (and block reuse) while the user believed it was used."""
+    name = field.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{name}=.* is read by nothing in this study") as info:
+        compose([field])
+    assert exit_code(info.value) == 2
+    assert compose([field, reader])  # with what reads it, it composes

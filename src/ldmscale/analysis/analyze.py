@@ -290,10 +290,18 @@ def _measured(cfg: StudyConfig, storage: Storage) -> Measured:
     )
 
 
-def _protocol_words(protocol: tuple[str, int | None]) -> str:
-    """Table 1's protocol in words."""
-    steps = protocol[1] or "each size at its largest number of"
-    return f"{protocol[0]}, {steps} steps, guidance chosen on the selection part"
+def _protocol_words(protocol: tuple[str, int | None], table1: list[Row]) -> str:
+    """Table 1's protocol in words; without a step count every size has, each size's own (not
+    an equal-steps comparison, which the words say)."""
+    sampler, steps = protocol
+    if steps is not None:
+        return f"{sampler}, {steps} steps, guidance chosen on the selection part"
+    own = ", ".join(f"{r['model']} {r['steps']}" for r in table1)
+    return (
+        f"{sampler}, each size at its own largest step count ({own}): no step count was "
+        "measured for every size, so this is not an equal-steps comparison (the best-per-budget "
+        "table compares at equal cost); guidance chosen on the selection part"
+    )
 
 
 def _write(
@@ -328,7 +336,7 @@ def _write(
         budget_notes=notes,
         figures=captions,
         table1=table1,
-        table1_protocol=_protocol_words(protocol),
+        table1_protocol=_protocol_words(protocol, table1),
         ruler=ruler,
         calibration=calibration,
         sections=sections,

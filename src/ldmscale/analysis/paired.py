@@ -55,7 +55,15 @@ class Comparison:
     def words(self) -> str:
         """The FID difference and its paired interval, e.g. `FID -12.3 [-20.1, -4.2]`."""
         low, high = self.fid_interval.low, self.fid_interval.high
-        return f"FID difference {self.fid:+.3g} [{low:+.3g}, {high:+.3g}]"
+        return f"FID difference {fid_words(self.fid)} [{fid_words(low)}, {fid_words(high)}]"
+
+
+def fid_words(value: float) -> str:
+    """A signed FID (difference) in words: three significant digits, never an exponent
+    (`-1040`, `-12.3`, `+0.456`)."""
+    if abs(value) >= 100:
+        return f"{value:+.0f}"
+    return f"{value:+.3g}"
 
 
 def pairable(first: Reading, second: Reading) -> bool:

@@ -11,6 +11,7 @@ interpolations in overrides where they are given (a plan pins them for every job
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from functools import lru_cache
@@ -78,6 +79,7 @@ def compose(overrides: Sequence[str] = (), name: str = "config") -> schema.Study
         _refuse_schemas(overrides)
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = hydra_compose(config_name=name, overrides=list(overrides))
+        _refuse_unknown_keys(cfg, "")
         study = OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise ConfigError(_explain(err)) from None
@@ -118,6 +120,24 @@ def _pinned(cfg: DictConfig, item: str, parsed: Override) -> str:
     return prefix + override(key, value)
 
 
+def _refuse_unknown_keys(node: DictConfig, where: str) -> None:
+    """ConfigError for a key that no field of its dataclass declares: Hydra's `+key=value` adds
+    one to a typed group, and `OmegaConf.to_object` would then drop it without a word. Free-form
+    mappings (`storage.options`) are not dataclasses and keep any key."""
+    kind = OmegaConf.get_type(node)
+    if is_dataclass(kind):
+        known = {f.name for f in fields(kind)}
+        for key in map(str, node):
+            if key not in known:
+                full = f"{where}.{key}" if where else key
+                valid = ", ".join(f.name for f in fields(kind))
+                raise ConfigError(f"{full}: no such key; the keys here are: {valid}")
+    for name, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig):
+            key = str(name)
+            _refuse_unknown_keys(child, f"{where}.{key}" if where else key)
+
+
 def _refuse_schemas(overrides: Sequence[str]) -> None:
     """ConfigError for a group set to its schema (`data=data_schema`): Hydra lists the schemas
     the ConfigStore holds among a group's options, but they are not studies' settings."""
@@ -140,7 +160,10 @@ def _explain(err: Exception) -> str:
         inner = inner.__cause__
     text = str(inner).strip() or str(err).strip()
     text = text.split("\n    full_key")[0]
-    text = text.split("\nConfig search path")[0].replace("\n\t", " ").replace("\n\n", " ")
+    text = text.split("\nConfig search path")[0]
+    # Hydra lists the schemas the ConfigStore holds among a group's options: not choices.
+    text = re.sub(r"\n\t\w+_schema(?=\n|$)", "", text)
+    text = text.replace("\n\t", " ").replace("\n\n", " ")
     full_key = getattr(inner, "full_key", None)
     schema_type = getattr(inner, "object_type", None)
     if isinstance(inner, ConfigAttributeError | ConfigKeyError) and is_dataclass(schema_type):

@@ -569,6 +569,7 @@ class StudyConfig:
         self._check_steps()
         self._check_variants()
         self._check_checkpoints()
+        self._check_inputs_read()
         prompts, data = self.eval.prompt_set, self.data.name
         if prompts in EMBEDDED_DOMAINS and prompts != data:
             fix = f"eval.prompt_set={data}" if data in EMBEDDED_DOMAINS else "a captions file"
@@ -581,6 +582,41 @@ class StudyConfig:
                 f"sweep.shards={self.sweep.shards} would leave shards empty: at most "
                 f"eval.num_samples={self.eval.num_samples}"
             )
+
+    def _check_inputs_read(self) -> None:
+        """A data or weights field set where nothing in the study reads it is refused, naming
+        what would read it: its value would change nothing but the recorded protocol (and block
+        reusing results made without it), and whoever set it would believe it was used."""
+        e = self.eval
+        real = e.prompt_set not in EMBEDDED_DOMAINS
+        real_subjects = any(s.images != "embedded" for s in self.dreambooth.subjects.values())
+        readers = {  # field -> (read in this study, what reads it)
+            "eval.inception_weights": (
+                e.feature_extractor == "inception" or bool(e.sr_images),
+                "eval.feature_extractor=inception, or super-resolution on real data "
+                "(eval.sr_images)",
+            ),
+            "eval.clip_model": (
+                real or e.feature_extractor == "clip" or real_subjects,
+                "a captions file as eval.prompt_set, eval.feature_extractor=clip, or a "
+                "DreamBooth subject of real images",
+            ),
+            "eval.reference_images": (real, "a captions file as eval.prompt_set"),
+            "eval.lpips_weights": (
+                bool(e.sr_images),
+                "super-resolution on real data (eval.sr_images)",
+            ),
+            "dreambooth.dino_model": (real_subjects, "a DreamBooth subject of real images"),
+        }
+        for name, (read, reader) in readers.items():
+            group, _, key = name.partition(".")
+            value = getattr(getattr(self, group), key)
+            if value and not read:
+                raise ValueError(
+                    f"{name}={value!r} is read by nothing in this study (eval.prompt_set="
+                    f"{e.prompt_set}, eval.feature_extractor={e.feature_extractor}): it is read "
+                    f"by {reader}; set that, or leave {name} empty"
+                )
 
     def _check_steps(self) -> None:
         """Every step count within what its sampler takes on the training schedule."""

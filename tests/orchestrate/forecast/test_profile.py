@@ -105,3 +105,31 @@ def test_yaml_round_trip_and_unknown_keys(tmp_path: Path) -> None:
 def test_an_unknown_profile_names_the_shipped_ones() -> None:
     with pytest.raises(ConfigError, match="h100"):
         load_profile("tpu-v9")
+
+
+def test_an_unmeasured_machine_reads_the_reference_cpu_profile_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from ldmscale.config.compose import CONFIG_DIR_ENV, config_dir
+    from ldmscale.orchestrate.forecast.profile import REFERENCE_CPU
+
+    (tmp_path / "profile").mkdir()
+    shutil.copy(config_dir() / "profile" / f"{REFERENCE_CPU}.yaml", tmp_path / "profile")
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path))
+    reference = load_profile(REFERENCE_CPU)
+    cpu = load_profile("cpu")
+    assert cpu.name == "cpu" and cpu.source == "published"
+    assert "not measured yet (make bench-profile" in cpu.description
+    assert reference.measured_with in cpu.description
+    assert cpu.size_classes == reference.size_classes and cpu.fixed == reference.fixed
+    # Once this machine is measured, its own profile is read.
+    (tmp_path / "profile" / "cpu.yaml").write_text(
+        (tmp_path / "profile" / f"{REFERENCE_CPU}.yaml")
+        .read_text()
+        .replace(f"name: {REFERENCE_CPU}", "name: cpu")
+        .replace("peak_tflops: ", "peak_tflops: 1")
+    )
+    mine = load_profile("cpu")
+    assert mine.source == "measured" and mine.peak_tflops != reference.peak_tflops

@@ -28,7 +28,7 @@ range held at the nearest one ("extrapolated"); the forecast says which for ever
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -239,20 +239,44 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def load_profile(spec: str) -> Profile:
-    """The profile `spec`: a path to a YAML file, or the name of a shipped one. ConfigError
-    naming the shipped profiles when it is neither."""
-    import yaml
+REFERENCE_CPU = "cpu-2core"
+"""The shipped profile of ldmscale's reference machine (2 CPU cores, measured there by `make
+bench-profile`): what `--profile cpu` reads until this machine's own is measured."""
 
+
+def load_profile(spec: str) -> Profile:
+    """The profile `spec`: a path to a YAML file, or the name of a shipped one; `cpu` before
+    `make bench-profile` has measured this machine is the reference CPU profile
+    (`REFERENCE_CPU`), marked published and saying so. ConfigError naming the shipped profiles
+    when it is neither."""
     path = Path(spec)
     if not path.is_file():
         path = profile_dir() / f"{spec}.yaml"
+    reference = profile_dir() / f"{REFERENCE_CPU}.yaml"
+    if spec == "cpu" and not path.is_file() and reference.is_file():
+        shipped = _read(reference)
+        return replace(
+            shipped,
+            name="cpu",
+            source="published",
+            description=f"this machine is not measured yet (make bench-profile measures it, "
+            f"about 7 minutes): the reference profile {REFERENCE_CPU} shipped with ldmscale, "
+            f"measured on {shipped.measured_with}",
+            measured_with="",
+        )
     if not path.is_file():
         hint = " (make bench-profile measures this machine's)" if spec == "cpu" else ""
         raise ConfigError(
             f"--profile {spec!r} is neither a file nor a shipped profile{hint}; choose a file "
             f"or one of: {', '.join(profile_names()) or '(none shipped)'}"
         )
+    return _read(path)
+
+
+def _read(path: Path) -> Profile:
+    """The profile in the YAML file `path`; ConfigError naming the file for bad YAML."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
