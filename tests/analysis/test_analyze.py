@@ -20,7 +20,7 @@ from synthetic_study import (
     shared_noise,
 )
 
-from ldmscale.analysis.analyze import analyze, fixed_protocol
+from ldmscale.analysis.analyze import analyze, fixed_protocol, overshooting
 from ldmscale.config import compose
 from ldmscale.errors import Retryable
 from ldmscale.storage import paths
@@ -152,3 +152,18 @@ def test_the_fixed_protocol_is_the_sweeps_steps_else_a_count_every_size_has() ->
     assert fixed_protocol(rows, ["ddim"], [20]) == ("ddim", 20)
     assert fixed_protocol(rows, ["ddim"], []) == ("ddim", 10)
     assert fixed_protocol([*rows[1:]], ["ddim"], []) == ("ddim", None)
+
+
+def test_a_record_at_an_overshooting_step_count_is_left_out_naming_what_to_evaluate() -> None:
+    """Committed before such step counts were refused: t16 at 121 trailing DDIM steps read FID
+    4830 in a demo where 60 steps read 1312 (the schedule's fault, not the size's)."""
+    bad = record("t16", 0.1, 121, 4830.0)
+    leading = record(
+        "t16", 0.1, 121, 1300.0, protocol={**bad["protocol"], "timestep_spacing": "leading"}
+    )
+    kept, left = overshooting([record("t16", 0.1, 120, 1300.0), bad, leading], 1000)
+    assert [r["steps"] for r in kept] == [120, 121] and kept[1] is leading
+    assert left == [
+        "t16 ddim 121 steps (guidance 2) left out: diffusers' trailing schedule overshoots at "
+        "that step count and ruins the image (FID 4830); evaluate 120 or 123 steps instead"
+    ]

@@ -109,7 +109,7 @@ def test_real_data_sr_runs_end_to_end(
         f"study={study}", *overrides, "model.stage=sr", f"eval.sr_images={images_uri}",
         "eval.feature_extractor=inception", f"eval.inception_weights={inception_weights}",
         f"eval.lpips_weights={lpips_weights}", "eval.num_samples=6", "eval.batch_size=3",
-        "eval.intervals=20", "sampler.steps=2", "sampler.guidance=1.0",
+        "eval.intervals=4", "sampler.steps=2", "sampler.guidance=1.0",
     ]  # fmt: skip
     for shard in ("0/2", "1/2"):
         record = evaluate(compose([*common, f"eval.shard={shard}"]))
