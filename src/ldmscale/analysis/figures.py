@@ -49,9 +49,10 @@ def _by_model(rows: list[Row]) -> dict[str, list[Row]]:
 
 
 def _errors(rows: list[Row], key: str) -> Any:
-    """Asymmetric error bars from `<key>_low` / `<key>_high` (zero where a row has none)."""
-    low = [r[key] - r.get(f"{key}_low", r[key]) for r in rows]
-    high = [r.get(f"{key}_high", r[key]) - r[key] for r in rows]
+    """Asymmetric error bars from `<key>_low` / `<key>_high` (zero where a row has none, or
+    where a record committed with a percentile interval has its estimate outside it)."""
+    low = [max(r[key] - r.get(f"{key}_low", r[key]), 0.0) for r in rows]
+    high = [max(r.get(f"{key}_high", r[key]) - r[key], 0.0) for r in rows]
     return [low, high]
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ldmscale.errors import require_finite
-from ldmscale.metrics.intervals import Interval, bootstrap_draws, percentile_interval
+from ldmscale.metrics.intervals import Interval, bootstrap_draws, centred
 
 SPLITS = 10
 """torchmetrics' and the original code's default number of splits."""
@@ -53,10 +53,14 @@ def inception_score(logits: np.ndarray, splits: int, seed: int) -> float:
 def inception_score_interval(
     logits: np.ndarray, splits: int, resamples: int, seed: int
 ) -> Interval:
-    """Percentile bootstrap interval of the Inception Score of logits [N, K] over images."""
+    """Bootstrap interval of the Inception Score of logits [N, K] over images. A resample repeats
+    images, which lowers the entropy of the marginal and so the score: at 200 images every
+    resampled score of an SR demo lay below the estimate (t32: 17.5 against [15.5, 17.0]). As
+    FID's, the interval is therefore the resamples' spread around their median placed around the
+    estimate (`ldmscale.metrics.intervals.centred`)."""
     draws = bootstrap_draws(len(logits), resamples, seed)
     values = [inception_score(np.asarray(logits)[d], splits, seed) for d in draws]
-    return percentile_interval(np.asarray(values))
+    return centred(inception_score(logits, splits, seed), np.asarray(values))
 
 
 def joint_logits(heads: dict[str, torch.Tensor]) -> torch.Tensor:
