@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ldmscale.analysis.paired import Comparison, compare
+from ldmscale.analysis.paired import Comparison, compare, fid_figure
 from ldmscale.analysis.records import QUALITY
 from ldmscale.analysis.samples import config_id
 from ldmscale.analysis.selection import Measured, Reading
@@ -165,7 +165,7 @@ def best_per_budget(table_standings: list[Standing]) -> tuple[list[Row], list[st
 def _reading(r: Reading) -> str:
     low, high, steps = r.fid_interval.low, r.fid_interval.high, int(r.row["steps"])
     config = f"{r.row['sampler']} {steps} step{'s' if steps != 1 else ''}"
-    return f"{r.model} ({config}, FID {r.fid:.3g} [{low:.3g}, {high:.3g}])"
+    return f"{r.model} ({config}, FID {fid_figure(r.fid)} [{fid_figure(low)}, {fid_figure(high)}])"
 
 
 def _win(c: Comparison) -> str:

@@ -58,12 +58,14 @@ class Comparison:
         return f"FID difference {fid_words(self.fid)} [{fid_words(low)}, {fid_words(high)}]"
 
 
+def fid_figure(value: float) -> str:
+    """An FID in words: three significant digits, never an exponent (`1040`, `903`, `12.3`)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def fid_words(value: float) -> str:
-    """A signed FID (difference) in words: three significant digits, never an exponent
-    (`-1040`, `-12.3`, `+0.456`)."""
-    if abs(value) >= 100:
-        return f"{value:+.0f}"
-    return f"{value:+.3g}"
+    """A signed FID difference in words, as `fid_figure` (`-1040`, `-12.3`, `+0.456`)."""
+    return ("-" if value < 0 else "+") + fid_figure(abs(value))
 
 
 def pairable(first: Reading, second: Reading) -> bool:
