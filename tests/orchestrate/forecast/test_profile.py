@@ -93,6 +93,8 @@ def test_yaml_round_trip_and_unknown_keys(tmp_path: Path) -> None:
     path.write_text(ProfileYaml(profile, ["a header"]).text())
     assert path.read_text().startswith("# a header\n")
     assert load_profile(str(path)) == profile
+    # Written as the project's yamllint rules want (configs/profile/ is linted): lists indented.
+    assert "\nsize_classes:\n  - label: small\n    gflops: 10.0\n" in path.read_text()
     data = yaml.safe_load(path.read_text())
     data["fixed"]["warmup"] = 1.0
     with pytest.raises(ConfigError, match=r"unknown key.*warmup.*valid keys"):

@@ -306,6 +306,13 @@ class ProfileYaml:
         """The YAML text: the header as comments, then the profile."""
         import yaml
 
+        class Indented(yaml.SafeDumper):
+            """Lists indented under their key, as the project's yamllint rules want."""
+
+            def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+                return super().increase_indent(flow, False)
+
         lines = [f"# {line}".rstrip() for line in self.header]
-        body = yaml.safe_dump(_rounded(self.profile.as_dict()), sort_keys=False, width=100)
+        data = _rounded(self.profile.as_dict())
+        body = yaml.dump(data, Dumper=Indented, sort_keys=False, width=100)
         return "\n".join([*lines, body])
