@@ -31,6 +31,7 @@ from ldmscale.analysis.law import (
     fit_law,
     identifiable,
 )
+from ldmscale.analysis.paired import fid_words
 from ldmscale.metrics.intervals import centred
 
 MIN_SIZES = 3
@@ -117,7 +118,7 @@ def _tally(rows: list[Row], what: str) -> str:
     )
     return (
         f"{len(rows)} {what}, {within} within the paired 95% interval (mean miss "
-        f"{misses.mean():+.3g}, the largest {worst['miss']:+.3g} at {where})"
+        f"{fid_words(misses.mean())}, the largest {fid_words(worst['miss'])} at {where})"
     )
 
 
