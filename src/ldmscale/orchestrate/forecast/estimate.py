@@ -115,7 +115,7 @@ def assumptions(work: Workload, profile: Profile, rows: Sequence[Row]) -> list[s
         f"U-Net FLOPs counted at {work.shape.label} (ldmscale.models.cost); training = 3 x "
         "forward per sample; sampling = forward x evaluations x passes (2 with guidance)",
         *work.shape.assumptions,
-        *(note for row in rows for note in row.notes),
+        *dict.fromkeys(note for row in rows for note in row.notes),
         "fixed costs: " + "; ".join(_fixed_assumptions(p)),
         "accelerators per job: "
         + ", ".join(f"{k} {v}" for k, v in sorted(p.accelerators.items()))
