@@ -2,8 +2,7 @@
 on the default prepare, and a well-trained size whose FID still falls as sampling steps grow from
 1 to 20 (the few-step gap a smaller size spending its budget on more steps can exploit).
 
-Slow: the default prepare, 1500 training steps of t32 and three evaluations of 200 samples
-(TIME_NOTE gives the measured time)."""
+Slow: the default prepare, 1500 training steps of t32 and three evaluations of N samples."""
 
 from __future__ import annotations
 
@@ -11,13 +10,20 @@ import pytest
 
 from ldmscale.config import compose
 from ldmscale.config.schema import StudyConfig
+from ldmscale.models.domain import evaluator_dir
 from ldmscale.prepare import calibration
 from ldmscale.prepare.degradations import KINDS
 from ldmscale.prepare.stage import prepare
+from ldmscale.storage.fs import open_study
+from ldmscale.storage.manifest import load_manifest
 
 pytestmark = pytest.mark.quality
 
-N = 200
+N = 500
+"""The demo's sample count. At 200 the ruler cannot see the weakest pixel noise (std 0.02) and
+colour shift (0.05): they read 278.94 and 278.96 against the real renders' floor of 278.97 (the
+evaluator is trained on inputs with noise of std 0.05), and the strict monotone check fails on
+that tie; at 500 the demo read them 122 and 121.9 against a floor of 120.8."""
 TRAIN = ["model=t32", "train=domain", "train.max_steps=1500", "train.lr=5e-4"]
 MIN_ACCURACY = 0.95
 """Held-out accuracy of the stated heads (a presence head's image counts when all its entries
@@ -39,17 +45,14 @@ def scenes_study(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def test_default_prepare_is_a_trustworthy_ruler(scenes_study: list[str]) -> None:
     cfg = compose(scenes_study)
-    record = calibration.load_calibration(cfg)
+    storage = open_study(cfg)
+    record = calibration.load_calibration(cfg, storage)
     assert record is not None
     summary = "\n".join(record.lines())
     assert record.kinds == KINDS and record.failures == [], summary
     assert record.real.alignment > 0.99 and record.reconstruction.alignment > 0.97, summary
     assert record.random_latents.fid > 10 * record.reconstruction.fid, summary
-    from ldmscale.models.domain import evaluator_dir
-    from ldmscale.storage.fs import open_study
-    from ldmscale.storage.manifest import load_manifest
-
-    manifest = load_manifest(open_study(cfg), evaluator_dir(cfg))
+    manifest = load_manifest(storage, evaluator_dir(cfg))
     assert manifest is not None
     accuracy = manifest.meta["quality"]["heldout_accuracy"]
     assert min(accuracy["shape"], accuracy["object"]) > MIN_ACCURACY, accuracy
