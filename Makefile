@@ -51,7 +51,7 @@ test: $(STAMP) ## every test: unit, end-to-end on CPU, cluster manifests
 test-unit: $(STAMP) ## the fast tier only (under a minute on two cores)
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n auto --dist loadfile -m "not slow"
 
-test-quality: $(STAMP) ## the default prepare's quality and calibration targets, DreamBooth learning its subject (about 8 minutes)
+test-quality: $(STAMP) ## the default prepare's quality and calibration targets, DreamBooth learning its subject (about half an hour)
 	$(BIN)/pytest -q --quality -m quality
 
 smoke: $(STAMP) ## a complete small study on this machine, with a report
