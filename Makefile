@@ -22,7 +22,8 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	@# uv installs the same pinned versions as pip, unpacking the 7 GB of wheels in parallel
-	@# (25 s where pip took 2 min 15 s on two cores); it reads UV_DEFAULT_INDEX, not pip's config.
+	@# (47 s with bytecode where pip took 2 min 20 s on two cores); it reads UV_DEFAULT_INDEX, not
+	@# pip's config.
 	@# --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, a venv without .pyc
 	@# files compiles every import in every process (diffusers + deepspeed: 22 s against 13 s)
 	$(PY) -m pip install -q -c constraints.txt uv

@@ -131,8 +131,8 @@ def _train_autoencoder(
     # Speed only (the same computation up to float rounding): the channels-last layout and a
     # fused Adam step make each step about 15% faster on two CPU cores (idle, batch 16: 10.1
     # against 8.8 steps/s), and a step here is all overhead of small convolutions.
-    vae = build_autoencoder(domain_autoencoder_config(data.resolution)).to(device).train()
-    vae.to(memory_format=torch.channels_last)
+    vae = build_autoencoder(domain_autoencoder_config(data.resolution))
+    vae.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=AUTOENCODER_LR, fused=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, AUTOENCODER_LR, total_steps=data.autoencoder_steps, pct_start=0.05
